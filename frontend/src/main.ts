@@ -1,0 +1,5 @@
+import "./style.css";
+import { startApp } from "./app";
+import { loadConfig } from "./config";
+
+startApp(loadConfig(window.__DRYDOCK_CONFIG__));

