@@ -33,7 +33,8 @@ impl Compose {
         Ok(Compose {
             project,
             files,
-            env_file: env_file.is_file().then_some(env_file),
+            // In a dry run the file may not exist yet: dev-up would have created it by then.
+            env_file: (env_file.is_file() || ctx.run.dry_run).then_some(env_file),
             env: vars,
         })
     }

@@ -5,7 +5,7 @@
 //! through `docker compose build`, which brings its own BuildKit client) add the services from Debian packages.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -56,7 +56,7 @@ pub fn resolve(config: &Config, offline_flag: bool) -> Resolved {
             },
             Err(reason) => Resolved {
                 source: Source::Offline,
-                why: format!("auto: no registry ({reason}); building base images locally"),
+                why: format!("auto: no registry answered ({reason})"),
             },
         },
     }
@@ -72,7 +72,7 @@ fn registry_answers(url: &str) -> Result<(), String> {
         .next()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| format!("images.registry_probe = {url:?} has no host"))?;
-    let addrs = (host, 443).to_socket_addrs().map_err(|e| format!("{host}: {e}"))?;
+    let addrs = (host, 443).to_socket_addrs().map_err(|_| format!("cannot resolve {host}"))?;
     for addr in addrs {
         if TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok() {
             return Ok(());
@@ -240,13 +240,12 @@ fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
     let rootfs_s = rootfs.display().to_string();
     ctx.run.run(&Cmd::new("debootstrap").args([
         "--variant=minbase",
-        "--include=ca-certificates",
         "trixie",
         &rootfs_s,
         &mirror,
     ]))?;
     if !ctx.run.dry_run {
-        trim_rootfs(&rootfs)?;
+        prepare_rootfs(&rootfs, &mirror)?;
     }
     ctx.run.run(&Cmd::new("tar").args(["--numeric-owner", "-C", &rootfs_s, "-cf", &tarball.display().to_string(), "."]))?;
     ctx.run.run(&Cmd::new("docker").args([
@@ -264,21 +263,74 @@ fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes what a container base does not need (package caches, docs, man pages).
-fn trim_rootfs(rootfs: &std::path::Path) -> Result<()> {
-    for dir in ["var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info"] {
-        let path = rootfs.join(dir);
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))? {
-                let entry = entry?;
-                let p = entry.path();
-                if entry.file_type()?.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                }
-                .with_context(|| format!("removing {}", p.display()))?;
+/// Makes the debootstrapped tree a container base, as the official Debian images do: apt sources with
+/// updates and security, no package caches or translations, no docs/man pages for later installs, and
+/// none of the files Docker provides at run time.
+fn prepare_rootfs(rootfs: &Path, mirror: &str) -> Result<()> {
+    let write = |relative: &str, text: String| -> Result<()> {
+        let path = rootfs.join(relative);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write(
+        "etc/apt/sources.list",
+        format!(
+            "deb {mirror} trixie main\ndeb {mirror} trixie-updates main\ndeb http://deb.debian.org/debian-security trixie-security main\n"
+        ),
+    )?;
+    write(
+        "etc/apt/apt.conf.d/docker-clean",
+        concat!(
+            "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };\n",
+            "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };\n",
+            "Dir::Cache::pkgcache \"\";\nDir::Cache::srcpkgcache \"\";\n"
+        )
+        .to_string(),
+    )?;
+    write("etc/apt/apt.conf.d/docker-no-languages", "Acquire::Languages \"none\";\n".to_string())?;
+    write(
+        "etc/dpkg/dpkg.cfg.d/docker-slim",
+        [
+            "path-exclude /usr/share/doc/*",
+            "path-include /usr/share/doc/*/copyright",
+            "path-exclude /usr/share/man/*",
+            "path-exclude /usr/share/info/*",
+            "path-exclude /usr/share/locale/*",
+            "path-exclude /usr/share/lintian/*",
+            "",
+        ]
+        .join("\n"),
+    )?;
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists", "var/log", "usr/share/man", "usr/share/info", "usr/share/locale"] {
+        empty_dir(&rootfs.join(dir), &|_| true)?;
+    }
+    // Docs go, their copyright files stay (licences travel with the binaries).
+    empty_dir(&rootfs.join("usr/share/doc"), &|p| p.file_name().is_none_or(|n| n != "copyright"))?;
+    for file in ["etc/resolv.conf", "etc/hostname"] {
+        let path = rootfs.join(file);
+        if path.symlink_metadata().is_ok() {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    std::fs::create_dir_all(rootfs.join("var/lib/apt/lists/partial")).context("recreating apt's lists directory")?;
+    Ok(())
+}
+
+/// Removes everything below `dir` for which `remove` holds, then any directories left empty.
+fn empty_dir(dir: &Path, remove: &dyn Fn(&Path) -> bool) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            empty_dir(&path, remove)?;
+            if std::fs::read_dir(&path)?.next().is_none() {
+                std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
             }
+        } else if remove(&path) {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
     Ok(())
@@ -315,7 +367,6 @@ fn host_apt_mirror() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn config() -> Config {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/stack.toml");
@@ -351,5 +402,34 @@ mod tests {
     #[test]
     fn registry_probe_without_host_is_an_error() {
         assert!(registry_answers("https:///v2/").is_err());
+    }
+}
+
+#[cfg(test)]
+mod rootfs_tests {
+    use super::*;
+
+    #[test]
+    fn prepare_rootfs_trims_and_configures() {
+        let root = std::env::temp_dir().join(format!("xtask-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["usr/share/doc/pkg", "usr/share/man/man1", "var/lib/apt/lists", "etc"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("usr/share/doc/pkg/copyright"), "licence").unwrap();
+        std::fs::write(root.join("usr/share/doc/pkg/changelog.gz"), "x").unwrap();
+        std::fs::write(root.join("usr/share/man/man1/ls.1.gz"), "x").unwrap();
+        std::fs::write(root.join("var/lib/apt/lists/some_Packages"), "x").unwrap();
+        std::fs::write(root.join("etc/hostname"), "builder").unwrap();
+        prepare_rootfs(&root, "http://mirror.example/debian").unwrap();
+        assert!(root.join("usr/share/doc/pkg/copyright").exists());
+        assert!(!root.join("usr/share/doc/pkg/changelog.gz").exists());
+        assert!(!root.join("usr/share/man/man1").exists());
+        assert!(!root.join("var/lib/apt/lists/some_Packages").exists());
+        assert!(root.join("var/lib/apt/lists/partial").is_dir());
+        assert!(!root.join("etc/hostname").exists());
+        let sources = std::fs::read_to_string(root.join("etc/apt/sources.list")).unwrap();
+        assert!(sources.starts_with("deb http://mirror.example/debian trixie main"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
