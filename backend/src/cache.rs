@@ -36,12 +36,17 @@ impl Kind {
 }
 
 fn count(kind: Kind, result: &'static str) {
-    metrics::counter!("cache_requests_total", "cache" => kind.label(), "result" => result).increment(1);
+    metrics::counter!("cache_requests_total", "cache" => kind.label(), "result" => result)
+        .increment(1);
 }
 
 impl Cache {
     pub fn new(redis: RedisConn, item_ttl: Duration, list_ttl: Duration) -> Self {
-        Self { redis, item_ttl, list_ttl }
+        Self {
+            redis,
+            item_ttl,
+            list_ttl,
+        }
     }
 
     fn item_key(&self, id: i64) -> String {
@@ -52,7 +57,10 @@ impl Cache {
         self.redis.key("items:list")
     }
 
-    fn observe(kind: Kind, result: Result<Option<String>, crate::redis_conn::RedisUnavailable>) -> Option<String> {
+    fn observe(
+        kind: Kind,
+        result: Result<Option<String>, crate::redis_conn::RedisUnavailable>,
+    ) -> Option<String> {
         match result {
             Ok(Some(v)) => {
                 count(kind, "hit");
@@ -71,19 +79,35 @@ impl Cache {
     }
 
     pub async fn get_item(&self, id: i64) -> Option<String> {
-        let result = self.redis.query(redis::cmd("GET").arg(self.item_key(id)).to_owned()).await;
+        let result = self
+            .redis
+            .query(redis::cmd("GET").arg(self.item_key(id)).to_owned())
+            .await;
         Self::observe(Kind::Item, result)
     }
 
     pub async fn put_item(&self, id: i64, json: &str) {
-        let cmd = redis::cmd("SET").arg(self.item_key(id)).arg(json).arg("EX").arg(self.item_ttl.as_secs().max(1)).to_owned();
+        let cmd = redis::cmd("SET")
+            .arg(self.item_key(id))
+            .arg(json)
+            .arg("EX")
+            .arg(self.item_ttl.as_secs().max(1))
+            .to_owned();
         if let Err(e) = self.redis.query::<()>(cmd).await {
             tracing::debug!(error = %e, "cache write skipped");
         }
     }
 
     pub async fn get_list(&self, field: &str) -> Option<String> {
-        let result = self.redis.query(redis::cmd("HGET").arg(self.list_key()).arg(field).to_owned()).await;
+        let result = self
+            .redis
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.list_key())
+                    .arg(field)
+                    .to_owned(),
+            )
+            .await;
         Self::observe(Kind::List, result)
     }
 
@@ -91,8 +115,16 @@ impl Cache {
         let key = self.list_key();
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .cmd("HSET").arg(&key).arg(field).arg(json).ignore()
-            .cmd("EXPIRE").arg(&key).arg(self.list_ttl.as_secs().max(1)).arg("NX").ignore();
+            .cmd("HSET")
+            .arg(&key)
+            .arg(field)
+            .arg(json)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(self.list_ttl.as_secs().max(1))
+            .arg("NX")
+            .ignore();
         if let Err(e) = self.redis.query_pipe::<()>(pipe).await {
             tracing::debug!(error = %e, "cache write skipped");
         }
@@ -109,7 +141,11 @@ impl Cache {
     }
 
     async fn delete(&self, keys: Vec<String>) {
-        if let Err(e) = self.redis.query::<()>(redis::cmd("DEL").arg(keys).to_owned()).await {
+        if let Err(e) = self
+            .redis
+            .query::<()>(redis::cmd("DEL").arg(keys).to_owned())
+            .await
+        {
             // The write is already committed; entries expire by TTL. Worth a warning: reads may be stale until then.
             tracing::warn!(error = %e, "cache invalidation failed; entries expire by TTL");
         }

@@ -71,9 +71,13 @@ pub fn run(command: Command) -> ExitCode {
 
 fn block_on(multi_thread: bool, fut: impl Future<Output = ExitCode>) -> ExitCode {
     let runtime = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     };
     match runtime {
         Ok(rt) => rt.block_on(fut),
@@ -130,7 +134,10 @@ async fn migrate() -> ExitCode {
     .await;
     match result {
         Ok(()) => {
-            tracing::info!(migrations = db::migrate::MIGRATOR.iter().count(), "database schema is up to date");
+            tracing::info!(
+                migrations = db::migrate::MIGRATOR.iter().count(),
+                "database schema is up to date"
+            );
             ExitCode::SUCCESS
         }
         Err(e) => failure("migrate failed", &e),
@@ -158,7 +165,9 @@ async fn seed() -> ExitCode {
                 && let Ok(redis) = RedisSettings::from_lookup(&env_lookup)
                 && let Ok(conn) = crate::redis_conn::RedisConn::new(&redis)
             {
-                let _ = conn.query::<()>(redis::cmd("DEL").arg(conn.key("items:list")).to_owned()).await;
+                let _ = conn
+                    .query::<()>(redis::cmd("DEL").arg(conn.key("items:list")).to_owned())
+                    .await;
             }
             tracing::info!(created, "seed finished");
             ExitCode::SUCCESS
@@ -203,8 +212,14 @@ mod tests {
         assert_eq!(p(&["serve"]).unwrap(), Command::Serve);
         assert_eq!(p(&["migrate"]).unwrap(), Command::Migrate);
         assert_eq!(p(&["seed"]).unwrap(), Command::Seed);
-        assert_eq!(p(&["healthcheck"]).unwrap(), Command::Healthcheck { ready: false });
-        assert_eq!(p(&["healthcheck", "--ready"]).unwrap(), Command::Healthcheck { ready: true });
+        assert_eq!(
+            p(&["healthcheck"]).unwrap(),
+            Command::Healthcheck { ready: false }
+        );
+        assert_eq!(
+            p(&["healthcheck", "--ready"]).unwrap(),
+            Command::Healthcheck { ready: true }
+        );
         assert!(p(&["healthcheck", "--live"]).is_err());
         assert!(p(&["deploy"]).is_err());
     }

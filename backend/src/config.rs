@@ -25,11 +25,18 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        writeln!(
+            f,
+            "invalid configuration ({} problem(s)):",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             writeln!(f, "  - {}: {}", p.variable, p.problem)?;
         }
-        write!(f, "See backend/README.md (Configuration) for every variable and its default.")
+        write!(
+            f,
+            "See backend/README.md (Configuration) for every variable and its default."
+        )
     }
 }
 
@@ -83,7 +90,8 @@ pub struct RedisSettings {
 impl RedisSettings {
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
         use redis::IntoConnectionInfo;
-        let info = redis::ConnectionAddr::Tcp(self.host.clone(), self.port).into_connection_info()?;
+        let info =
+            redis::ConnectionAddr::Tcp(self.host.clone(), self.port).into_connection_info()?;
         let mut redis_info = redis::RedisConnectionInfo::default();
         if let Some(password) = &self.password {
             redis_info = redis_info.set_password(password.expose_secret().to_owned());
@@ -130,11 +138,17 @@ pub struct EnvReader<'a> {
 
 impl<'a> EnvReader<'a> {
     pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Self { lookup, problems: Vec::new() }
+        Self {
+            lookup,
+            problems: Vec::new(),
+        }
     }
 
     fn problem(&mut self, variable: &str, problem: impl Into<String>) {
-        self.problems.push(ConfigProblem { variable: variable.to_owned(), problem: problem.into() });
+        self.problems.push(ConfigProblem {
+            variable: variable.to_owned(),
+            problem: problem.into(),
+        });
     }
 
     /// Empty values count as unset: `FOO=` in a compose file is almost always a forgotten value.
@@ -172,7 +186,10 @@ impl<'a> EnvReader<'a> {
     pub fn port_or(&mut self, name: &str, default: u16) -> u16 {
         let port = self.parse_or(name, default, "a port number 1-65535");
         if port == 0 {
-            self.problem(name, "0 is not a usable port; expected a port number 1-65535");
+            self.problem(
+                name,
+                "0 is not a usable port; expected a port number 1-65535",
+            );
         }
         port
     }
@@ -182,7 +199,10 @@ impl<'a> EnvReader<'a> {
         let file_var = format!("{name}_FILE");
         match (self.get(name), self.get(&file_var)) {
             (Some(_), Some(_)) => {
-                self.problem(name, format!("both {name} and {file_var} are set; set only one of them"));
+                self.problem(
+                    name,
+                    format!("both {name} and {file_var} are set; set only one of them"),
+                );
                 None
             }
             (Some(v), None) => Some(SecretString::from(v)),
@@ -191,7 +211,10 @@ impl<'a> EnvReader<'a> {
                 Ok(content) => {
                     let trimmed = content.trim_end_matches(['\n', '\r']);
                     if trimmed.is_empty() {
-                        self.problem(&file_var, format!("file {path:?} is empty; put the secret in it"));
+                        self.problem(
+                            &file_var,
+                            format!("file {path:?} is empty; put the secret in it"),
+                        );
                         None
                     } else {
                         Some(SecretString::from(trimmed.to_owned()))
@@ -204,7 +227,10 @@ impl<'a> EnvReader<'a> {
             },
             (None, None) => {
                 if required {
-                    self.problem(name, format!("is not set; set {name} or {file_var} (path to a file holding it)"));
+                    self.problem(
+                        name,
+                        format!("is not set; set {name} or {file_var} (path to a file holding it)"),
+                    );
                 }
                 None
             }
@@ -212,7 +238,13 @@ impl<'a> EnvReader<'a> {
     }
 
     pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.problems.is_empty() { Ok(value) } else { Err(ConfigError { problems: self.problems }) }
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
     }
 }
 
@@ -221,26 +253,55 @@ fn millis(ms: u64) -> Duration {
 }
 
 fn read_database(env: &mut EnvReader<'_>) -> DatabaseSettings {
-    let host = env.required("DATABASE_HOST", "set it to the PostgreSQL host (e.g. `postgres` on the compose network)");
+    let host = env.required(
+        "DATABASE_HOST",
+        "set it to the PostgreSQL host (e.g. `postgres` on the compose network)",
+    );
     let port = env.port_or("DATABASE_PORT", 5432);
-    let user = env.required("DATABASE_USER", "set it to the PostgreSQL role the API connects as");
-    let password = env.secret("DATABASE_PASSWORD", true).unwrap_or_else(|| SecretString::from(String::new()));
-    let name = env.required("DATABASE_NAME", "set it to the database name (e.g. `drydock`)");
+    let user = env.required(
+        "DATABASE_USER",
+        "set it to the PostgreSQL role the API connects as",
+    );
+    let password = env
+        .secret("DATABASE_PASSWORD", true)
+        .unwrap_or_else(|| SecretString::from(String::new()));
+    let name = env.required(
+        "DATABASE_NAME",
+        "set it to the database name (e.g. `drydock`)",
+    );
     let max_connections = env.parse_or("DATABASE_MAX_CONNECTIONS", 10u32, "a positive number");
     if max_connections == 0 {
         env.problem("DATABASE_MAX_CONNECTIONS", "must be at least 1");
     }
-    let acquire_timeout = millis(env.parse_or("DATABASE_ACQUIRE_TIMEOUT_MS", 3000u64, "milliseconds"));
-    DatabaseSettings { host, port, user, password, name, max_connections, acquire_timeout }
+    let acquire_timeout =
+        millis(env.parse_or("DATABASE_ACQUIRE_TIMEOUT_MS", 3000u64, "milliseconds"));
+    DatabaseSettings {
+        host,
+        port,
+        user,
+        password,
+        name,
+        max_connections,
+        acquire_timeout,
+    }
 }
 
 fn read_redis(env: &mut EnvReader<'_>) -> RedisSettings {
-    let host = env.required("REDIS_HOST", "set it to the Redis host (e.g. `redis` on the compose network)");
+    let host = env.required(
+        "REDIS_HOST",
+        "set it to the Redis host (e.g. `redis` on the compose network)",
+    );
     let port = env.port_or("REDIS_PORT", 6379);
     let password = env.secret("REDIS_PASSWORD", false);
     let key_prefix = env.string_or("REDIS_KEY_PREFIX", "drydock:");
     let timeout = millis(env.parse_or("REDIS_TIMEOUT_MS", 250u64, "milliseconds"));
-    RedisSettings { host, port, password, key_prefix, timeout }
+    RedisSettings {
+        host,
+        port,
+        password,
+        key_prefix,
+        timeout,
+    }
 }
 
 impl DatabaseSettings {
@@ -266,7 +327,10 @@ impl Settings {
         let api_port = env.port_or("API_PORT", 8000);
         let metrics_port = env.port_or("METRICS_PORT", 9100);
         if api_port == metrics_port {
-            env.problem("METRICS_PORT", format!("equals API_PORT ({api_port}); metrics need their own port"));
+            env.problem(
+                "METRICS_PORT",
+                format!("equals API_PORT ({api_port}); metrics need their own port"),
+            );
         }
         let log_format = log_format(&mut env);
         let request_timeout = millis(env.parse_or("REQUEST_TIMEOUT_MS", 10_000u64, "milliseconds"));
@@ -275,7 +339,11 @@ impl Settings {
         let database = read_database(&mut env);
         let redis = read_redis(&mut env);
         let rate_limit = RateLimitSettings {
-            writes_per_window: env.parse_or("RATE_LIMIT_WRITES", 30u32, "a number of writes (0 disables)"),
+            writes_per_window: env.parse_or(
+                "RATE_LIMIT_WRITES",
+                30u32,
+                "a number of writes (0 disables)",
+            ),
             window: Duration::from_secs(env.parse_or("RATE_LIMIT_WINDOW_SECS", 60u64, "seconds")),
         };
         if rate_limit.window.is_zero() {
@@ -307,11 +375,19 @@ impl Settings {
 }
 
 fn log_format(env: &mut EnvReader<'_>) -> LogFormat {
-    match env.string_or("LOG_FORMAT", "json").trim().to_ascii_lowercase().as_str() {
+    match env
+        .string_or("LOG_FORMAT", "json")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "json" => LogFormat::Json,
         "pretty" => LogFormat::Pretty,
         other => {
-            env.problem("LOG_FORMAT", format!("{other:?} is not valid; expected `json` or `pretty`"));
+            env.problem(
+                "LOG_FORMAT",
+                format!("{other:?} is not valid; expected `json` or `pretty`"),
+            );
             LogFormat::Json
         }
     }
@@ -337,7 +413,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -365,19 +444,38 @@ mod tests {
     fn missing_variables_are_all_reported_with_a_fix() {
         let err = Settings::from_lookup(&lookup_from(&[("API_PORT", "http")])).unwrap_err();
         let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
-        for v in ["API_PORT", "DATABASE_HOST", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME", "REDIS_HOST"] {
+        for v in [
+            "API_PORT",
+            "DATABASE_HOST",
+            "DATABASE_USER",
+            "DATABASE_PASSWORD",
+            "DATABASE_NAME",
+            "REDIS_HOST",
+        ] {
             assert!(vars.contains(&v), "{v} missing from {vars:?}");
         }
         let text = err.to_string();
-        assert!(text.contains("DATABASE_PASSWORD: is not set; set DATABASE_PASSWORD or DATABASE_PASSWORD_FILE"), "{text}");
-        assert!(text.contains("\"http\" is not valid; expected a port number"), "{text}");
+        assert!(
+            text.contains(
+                "DATABASE_PASSWORD: is not set; set DATABASE_PASSWORD or DATABASE_PASSWORD_FILE"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"http\" is not valid; expected a port number"),
+            "{text}"
+        );
     }
 
     #[test]
     fn secret_from_file_drops_trailing_newline() {
         let path = std::env::temp_dir().join(format!("drydock-secret-{}", std::process::id()));
         std::fs::write(&path, "from-file\n").unwrap();
-        let mut pairs: Vec<(&str, &str)> = MINIMAL.iter().filter(|(k, _)| *k != "DATABASE_PASSWORD").copied().collect();
+        let mut pairs: Vec<(&str, &str)> = MINIMAL
+            .iter()
+            .filter(|(k, _)| *k != "DATABASE_PASSWORD")
+            .copied()
+            .collect();
         let p = path.to_str().unwrap().to_owned();
         pairs.push(("DATABASE_PASSWORD_FILE", &p));
         pairs.push(("REDIS_PASSWORD_FILE", &p));
@@ -398,7 +496,11 @@ mod tests {
 
     #[test]
     fn unreadable_secret_file_names_the_variable_and_path() {
-        let mut pairs: Vec<(&str, &str)> = MINIMAL.iter().filter(|(k, _)| *k != "DATABASE_PASSWORD").copied().collect();
+        let mut pairs: Vec<(&str, &str)> = MINIMAL
+            .iter()
+            .filter(|(k, _)| *k != "DATABASE_PASSWORD")
+            .copied()
+            .collect();
         pairs.push(("DATABASE_PASSWORD_FILE", "/nonexistent/db_password"));
         let err = Settings::from_lookup(&lookup_from(&pairs)).unwrap_err();
         assert_eq!(err.problems[0].variable, "DATABASE_PASSWORD_FILE");
@@ -408,10 +510,23 @@ mod tests {
     #[test]
     fn invalid_values_are_rejected() {
         let mut pairs = MINIMAL.to_vec();
-        pairs.extend([("LOG_FORMAT", "xml"), ("METRICS_PORT", "8000"), ("DATABASE_PORT", "0"), ("RATE_LIMIT_WINDOW_SECS", "0")]);
+        pairs.extend([
+            ("LOG_FORMAT", "xml"),
+            ("METRICS_PORT", "8000"),
+            ("DATABASE_PORT", "0"),
+            ("RATE_LIMIT_WINDOW_SECS", "0"),
+        ]);
         let err = Settings::from_lookup(&lookup_from(&pairs)).unwrap_err();
         let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
-        assert_eq!(vars, ["METRICS_PORT", "LOG_FORMAT", "DATABASE_PORT", "RATE_LIMIT_WINDOW_SECS"]);
+        assert_eq!(
+            vars,
+            [
+                "METRICS_PORT",
+                "LOG_FORMAT",
+                "DATABASE_PORT",
+                "RATE_LIMIT_WINDOW_SECS"
+            ]
+        );
     }
 
     #[test]
@@ -420,13 +535,19 @@ mod tests {
         pairs.push(("REDIS_PASSWORD", "redis-pass"));
         let s = Settings::from_lookup(&lookup_from(&pairs)).unwrap();
         let dbg = format!("{s:?}");
-        assert!(!dbg.contains("s3cret") && !dbg.contains("redis-pass"), "{dbg}");
+        assert!(
+            !dbg.contains("s3cret") && !dbg.contains("redis-pass"),
+            "{dbg}"
+        );
     }
 
     #[test]
     fn healthcheck_only_needs_api_port() {
         assert_eq!(api_port_from_lookup(&lookup_from(&[])).unwrap(), 8000);
-        assert_eq!(api_port_from_lookup(&lookup_from(&[("API_PORT", "8080")])).unwrap(), 8080);
+        assert_eq!(
+            api_port_from_lookup(&lookup_from(&[("API_PORT", "8080")])).unwrap(),
+            8080
+        );
         assert!(api_port_from_lookup(&lookup_from(&[("API_PORT", "x")])).is_err());
     }
 }

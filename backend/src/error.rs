@@ -40,7 +40,9 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Validation(_) | AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Validation(_) | AppError::Unprocessable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -66,7 +68,9 @@ impl AppError {
     fn message(&self) -> String {
         match self {
             AppError::Validation(_) => "the request has invalid fields".to_owned(),
-            AppError::DatabaseUnavailable(_) => "the database is unavailable; retry later".to_owned(),
+            AppError::DatabaseUnavailable(_) => {
+                "the database is unavailable; retry later".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -77,7 +81,9 @@ impl From<sqlx::Error> for AppError {
         match e {
             // Pool exhaustion or an unreachable server is a temporary condition: 503 tells clients (and the
             // proxy) to retry, where a 500 would suggest a bug.
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => AppError::DatabaseUnavailable(e),
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                AppError::DatabaseUnavailable(e)
+            }
             other => AppError::Internal(other.into()),
         }
     }
@@ -112,10 +118,18 @@ impl IntoResponse for AppError {
             AppError::Validation(fields) => Some(fields),
             _ => None,
         };
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.message(), fields } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.message(),
+                fields,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let AppError::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }
@@ -148,12 +162,18 @@ mod tests {
     async fn non_validation_errors_have_no_fields() {
         let (status, _, body) = body_json(AppError::NotFound("item 7 not found".into())).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body, serde_json::json!({"error": {"code": "not_found", "message": "item 7 not found"}}));
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "not_found", "message": "item 7 not found"}})
+        );
     }
 
     #[tokio::test]
     async fn rate_limited_sets_retry_after() {
-        let (status, headers, body) = body_json(AppError::RateLimited { retry_after_secs: 17 }).await;
+        let (status, headers, body) = body_json(AppError::RateLimited {
+            retry_after_secs: 17,
+        })
+        .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "17");
         assert_eq!(body["error"]["code"], "rate_limited");
@@ -161,14 +181,23 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_hide_details() {
-        let (status, _, body) = body_json(AppError::Internal(anyhow::anyhow!("password=hunter2 leaked"))).await;
+        let (status, _, body) = body_json(AppError::Internal(anyhow::anyhow!(
+            "password=hunter2 leaked"
+        )))
+        .await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["message"], "internal error");
     }
 
     #[test]
     fn pool_timeouts_map_to_503() {
-        assert_eq!(AppError::from(sqlx::Error::PoolTimedOut).status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(AppError::from(sqlx::Error::RowNotFound).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            AppError::from(sqlx::Error::PoolTimedOut).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            AppError::from(sqlx::Error::RowNotFound).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn parses_status_lines() {
         assert_eq!(parse_status("HTTP/1.1 200 OK\r\n"), Some(200));
-        assert_eq!(parse_status("HTTP/1.1 503 Service Unavailable\r\ncontent-type"), Some(503));
+        assert_eq!(
+            parse_status("HTTP/1.1 503 Service Unavailable\r\ncontent-type"),
+            Some(503)
+        );
         assert_eq!(parse_status("SSH-2.0-OpenSSH"), None);
         assert_eq!(parse_status(""), None);
     }

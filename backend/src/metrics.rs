@@ -13,7 +13,9 @@ use axum::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
-const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -22,7 +24,10 @@ pub fn recorder() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".to_owned()), LATENCY_BUCKETS)
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".to_owned()),
+                    LATENCY_BUCKETS,
+                )
                 .expect("bucket list is non-empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -36,10 +41,23 @@ pub fn recorder() -> PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_counter!("http_requests_total", "HTTP requests by matched route, method and status");
-    metrics::describe_histogram!("http_request_duration_seconds", metrics::Unit::Seconds, "HTTP request latency");
-    metrics::describe_gauge!("db_pool_connections", "PostgreSQL pool connections by state (in_use, idle, max)");
-    metrics::describe_counter!("cache_requests_total", "Redis cache lookups by cache and result (hit, miss, error)");
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests by matched route, method and status"
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency"
+    );
+    metrics::describe_gauge!(
+        "db_pool_connections",
+        "PostgreSQL pool connections by state (in_use, idle, max)"
+    );
+    metrics::describe_counter!(
+        "cache_requests_total",
+        "Redis cache lookups by cache and result (hit, miss, error)"
+    );
     metrics::describe_counter!("rate_limited_total", "Writes rejected by the rate limit");
 }
 
@@ -57,7 +75,8 @@ pub async fn track(request: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
     response
 }
 
@@ -71,14 +90,24 @@ struct MetricsState {
 async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     let size = state.db.size();
     let idle = state.db.num_idle() as u32;
-    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("db_pool_connections", "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
-    metrics::gauge!("db_pool_connections", "state" => "max").set(f64::from(state.db.options().get_max_connections()));
+    metrics::gauge!("db_pool_connections", "state" => "max")
+        .set(f64::from(state.db.options().get_max_connections()));
     // Histograms are kept in summaries that need periodic upkeep; doing it per scrape is enough.
     state.handle.run_upkeep();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.handle.render())
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.handle.render(),
+    )
 }
 
 pub fn router(handle: PrometheusHandle, db: PgPool) -> Router {
-    Router::new().route("/metrics", get(render)).with_state(MetricsState { handle, db })
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state(MetricsState { handle, db })
 }

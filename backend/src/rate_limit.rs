@@ -19,31 +19,50 @@ use crate::{error::AppError, state::AppState};
 /// (then the first `X-Forwarded-For` hop) is used; the API port is never published in production, so clients
 /// cannot forge these by talking to the API directly.
 pub fn client_id(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
     if let Some(ip) = header("x-real-ip") {
         return ip.to_owned();
     }
     if let Some(first) = header("x-forwarded-for").and_then(|v| v.split(',').next()) {
         return first.trim().to_owned();
     }
-    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+    peer.map(|p| p.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Middleware: only writes are limited; reads are cheap (cached) and must stay available.
 pub async fn limit_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let settings = &state.settings.rate_limit;
-    if request.method() == Method::GET || request.method() == Method::HEAD || settings.writes_per_window == 0 {
+    if request.method() == Method::GET
+        || request.method() == Method::HEAD
+        || settings.writes_per_window == 0
+    {
         return next.run(request).await;
     }
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let client = client_id(request.headers(), peer);
     let window = settings.window.as_secs().max(1);
     let key = state.redis.key(&format!("ratelimit:writes:{client}"));
     let mut pipe = redis::pipe();
     pipe.atomic()
-        .cmd("INCR").arg(&key)
-        .cmd("EXPIRE").arg(&key).arg(window).arg("NX").ignore()
-        .cmd("TTL").arg(&key);
+        .cmd("INCR")
+        .arg(&key)
+        .cmd("EXPIRE")
+        .arg(&key)
+        .arg(window)
+        .arg("NX")
+        .ignore()
+        .cmd("TTL")
+        .arg(&key);
     match state.redis.query_pipe::<(u64, i64)>(pipe).await {
         Ok((count, ttl)) if count > u64::from(settings.writes_per_window) => {
             metrics::counter!("rate_limited_total").increment(1);

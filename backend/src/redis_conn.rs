@@ -90,7 +90,9 @@ impl RedisConn {
             let until = self.now_ms() + BREAKER_COOL_DOWN.as_millis() as u64;
             self.inner.down_until_ms.store(until, Ordering::Relaxed);
             if self.inner.healthy.swap(false, Ordering::Relaxed) {
-                tracing::warn!("redis unavailable; serving from PostgreSQL without cache or rate limit");
+                tracing::warn!(
+                    "redis unavailable; serving from PostgreSQL without cache or rate limit"
+                );
             }
         }
     }
@@ -103,21 +105,35 @@ impl RedisConn {
         if !bypass_breaker && self.now_ms() < self.inner.down_until_ms.load(Ordering::Relaxed) {
             return Err(RedisUnavailable::CoolingDown);
         }
-        let result = match tokio::time::timeout(self.inner.timeout, f(self.inner.manager.clone())).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(RedisUnavailable::Redis(e)),
-            Err(_) => Err(RedisUnavailable::Timeout(self.inner.timeout)),
-        };
+        let result =
+            match tokio::time::timeout(self.inner.timeout, f(self.inner.manager.clone())).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(RedisUnavailable::Redis(e)),
+                Err(_) => Err(RedisUnavailable::Timeout(self.inner.timeout)),
+            };
         self.record(result.is_ok());
         result
     }
 
-    pub async fn query<T: FromRedisValue + Send>(&self, cmd: redis::Cmd) -> Result<T, RedisUnavailable> {
-        self.call(false, |mut conn| async move { cmd.query_async(&mut conn).await }).await
+    pub async fn query<T: FromRedisValue + Send>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<T, RedisUnavailable> {
+        self.call(
+            false,
+            |mut conn| async move { cmd.query_async(&mut conn).await },
+        )
+        .await
     }
 
-    pub async fn query_pipe<T: FromRedisValue + Send>(&self, pipe: redis::Pipeline) -> Result<T, RedisUnavailable> {
-        self.call(false, |mut conn| async move { pipe.query_async(&mut conn).await }).await
+    pub async fn query_pipe<T: FromRedisValue + Send>(
+        &self,
+        pipe: redis::Pipeline,
+    ) -> Result<T, RedisUnavailable> {
+        self.call(false, |mut conn| async move {
+            pipe.query_async(&mut conn).await
+        })
+        .await
     }
 
     /// Readiness check: always really asks Redis (and closes the breaker early when Redis is back).

@@ -1,6 +1,9 @@
 //! The shutdown signal: SIGTERM (docker stop, compose, orchestrators) or SIGINT (Ctrl-C).
 
-use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 pub async fn signal() {
     let ctrl_c = async {

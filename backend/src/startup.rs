@@ -45,15 +45,20 @@ impl Application {
     /// Binds both ports and prepares connections lazily: nothing here waits for PostgreSQL or Redis.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let api_addr = format!("{}:{}", settings.api_host, settings.api_port);
-        let api_listener =
-            TcpListener::bind(&api_addr).await.with_context(|| format!("cannot listen on {api_addr} (API_PORT)"))?;
+        let api_listener = TcpListener::bind(&api_addr)
+            .await
+            .with_context(|| format!("cannot listen on {api_addr} (API_PORT)"))?;
         let metrics_addr = format!("{}:{}", settings.api_host, settings.metrics_port);
         let metrics_listener = TcpListener::bind(&metrics_addr)
             .await
             .with_context(|| format!("cannot listen on {metrics_addr} (METRICS_PORT)"))?;
         let db = db::pool::lazy_pool(&settings.database);
         let redis = RedisConn::new(&settings.redis).context("invalid Redis settings")?;
-        let cache = Cache::new(redis.clone(), settings.cache.item_ttl, settings.cache.list_ttl);
+        let cache = Cache::new(
+            redis.clone(),
+            settings.cache.item_ttl,
+            settings.cache.list_ttl,
+        );
         let state = AppState {
             settings: Arc::new(settings),
             db,
@@ -62,15 +67,25 @@ impl Application {
             readiness: Arc::new(ReadinessCache::default()),
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
-        Ok(Self { api_listener, metrics_listener, state })
+        Ok(Self {
+            api_listener,
+            metrics_listener,
+            state,
+        })
     }
 
     pub fn api_port(&self) -> u16 {
-        self.api_listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.api_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
     }
 
     pub fn metrics_port(&self) -> u16 {
-        self.metrics_listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.metrics_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
     }
 
     pub fn state(&self) -> &AppState {
@@ -79,7 +94,10 @@ impl Application {
 
     /// Serves until `signal` completes, then stops accepting, lets in-flight requests finish (each is bounded by
     /// the request timeout, so draining is bounded too) and returns.
-    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let flag = self.state.shutting_down.clone();
         tokio::spawn(async move {
@@ -90,18 +108,24 @@ impl Application {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
+        let api_addr = self.api_listener.local_addr()?;
+        let metrics_addr = self.metrics_listener.local_addr()?;
         let handle = metrics::recorder();
         let metrics_app = metrics::router(handle, self.state.db.clone());
-        let metrics_server = axum::serve(self.metrics_listener, metrics_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let metrics_server = axum::serve(self.metrics_listener, metrics_app)
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
 
         let app = router(self.state.clone());
         tracing::info!(
-            api = %self.api_listener.local_addr()?,
-            metrics = %self.metrics_listener.local_addr()?,
+            api = %api_addr,
+            metrics = %metrics_addr,
             "listening"
         );
-        let api_server = axum::serve(self.api_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stopped(stop_rx));
+        let api_server = axum::serve(
+            self.api_listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx));
 
         let (api, metrics) = tokio::join!(api_server, metrics_server);
         api.context("API server failed")?;
@@ -116,10 +140,19 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let api = Router::new()
-        .route("/api/v1/items", get(routes::items::list).post(routes::items::create))
+        .route(
+            "/api/v1/items",
+            get(routes::items::list).post(routes::items::create),
+        )
         .route("/api/v1/items/{id}", get(routes::items::get))
-        .route("/api/v1/items/{id}/reviews", get(routes::reviews::list).post(routes::reviews::create))
-        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit_writes));
+        .route(
+            "/api/v1/items/{id}/reviews",
+            get(routes::reviews::list).post(routes::reviews::create),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_writes,
+        ));
 
     Router::new()
         .route("/health", get(routes::health::health))
@@ -135,20 +168,31 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
-                    TraceLayer::new_for_http().make_span_with(make_span).on_response(
-                        DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
-                    ),
+                    TraceLayer::new_for_http()
+                        .make_span_with(make_span)
+                        .on_response(
+                            DefaultOnResponse::new()
+                                .level(Level::INFO)
+                                .latency_unit(LatencyUnit::Micros),
+                        ),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // Bounds every request, and therefore how long graceful shutdown can take.
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                ))
                 .layer(DefaultBodyLimit::max(settings.body_limit_bytes)),
         )
         .with_state(state)
 }
 
 fn make_span(request: &Request<Body>) -> tracing::Span {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
     tracing::info_span!(
         "request",
         method = %request.method(),

@@ -65,7 +65,10 @@ fn check_text(
         fields.insert(field, "must not be empty".to_owned());
     } else if chars > max {
         fields.insert(field, format!("must be at most {max} characters"));
-    } else if value.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r'))) {
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r')))
+    {
         fields.insert(field, "must not contain control characters".to_owned());
     }
     value
@@ -75,8 +78,19 @@ impl NewItemRequest {
     pub fn validate(self) -> Result<NewItem, AppError> {
         let mut fields = FieldErrors::new();
         let name = check_text(&mut fields, "name", self.name, true, NAME_MAX, false);
-        let description = check_text(&mut fields, "description", self.description, false, DESCRIPTION_MAX, true);
-        if fields.is_empty() { Ok(NewItem { name, description }) } else { Err(AppError::Validation(fields)) }
+        let description = check_text(
+            &mut fields,
+            "description",
+            self.description,
+            false,
+            DESCRIPTION_MAX,
+            true,
+        );
+        if fields.is_empty() {
+            Ok(NewItem { name, description })
+        } else {
+            Err(AppError::Validation(fields))
+        }
     }
 }
 
@@ -96,7 +110,15 @@ impl NewReviewRequest {
                 0
             }
         };
-        if fields.is_empty() { Ok(NewReview { author, rating, body }) } else { Err(AppError::Validation(fields)) }
+        if fields.is_empty() {
+            Ok(NewReview {
+                author,
+                rating,
+                body,
+            })
+        } else {
+            Err(AppError::Validation(fields))
+        }
     }
 }
 
@@ -169,7 +191,13 @@ pub struct ItemListQuery {
 impl ItemListQuery {
     /// Stable key for the list cache: one entry per distinct query.
     pub fn cache_field(&self) -> String {
-        format!("{}:{}:{}:{}", self.page.page, self.page.per_page, self.sort.as_str(), self.order.as_str())
+        format!(
+            "{}:{}:{}:{}",
+            self.page.page,
+            self.page.per_page,
+            self.sort.as_str(),
+            self.order.as_str()
+        )
     }
 }
 
@@ -177,7 +205,9 @@ fn parse_number(name: &str, raw: Option<&str>, default: u32, max: u32) -> Result
     let Some(raw) = raw else { return Ok(default) };
     match raw.trim().parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(AppError::BadRequest(format!("{name} must be an integer between 1 and {max}, got {raw:?}"))),
+        _ => Err(AppError::BadRequest(format!(
+            "{name} must be an integer between 1 and {max}, got {raw:?}"
+        ))),
     }
 }
 
@@ -185,7 +215,12 @@ impl RawListQuery {
     pub fn page(&self) -> Result<Page, AppError> {
         // The page cap keeps OFFSET (and thus query cost) bounded for anonymous clients.
         let page = parse_number("page", self.page.as_deref(), 1, 100_000)?;
-        let per_page = parse_number("per_page", self.per_page.as_deref(), PER_PAGE_DEFAULT, PER_PAGE_MAX)?;
+        let per_page = parse_number(
+            "per_page",
+            self.per_page.as_deref(),
+            PER_PAGE_DEFAULT,
+            PER_PAGE_MAX,
+        )?;
         Ok(Page { page, per_page })
     }
 
@@ -207,7 +242,11 @@ impl RawListQuery {
             None if sort == SortField::Name => SortOrder::Asc,
             None | Some("desc") => SortOrder::Desc,
             Some("asc") => SortOrder::Asc,
-            Some(other) => return Err(AppError::BadRequest(format!("order must be asc or desc; got {other:?}"))),
+            Some(other) => {
+                return Err(AppError::BadRequest(format!(
+                    "order must be asc or desc; got {other:?}"
+                )));
+            }
         };
         Ok(ItemListQuery { page, sort, order })
     }
@@ -218,7 +257,12 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
 
-    fn q(page: Option<&str>, per_page: Option<&str>, sort: Option<&str>, order: Option<&str>) -> RawListQuery {
+    fn q(
+        page: Option<&str>,
+        per_page: Option<&str>,
+        sort: Option<&str>,
+        order: Option<&str>,
+    ) -> RawListQuery {
         RawListQuery {
             page: page.map(Into::into),
             per_page: per_page.map(Into::into),
@@ -237,8 +281,17 @@ mod tests {
     #[test]
     fn pagination_defaults() {
         let parsed = RawListQuery::default().item_query().unwrap();
-        assert_eq!(parsed.page, Page { page: 1, per_page: 20 });
-        assert_eq!((parsed.sort, parsed.order), (SortField::CreatedAt, SortOrder::Desc));
+        assert_eq!(
+            parsed.page,
+            Page {
+                page: 1,
+                per_page: 20
+            }
+        );
+        assert_eq!(
+            (parsed.sort, parsed.order),
+            (SortField::CreatedAt, SortOrder::Desc)
+        );
         assert_eq!(parsed.page.offset(), 0);
         let name = q(None, None, Some("name"), None).item_query().unwrap();
         assert_eq!(name.order, SortOrder::Asc);
@@ -271,30 +324,88 @@ mod tests {
 
     #[test]
     fn item_validation() {
-        let ok = NewItemRequest { name: Some("  Kettle ".into()), description: None }.validate().unwrap();
-        assert_eq!(ok, NewItem { name: "Kettle".into(), description: String::new() });
+        let ok = NewItemRequest {
+            name: Some("  Kettle ".into()),
+            description: None,
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            ok,
+            NewItem {
+                name: "Kettle".into(),
+                description: String::new()
+            }
+        );
 
-        let f = fields_of(NewItemRequest { name: None, description: None }.validate().unwrap_err());
+        let f = fields_of(
+            NewItemRequest {
+                name: None,
+                description: None,
+            }
+            .validate()
+            .unwrap_err(),
+        );
         assert_eq!(f["name"], "is required");
-        let f = fields_of(NewItemRequest { name: Some("   ".into()), description: None }.validate().unwrap_err());
+        let f = fields_of(
+            NewItemRequest {
+                name: Some("   ".into()),
+                description: None,
+            }
+            .validate()
+            .unwrap_err(),
+        );
         assert_eq!(f["name"], "must not be empty");
         let long = "x".repeat(NAME_MAX + 1);
-        let f = fields_of(NewItemRequest { name: Some(long), description: Some("a\0b".into()) }.validate().unwrap_err());
+        let f = fields_of(
+            NewItemRequest {
+                name: Some(long),
+                description: Some("a\0b".into()),
+            }
+            .validate()
+            .unwrap_err(),
+        );
         assert_eq!(f["name"], "must be at most 200 characters");
         assert_eq!(f["description"], "must not contain control characters");
         // Multi-byte characters count as one: limits are in characters, like char_length() in the schema.
-        assert!(NewItemRequest { name: Some("é".repeat(NAME_MAX)), description: None }.validate().is_ok());
+        assert!(
+            NewItemRequest {
+                name: Some("é".repeat(NAME_MAX)),
+                description: None
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]
     fn review_validation() {
-        let ok = NewReviewRequest { author: Some("ann".into()), rating: Some(5), body: Some("line\nline".into()) };
+        let ok = NewReviewRequest {
+            author: Some("ann".into()),
+            rating: Some(5),
+            body: Some("line\nline".into()),
+        };
         assert_eq!(ok.validate().unwrap().rating, 5);
         for bad in [0, 6, -1, i64::MAX] {
-            let r = NewReviewRequest { author: Some("ann".into()), rating: Some(bad), body: None };
-            assert_eq!(fields_of(r.validate().unwrap_err())["rating"], "must be between 1 and 5");
+            let r = NewReviewRequest {
+                author: Some("ann".into()),
+                rating: Some(bad),
+                body: None,
+            };
+            assert_eq!(
+                fields_of(r.validate().unwrap_err())["rating"],
+                "must be between 1 and 5"
+            );
         }
-        let f = fields_of(NewReviewRequest { author: None, rating: None, body: None }.validate().unwrap_err());
+        let f = fields_of(
+            NewReviewRequest {
+                author: None,
+                rating: None,
+                body: None,
+            }
+            .validate()
+            .unwrap_err(),
+        );
         assert_eq!(f.keys().copied().collect::<Vec<_>>(), ["author", "rating"]);
     }
 }

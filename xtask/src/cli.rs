@@ -11,8 +11,15 @@ use crate::config::{CONFIG_PATH, Env};
 
 /// drydock's operations CLI: develop, test, back up and ship the stack with typed commands.
 #[derive(Debug, Parser)]
-#[command(name = "xtask", bin_name = "cargo xtask", version, disable_help_subcommand = true)]
-#[command(after_help = "Every external command is echoed before it runs; --dry-run prints them and runs nothing.")]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    version,
+    disable_help_subcommand = true
+)]
+#[command(
+    after_help = "Every external command is echoed before it runs; --dry-run prints them and runs nothing."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -50,6 +57,8 @@ pub enum Command {
     Setup,
     /// Check every prerequisite and print a fix for each problem.
     Doctor(JsonFlag),
+    /// Regenerate Makefile.toml and README's command table from this CLI (--check: fail if they are stale).
+    Codegen(CheckFlag),
     /// Print a shell completion script (e.g. `cargo xtask completions bash > ~/.local/share/bash-completion/completions/xtask`).
     Completions(CompletionsArgs),
 
@@ -70,6 +79,10 @@ pub enum Command {
     DevBuild(BuildArgs),
 
     // quality
+    /// Run the backend and frontend test suites inside containers (backend against real PostgreSQL and Redis).
+    Test(TestArgs),
+    /// Format the Rust workspace (--check: only report).
+    Fmt(CheckFlag),
     /// Run everything CI checks, step by step, and print `N passed, N failed`.
     Ci(CiArgs),
 
@@ -80,15 +93,31 @@ pub enum Command {
     // operations
     /// Show each service's state and the API's readiness (exit 1 when something is unhealthy).
     Health(HealthArgs),
+    /// Remove this project's containers, networks and dangling images (volumes only with --volumes).
+    Clean(DownArgs),
 }
 
 /// The help's command groups, in order.
 pub const GROUPS: &[(&str, &[&str])] = &[
-    ("Environment", &["setup", "doctor", "completions"]),
-    ("Development", &["dev-up", "dev-down", "dev-restart", "dev-ps", "dev-logs", "dev-shell", "dev-build"]),
-    ("Quality", &["ci"]),
+    (
+        "Environment",
+        &["setup", "doctor", "completions", "codegen"],
+    ),
+    (
+        "Development",
+        &[
+            "dev-up",
+            "dev-down",
+            "dev-restart",
+            "dev-ps",
+            "dev-logs",
+            "dev-shell",
+            "dev-build",
+        ],
+    ),
+    ("Quality", &["test", "fmt", "ci"]),
     ("Images", &["images"]),
-    ("Operations", &["health"]),
+    ("Operations", &["health", "clean"]),
 ];
 
 #[derive(Debug, Clone, Args)]
@@ -96,6 +125,13 @@ pub struct JsonFlag {
     /// Print machine-readable JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckFlag {
+    /// Change nothing; fail if something would change.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -156,6 +192,16 @@ pub struct BuildArgs {
     pub no_cache: bool,
     /// Compose service names (default: all with a build section).
     pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Run one suite only.
+    #[arg(long, value_name = "backend|frontend")]
+    pub suite: Option<String>,
+    /// Arguments for that suite's test runner (after `--`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -234,7 +280,10 @@ mod tests {
     #[test]
     fn every_command_is_in_exactly_one_group() {
         let cmd = Cli::command();
-        let mut grouped: Vec<&str> = GROUPS.iter().flat_map(|(_, names)| names.iter().copied()).collect();
+        let mut grouped: Vec<&str> = GROUPS
+            .iter()
+            .flat_map(|(_, names)| names.iter().copied())
+            .collect();
         let mut declared: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
         grouped.sort_unstable();
         declared.sort_unstable();
@@ -248,28 +297,40 @@ mod tests {
     fn help_lists_groups_with_descriptions() {
         let help = command().render_help().to_string();
         assert!(help.contains("Development:"), "{help}");
-        assert!(help.contains("dev-up        Build what is missing"), "{help}");
+        assert!(
+            help.contains("dev-up        Build what is missing"),
+            "{help}"
+        );
         assert!(help.contains("--dry-run"), "{help}");
     }
 
     #[test]
     fn unknown_command_suggests_the_nearest() {
-        let err = command().try_get_matches_from(["xtask", "dev-upp"]).unwrap_err();
+        let err = command()
+            .try_get_matches_from(["xtask", "dev-upp"])
+            .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("dev-up"), "{err}");
     }
 
     #[test]
     fn global_flags_work_after_the_command() {
-        let m = command().try_get_matches_from(["xtask", "dev-down", "--volumes", "--yes", "--dry-run"]).unwrap();
+        let m = command()
+            .try_get_matches_from(["xtask", "dev-down", "--volumes", "--yes", "--dry-run"])
+            .unwrap();
         let cli = Cli::from_arg_matches(&m).unwrap();
         assert!(cli.global.yes && cli.global.dry_run);
-        assert!(matches!(cli.command, Some(Command::DevDown(DownArgs { volumes: true }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::DevDown(DownArgs { volumes: true }))
+        ));
     }
 
     #[test]
     fn verbose_and_quiet_conflict() {
-        let err = command().try_get_matches_from(["xtask", "-v", "-q", "dev-ps"]).unwrap_err();
+        let err = command()
+            .try_get_matches_from(["xtask", "-v", "-q", "dev-ps"])
+            .unwrap_err();
         assert_eq!(err.exit_code(), 2);
     }
 }

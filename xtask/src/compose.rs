@@ -90,7 +90,10 @@ pub fn git_revision(ctx: &Ctx) -> Option<String> {
     let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
     packed
         .lines()
-        .find_map(|line| line.strip_suffix(reference).map(|sha| sha.trim().to_string()))
+        .find_map(|line| {
+            line.strip_suffix(reference)
+                .map(|sha| sha.trim().to_string())
+        })
         .filter(|sha| !sha.is_empty())
 }
 
@@ -101,12 +104,21 @@ pub fn ensure_env_file(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
     let example = ctx.path(&ctx.config.compose.env_example);
-    ctx.say(&format!("creating {} from {} (development defaults)", env_file.display(), example.display()));
+    ctx.say(&format!(
+        "creating {} from {} (development defaults)",
+        env_file.display(),
+        example.display()
+    ));
     if ctx.run.dry_run {
         return Ok(());
     }
-    std::fs::copy(&example, &env_file)
-        .with_context(|| format!("cannot copy {} to {}", example.display(), env_file.display()))?;
+    std::fs::copy(&example, &env_file).with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            example.display(),
+            env_file.display()
+        )
+    })?;
     Ok(())
 }
 
@@ -117,9 +129,15 @@ mod tests {
     fn compose() -> Compose {
         Compose {
             project: "drydock".into(),
-            files: vec!["/r/infra/compose/compose.yaml".into(), "/r/infra/compose/compose.dev.yaml".into()],
+            files: vec![
+                "/r/infra/compose/compose.yaml".into(),
+                "/r/infra/compose/compose.dev.yaml".into(),
+            ],
             env_file: Some("/r/.env".into()),
-            env: vec![("DRYDOCK_POSTGRES_IMAGE".into(), "drydock/postgres:17".into())],
+            env: vec![(
+                "DRYDOCK_POSTGRES_IMAGE".into(),
+                "drydock/postgres:17".into(),
+            )],
         }
     }
 
@@ -144,7 +162,13 @@ mod tests {
                 "--wait"
             ]
         );
-        assert_eq!(cmd.env, vec![("DRYDOCK_POSTGRES_IMAGE".to_string(), "drydock/postgres:17".to_string())]);
+        assert_eq!(
+            cmd.env,
+            vec![(
+                "DRYDOCK_POSTGRES_IMAGE".to_string(),
+                "drydock/postgres:17".to_string()
+            )]
+        );
     }
 
     #[test]

@@ -24,7 +24,11 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(global: &Global) -> Result<Ctx> {
         let root = project_root();
-        let config_path = if global.config.is_absolute() { global.config.clone() } else { root.join(&global.config) };
+        let config_path = if global.config.is_absolute() {
+            global.config.clone()
+        } else {
+            root.join(&global.config)
+        };
         let config = Config::load(&config_path)?;
         Ok(Ctx::from_parts(root, config, global))
     }
@@ -33,7 +37,11 @@ impl Ctx {
         Ctx {
             root,
             config,
-            run: Runner { dry_run: global.dry_run, verbose: global.verbose, quiet: global.quiet },
+            run: Runner {
+                dry_run: global.dry_run,
+                verbose: global.verbose,
+                quiet: global.quiet,
+            },
             yes: global.yes,
             offline: global.offline,
             images: OnceCell::new(),
@@ -49,7 +57,11 @@ impl Ctx {
     pub fn images(&self) -> &Resolved {
         self.images.get_or_init(|| {
             let resolved = images::resolve(&self.config, self.offline);
-            self.say(&format!("images: {} ({})", resolved.source.name(), resolved.why));
+            self.say(&format!(
+                "images: {} ({})",
+                resolved.source.name(),
+                resolved.why
+            ));
             resolved
         })
     }
@@ -66,7 +78,9 @@ impl Ctx {
             return Ok(());
         }
         if !io::stdin().is_terminal() {
-            bail!("refusing to {what} without confirmation: no terminal to ask on\n  fix: re-run with --yes if you mean it");
+            bail!(
+                "refusing to {what} without confirmation: no terminal to ask on\n  fix: re-run with --yes if you mean it"
+            );
         }
         eprint!("This will {what}. Continue? [y/N] ");
         io::stderr().flush()?;
@@ -86,5 +100,8 @@ impl Ctx {
 
 /// The repository root: the xtask crate lives one level below it.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
+        .to_path_buf()
 }

@@ -16,13 +16,18 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// `GET http://host:port/path` with a timeout. HTTP/1.0 so the server answers without chunked encoding.
 pub fn get(url: &str, timeout: Duration) -> Result<Response> {
-    let rest = url.strip_prefix("http://").with_context(|| format!("{url}: only http:// URLs are supported"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: only http:// URLs are supported"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -32,12 +37,18 @@ pub fn get(url: &str, timeout: Duration) -> Result<Response> {
         .with_context(|| format!("cannot resolve {authority}"))?
         .next()
         .with_context(|| format!("{authority} has no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("cannot connect to {url}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to {url}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).with_context(|| format!("reading the response of {url}"))?;
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading the response of {url}"))?;
     parse(&raw).with_context(|| format!("malformed HTTP response from {url}"))
 }
 
@@ -50,12 +61,18 @@ fn parse(raw: &[u8]) -> Result<Response> {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok());
-    let Some(status) = status else { bail!("bad status line {status_line:?}") };
+    let Some(status) = status else {
+        bail!("bad status line {status_line:?}")
+    };
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Ok(Response { status, headers, body: body.to_string() })
+    Ok(Response {
+        status,
+        headers,
+        body: body.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -80,7 +97,8 @@ mod tests {
             let mut buf = [0u8; 1024];
             let n = conn.read(&mut buf).unwrap();
             assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /health HTTP/1.0"));
-            conn.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}").unwrap();
+            conn.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}")
+                .unwrap();
         });
         let r = get(&format!("http://{addr}/health"), Duration::from_secs(2)).unwrap();
         server.join().unwrap();

@@ -16,7 +16,7 @@ use crate::process::Cmd;
 
 /// The compose file that builds the offline images, and its project name.
 pub const OFFLINE_COMPOSE: &str = "infra/images/compose.yaml";
-const OFFLINE_PROJECT: &str = "drydock-images";
+pub const OFFLINE_PROJECT: &str = "drydock-images";
 
 /// The source actually used for this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +44,20 @@ pub struct Resolved {
 /// Decides the image source: the flag wins, then the config; `auto` asks the registry once.
 pub fn resolve(config: &Config, offline_flag: bool) -> Resolved {
     if offline_flag {
-        return Resolved { source: Source::Offline, why: "--offline given".into() };
+        return Resolved {
+            source: Source::Offline,
+            why: "--offline given".into(),
+        };
     }
     match config.images.source {
-        ImageSource::Registry => Resolved { source: Source::Registry, why: "images.source = \"registry\"".into() },
-        ImageSource::Offline => Resolved { source: Source::Offline, why: "images.source = \"offline\"".into() },
+        ImageSource::Registry => Resolved {
+            source: Source::Registry,
+            why: "images.source = \"registry\"".into(),
+        },
+        ImageSource::Offline => Resolved {
+            source: Source::Offline,
+            why: "images.source = \"offline\"".into(),
+        },
         ImageSource::Auto => match registry_answers(&config.images.registry_probe) {
             Ok(()) => Resolved {
                 source: Source::Registry,
@@ -72,7 +81,9 @@ fn registry_answers(url: &str) -> Result<(), String> {
         .next()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| format!("images.registry_probe = {url:?} has no host"))?;
-    let addrs = (host, 443).to_socket_addrs().map_err(|_| format!("cannot resolve {host}"))?;
+    let addrs = (host, 443)
+        .to_socket_addrs()
+        .map_err(|_| format!("cannot resolve {host}"))?;
     for addr in addrs {
         if TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok() {
             return Ok(());
@@ -143,7 +154,12 @@ pub fn compose_env(config: &Config, source: Source) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = images
         .roles()
         .iter()
-        .map(|(role, image)| (format!("DRYDOCK_{}_IMAGE", role.to_ascii_uppercase()), image.to_string()))
+        .map(|(role, image)| {
+            (
+                format!("DRYDOCK_{}_IMAGE", role.to_ascii_uppercase()),
+                image.to_string(),
+            )
+        })
         .collect();
     if let Some(mongo) = &images.mongo {
         env.push(("DRYDOCK_MONGO_IMAGE".into(), mongo.clone()));
@@ -174,8 +190,12 @@ pub fn ensure(ctx: &Ctx) -> Result<()> {
             Ok(())
         }
         Source::Offline => {
-            let missing: Vec<&str> =
-                images.roles().iter().filter(|(_, image)| !exists(ctx, image)).map(|(role, _)| *role).collect();
+            let missing: Vec<&str> = images
+                .roles()
+                .iter()
+                .filter(|(_, image)| !exists(ctx, image))
+                .map(|(role, _)| *role)
+                .collect();
             if missing.is_empty() {
                 return Ok(());
             }
@@ -193,7 +213,11 @@ pub fn build_offline(ctx: &Ctx, roles: &[&str], force: bool) -> Result<()> {
     }
     ctx.say(&format!(
         "building offline images from Debian trixie packages: {}",
-        if roles.is_empty() { "all".to_string() } else { roles.join(", ") }
+        if roles.is_empty() {
+            "all".to_string()
+        } else {
+            roles.join(", ")
+        }
     ));
     let mut args = vec!["build".to_string()];
     args.extend(roles.iter().map(|r| r.to_string()));
@@ -224,18 +248,24 @@ fn check_ca_bundle(ctx: &Ctx) -> Result<()> {
 /// The Debian base: `debootstrap --variant=minbase trixie`, trimmed, then `docker import`.
 fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
     if !ctx.run.dry_run && !crate::process::program_exists("debootstrap") {
-        bail!("debootstrap is not installed; it builds the offline Debian base image\n  fix: cargo xtask setup   (or: apt-get install -y debootstrap)");
+        bail!(
+            "debootstrap is not installed; it builds the offline Debian base image\n  fix: cargo xtask setup   (or: apt-get install -y debootstrap)"
+        );
     }
     let work = ctx.root.join("target/drydock/base");
     let rootfs = work.join("rootfs");
     let tarball = work.join("rootfs.tar");
     let mirror = debian_mirror(&ctx.config);
-    ctx.say(&format!("building the Debian trixie base image {image} from {mirror}"));
+    ctx.say(&format!(
+        "building the Debian trixie base image {image} from {mirror}"
+    ));
     if !ctx.run.dry_run {
         if work.exists() {
-            std::fs::remove_dir_all(&work).with_context(|| format!("cannot clear {}", work.display()))?;
+            std::fs::remove_dir_all(&work)
+                .with_context(|| format!("cannot clear {}", work.display()))?;
         }
-        std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+        std::fs::create_dir_all(&work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
     }
     let rootfs_s = rootfs.display().to_string();
     ctx.run.run(&Cmd::new("debootstrap").args([
@@ -247,7 +277,14 @@ fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
     if !ctx.run.dry_run {
         prepare_rootfs(&rootfs, &mirror)?;
     }
-    ctx.run.run(&Cmd::new("tar").args(["--numeric-owner", "-C", &rootfs_s, "-cf", &tarball.display().to_string(), "."]))?;
+    ctx.run.run(&Cmd::new("tar").args([
+        "--numeric-owner",
+        "-C",
+        &rootfs_s,
+        "-cf",
+        &tarball.display().to_string(),
+        ".",
+    ]))?;
     ctx.run.run(&Cmd::new("docker").args([
         "import",
         "--change",
@@ -258,7 +295,8 @@ fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
         image,
     ]))?;
     if !ctx.run.dry_run {
-        std::fs::remove_dir_all(&work).with_context(|| format!("cannot clean up {}", work.display()))?;
+        std::fs::remove_dir_all(&work)
+            .with_context(|| format!("cannot clean up {}", work.display()))?;
     }
     Ok(())
 }
@@ -289,7 +327,10 @@ fn prepare_rootfs(rootfs: &Path, mirror: &str) -> Result<()> {
         )
         .to_string(),
     )?;
-    write("etc/apt/apt.conf.d/docker-no-languages", "Acquire::Languages \"none\";\n".to_string())?;
+    write(
+        "etc/apt/apt.conf.d/docker-no-languages",
+        "Acquire::Languages \"none\";\n".to_string(),
+    )?;
     write(
         "etc/dpkg/dpkg.cfg.d/docker-slim",
         [
@@ -303,31 +344,44 @@ fn prepare_rootfs(rootfs: &Path, mirror: &str) -> Result<()> {
         ]
         .join("\n"),
     )?;
-    for dir in ["var/cache/apt/archives", "var/lib/apt/lists", "var/log", "usr/share/man", "usr/share/info", "usr/share/locale"] {
+    for dir in [
+        "var/cache/apt/archives",
+        "var/lib/apt/lists",
+        "var/log",
+        "usr/share/man",
+        "usr/share/info",
+        "usr/share/locale",
+    ] {
         empty_dir(&rootfs.join(dir), &|_| true)?;
     }
     // Docs go, their copyright files stay (licences travel with the binaries).
-    empty_dir(&rootfs.join("usr/share/doc"), &|p| p.file_name().is_none_or(|n| n != "copyright"))?;
+    empty_dir(&rootfs.join("usr/share/doc"), &|p| {
+        p.file_name().is_none_or(|n| n != "copyright")
+    })?;
     for file in ["etc/resolv.conf", "etc/hostname"] {
         let path = rootfs.join(file);
         if path.symlink_metadata().is_ok() {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
-    std::fs::create_dir_all(rootfs.join("var/lib/apt/lists/partial")).context("recreating apt's lists directory")?;
+    std::fs::create_dir_all(rootfs.join("var/lib/apt/lists/partial"))
+        .context("recreating apt's lists directory")?;
     Ok(())
 }
 
 /// Removes everything below `dir` for which `remove` holds, then any directories left empty.
 fn empty_dir(dir: &Path, remove: &dyn Fn(&Path) -> bool) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         let path = entry.path();
         if entry.file_type()?.is_dir() {
             empty_dir(&path, remove)?;
             if std::fs::read_dir(&path)?.next().is_none() {
-                std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
+                std::fs::remove_dir(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
             }
         } else if remove(&path) {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
@@ -394,7 +448,10 @@ mod tests {
         let images = BaseImages::for_source(&config(), Source::Registry);
         for (_, image) in images.roles() {
             let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
-            assert!(!tag.is_empty() && tag != "latest", "{image} must carry a pinned tag");
+            assert!(
+                !tag.is_empty() && tag != "latest",
+                "{image} must carry a pinned tag"
+            );
         }
         assert!(images.mongo.is_some());
     }
@@ -413,7 +470,12 @@ mod rootfs_tests {
     fn prepare_rootfs_trims_and_configures() {
         let root = std::env::temp_dir().join(format!("xtask-rootfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for dir in ["usr/share/doc/pkg", "usr/share/man/man1", "var/lib/apt/lists", "etc"] {
+        for dir in [
+            "usr/share/doc/pkg",
+            "usr/share/man/man1",
+            "var/lib/apt/lists",
+            "etc",
+        ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
         std::fs::write(root.join("usr/share/doc/pkg/copyright"), "licence").unwrap();

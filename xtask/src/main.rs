@@ -32,7 +32,11 @@ fn main() -> ExitCode {
     match run(&cli.global, command) {
         Ok(()) => {
             if !quiet && started.elapsed().as_secs() >= 10 {
-                eprintln!("{}", Style::stderr().dim(&format!("done in {:.0} s", started.elapsed().as_secs_f64())));
+                eprintln!(
+                    "{}",
+                    Style::stderr()
+                        .dim(&format!("done in {:.0} s", started.elapsed().as_secs_f64()))
+                );
             }
             ExitCode::SUCCESS
         }
@@ -46,14 +50,22 @@ fn main() -> ExitCode {
 fn run(global: &cli::Global, command: Command) -> Result<()> {
     if let Command::Completions(args) = &command {
         // Needs no stack description: works outside a complete checkout too.
-        clap_complete::generate(args.shell, &mut cli::command(), "cargo-xtask", &mut std::io::stdout());
+        clap_complete::generate(
+            args.shell,
+            &mut cli::command(),
+            "cargo-xtask",
+            &mut std::io::stdout(),
+        );
         return Ok(());
+    }
+    if let Command::Codegen(args) = &command {
+        return commands::codegen::run(&context::project_root(), args.check, global.quiet);
     }
     let ctx = Ctx::new(global)?;
     match command {
         Command::Setup => provision::setup(&ctx),
         Command::Doctor(a) => commands::doctor::run(&ctx, a.json),
-        Command::Completions(_) => unreachable!("handled above"),
+        Command::Completions(_) | Command::Codegen(_) => unreachable!("handled above"),
         Command::DevUp(a) => commands::dev::up(&ctx, &a),
         Command::DevDown(a) => commands::dev::down(&ctx, &a),
         Command::DevRestart(a) => commands::dev::restart(&ctx, &a),
@@ -62,6 +74,9 @@ fn run(global: &cli::Global, command: Command) -> Result<()> {
         Command::DevShell(a) => commands::dev::shell(&ctx, &a),
         Command::DevBuild(a) => commands::dev::build(&ctx, &a),
         Command::Ci(a) => commands::ci::run(&ctx, &a),
+        Command::Test(a) => commands::test::run(&ctx, &a),
+        Command::Fmt(a) => commands::fmt::run(&ctx, a.check),
+        Command::Clean(a) => commands::clean::run(&ctx, a.volumes),
         Command::Images(a) => commands::images::run(&ctx, &a),
         Command::Health(a) => commands::health::run(&ctx, a.env, a.json),
     }

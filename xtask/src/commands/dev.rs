@@ -31,11 +31,21 @@ pub fn up(ctx: &Ctx, args: &DevUpArgs) -> Result<()> {
     images::ensure(ctx)?;
     let compose = ctx.compose(Env::Dev)?;
     let timeout = args.timeout.to_string();
-    let mut up = vec!["up", "--detach", "--wait", "--wait-timeout", &timeout, "--remove-orphans"];
+    let mut up = vec![
+        "up",
+        "--detach",
+        "--wait",
+        "--wait-timeout",
+        &timeout,
+        "--remove-orphans",
+    ];
     if args.build {
         up.push("--build");
     }
-    ctx.say(&format!("starting the dev stack (project {})", compose.project));
+    ctx.say(&format!(
+        "starting the dev stack (project {})",
+        compose.project
+    ));
     let started = Instant::now();
     if let Err(err) = ctx.run.run(&compose.cmd(up)) {
         explain_unhealthy(ctx, &compose);
@@ -46,7 +56,10 @@ pub fn up(ctx: &Ctx, args: &DevUpArgs) -> Result<()> {
     if ctx.run.dry_run {
         return Ok(());
     }
-    ctx.say(&format!("every service is healthy ({:.1} s after start)", started.elapsed().as_secs_f64()));
+    ctx.say(&format!(
+        "every service is healthy ({:.1} s after start)",
+        started.elapsed().as_secs_f64()
+    ));
     print_urls(ctx, &compose);
     Ok(())
 }
@@ -55,7 +68,11 @@ fn print_urls(ctx: &Ctx, compose: &Compose) {
     let style = Style::stdout();
     for (service, port, what, scheme) in endpoints(ctx) {
         if let Some(addr) = stack::published(ctx, compose, &service, port) {
-            println!("  {:<18} {}", what, style.bold(&format!("{scheme}://{addr}")));
+            println!(
+                "  {:<18} {}",
+                what,
+                style.bold(&format!("{scheme}://{addr}"))
+            );
         }
     }
 }
@@ -65,11 +82,22 @@ fn explain_unhealthy(ctx: &Ctx, compose: &Compose) {
     if ctx.run.dry_run {
         return;
     }
-    let Ok(states) = stack::services(ctx, compose) else { return };
+    let Ok(states) = stack::services(ctx, compose) else {
+        return;
+    };
     print_states(&states);
-    let bad: Vec<String> = states.iter().filter(|s| !s.ok()).map(|s| s.service.clone()).collect();
+    let bad: Vec<String> = states
+        .iter()
+        .filter(|s| !s.ok())
+        .map(|s| s.service.clone())
+        .collect();
     if !bad.is_empty() {
-        let mut args = vec!["logs".to_string(), "--no-color".into(), "--tail".into(), "60".into()];
+        let mut args = vec![
+            "logs".to_string(),
+            "--no-color".into(),
+            "--tail".into(),
+            "60".into(),
+        ];
         args.extend(bad);
         let _ = ctx.run.run(&compose.cmd(args));
     }
@@ -79,9 +107,23 @@ pub fn print_states(states: &[ServiceState]) {
     let style = Style::stdout();
     println!("{:<12} {:<10} {:<10} ports", "service", "state", "health");
     for s in states {
-        let health = if s.health.is_empty() { "-".to_string() } else { s.health.clone() };
-        let state = if s.state == "exited" { format!("exited({})", s.exit_code) } else { s.state.clone() };
-        let line = format!("{:<12} {:<10} {:<10} {}", s.service, state, health, s.ports.join(", "));
+        let health = if s.health.is_empty() {
+            "-".to_string()
+        } else {
+            s.health.clone()
+        };
+        let state = if s.state == "exited" {
+            format!("exited({})", s.exit_code)
+        } else {
+            s.state.clone()
+        };
+        let line = format!(
+            "{:<12} {:<10} {:<10} {}",
+            s.service,
+            state,
+            health,
+            s.ports.join(", ")
+        );
         println!("{}", if s.ok() { line } else { style.red(&line) });
     }
 }
@@ -107,7 +149,9 @@ pub fn restart(ctx: &Ctx, args: &ServicesArg) -> Result<()> {
     cmd.extend(args.services.iter().cloned());
     ctx.run.run(&compose.cmd(cmd))?;
     // `restart` does not wait for health; `up --wait` with nothing to change does.
-    let mut wait: Vec<String> = ["up", "--detach", "--wait", "--no-build"].map(String::from).to_vec();
+    let mut wait: Vec<String> = ["up", "--detach", "--wait", "--no-build"]
+        .map(String::from)
+        .to_vec();
     wait.extend(args.services.iter().cloned());
     ctx.run.run(&compose.cmd(wait))?;
     Ok(())
@@ -128,7 +172,10 @@ pub fn ps(ctx: &Ctx, json: bool) -> Result<()> {
 
 pub fn logs(ctx: &Ctx, args: &LogsArgs) -> Result<()> {
     if args.tail != "all" && args.tail.parse::<u32>().is_err() {
-        bail!("--tail {:?} is not a number of lines\n  fix: use a number such as 100, or `all`", args.tail);
+        bail!(
+            "--tail {:?} is not a number of lines\n  fix: use a number such as 100, or `all`",
+            args.tail
+        );
     }
     let compose = ctx.compose(Env::Dev)?;
     check_services(ctx, &compose, &args.services)?;
@@ -160,7 +207,11 @@ pub fn shell(ctx: &Ctx, args: &ShellArgs) -> Result<()> {
     } else {
         cmd.extend(args.command.iter().cloned());
     }
-    let cmd = if interactive { compose.cmd(cmd).interactive() } else { compose.cmd(cmd) };
+    let cmd = if interactive {
+        compose.cmd(cmd).interactive()
+    } else {
+        compose.cmd(cmd)
+    };
     ctx.run.run(&cmd).map_err(|err| {
         if args.command.is_empty() && args.service == ctx.config.services.api {
             err.context(format!(
@@ -188,7 +239,10 @@ pub fn build(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let started = Instant::now();
     ctx.run.run(&compose.cmd(cmd))?;
     if !ctx.run.dry_run {
-        ctx.say(&format!("images built in {:.1} s", started.elapsed().as_secs_f64()));
+        ctx.say(&format!(
+            "images built in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
     }
     Ok(())
 }
@@ -201,7 +255,10 @@ pub fn check_services(ctx: &Ctx, compose: &Compose, wanted: &[String]) -> Result
     let defined = defined_services(ctx, compose)?;
     for name in wanted {
         if !defined.iter().any(|d| d == name) {
-            bail!("unknown service `{name}`\n  fix: use one of: {}", defined.join(", "));
+            bail!(
+                "unknown service `{name}`\n  fix: use one of: {}",
+                defined.join(", ")
+            );
         }
     }
     Ok(())
@@ -210,8 +267,17 @@ pub fn check_services(ctx: &Ctx, compose: &Compose, wanted: &[String]) -> Result
 fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
     let query = compose.cmd(["--profile", "*", "config", "--services"]);
     match ctx.run.probe(&query) {
-        Some(p) if p.success => Ok(p.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()),
-        Some(p) => bail!("the compose files are not valid:\n  $ {query}\n{}", p.stderr.trim_end()),
+        Some(p) if p.success => Ok(p
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()),
+        Some(p) => bail!(
+            "the compose files are not valid:\n  $ {query}\n{}",
+            p.stderr.trim_end()
+        ),
         None => Ok(Vec::new()),
     }
 }

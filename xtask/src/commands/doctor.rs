@@ -28,8 +28,18 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: Option<String>) -> Check {
-    Check { name, status, detail: detail.into(), fix }
+fn check(
+    name: &'static str,
+    status: Status,
+    detail: impl Into<String>,
+    fix: Option<String>,
+) -> Check {
+    Check {
+        name,
+        status,
+        detail: detail.into(),
+        fix,
+    }
 }
 
 pub fn run(ctx: &Ctx, json: bool) -> Result<()> {
@@ -41,7 +51,9 @@ pub fn run(ctx: &Ctx, json: bool) -> Result<()> {
     }
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if failed > 0 {
-        bail!("{failed} prerequisite(s) missing: apply the fixes above (as root on Debian/Ubuntu `cargo xtask setup` does it for you)");
+        bail!(
+            "{failed} prerequisite(s) missing: apply the fixes above (as root on Debian/Ubuntu `cargo xtask setup` does it for you)"
+        );
     }
     Ok(())
 }
@@ -49,33 +61,73 @@ pub fn run(ctx: &Ctx, json: bool) -> Result<()> {
 fn gather(ctx: &Ctx) -> Vec<Check> {
     let host = Host::detect();
     let state = EngineState::probe(ctx);
-    let setup_fix = || Some(if host.can_provision() { "cargo xtask setup".to_string() } else { manual_instructions(&host) });
-    let mut checks = vec![check("host", Status::Ok, format!("{}{}", host.os, if host.root { " (root)" } else { "" }), None)];
+    let setup_fix = || {
+        Some(if host.can_provision() {
+            "cargo xtask setup".to_string()
+        } else {
+            manual_instructions(&host)
+        })
+    };
+    let mut checks = vec![check(
+        "host",
+        Status::Ok,
+        format!("{}{}", host.os, if host.root { " (root)" } else { "" }),
+        None,
+    )];
 
     checks.push(if state.cli {
         check("docker cli", Status::Ok, "docker is on PATH", None)
     } else {
-        check("docker cli", Status::Fail, "docker is not installed", setup_fix())
+        check(
+            "docker cli",
+            Status::Fail,
+            "docker is not installed",
+            setup_fix(),
+        )
     });
     checks.push(match &state.server_version {
-        Some(v) => check("engine", Status::Ok, format!("Docker Engine {v} is running"), None),
-        None if state.daemon_installed => {
-            check("engine", Status::Fail, "dockerd is installed but not running", setup_fix())
-        }
-        None => check("engine", Status::Fail, "Docker Engine is not installed", setup_fix()),
+        Some(v) => check(
+            "engine",
+            Status::Ok,
+            format!("Docker Engine {v} is running"),
+            None,
+        ),
+        None if state.daemon_installed => check(
+            "engine",
+            Status::Fail,
+            "dockerd is installed but not running",
+            setup_fix(),
+        ),
+        None => check(
+            "engine",
+            Status::Fail,
+            "Docker Engine is not installed",
+            setup_fix(),
+        ),
     });
     checks.push(match &state.compose_version {
         Some(v) if state.compose_ok() => check("compose", Status::Ok, format!("Compose {v}"), None),
         Some(v) => check(
             "compose",
             Status::Fail,
-            format!("Compose {v} is older than {}.{}", MIN_COMPOSE.0, MIN_COMPOSE.1),
+            format!(
+                "Compose {v} is older than {}.{}",
+                MIN_COMPOSE.0, MIN_COMPOSE.1
+            ),
             setup_fix(),
         ),
-        None => check("compose", Status::Fail, "Compose v2 (`docker compose`) is missing", setup_fix()),
+        None => check(
+            "compose",
+            Status::Fail,
+            "Compose v2 (`docker compose`) is missing",
+            setup_fix(),
+        ),
     });
 
-    for (what, path) in [("disk (repository)", ctx.root.display().to_string()), ("disk (docker)", docker_root(ctx))] {
+    for (what, path) in [
+        ("disk (repository)", ctx.root.display().to_string()),
+        ("disk (docker)", docker_root(ctx)),
+    ] {
         checks.push(match free_gib(ctx, &path) {
             Some(gib) if gib >= MIN_FREE_GIB => check(what, Status::Ok, format!("{gib:.1} GiB free at {path}"), None),
             Some(gib) => check(
@@ -90,25 +142,58 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
 
     let resolved = ctx.images();
     let images = BaseImages::for_source(&ctx.config, resolved.source);
-    checks.push(check("image source", Status::Ok, format!("{} ({})", resolved.source.name(), resolved.why), None));
+    checks.push(check(
+        "image source",
+        Status::Ok,
+        format!("{} ({})", resolved.source.name(), resolved.why),
+        None,
+    ));
     if state.server_version.is_some() {
-        let wanted = [&images.postgres, &images.redis, &images.rust, &images.node, &images.runtime, &images.nginx];
-        let missing: Vec<&str> = wanted.iter().filter(|i| !images::exists(ctx, i)).map(|i| i.as_str()).collect();
+        let wanted = [
+            &images.postgres,
+            &images.redis,
+            &images.rust,
+            &images.node,
+            &images.runtime,
+            &images.nginx,
+        ];
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|i| !images::exists(ctx, i))
+            .map(|i| i.as_str())
+            .collect();
         checks.push(if missing.is_empty() {
             check("base images", Status::Ok, "all present", None)
         } else {
             let fix = match resolved.source {
-                Source::Offline => "cargo xtask images build-offline   (dev-up does this when needed)",
+                Source::Offline => {
+                    "cargo xtask images build-offline   (dev-up does this when needed)"
+                }
                 Source::Registry => "cargo xtask dev-up pulls them (or `docker pull <image>`)",
             };
-            check("base images", Status::Warn, format!("missing: {}", missing.join(", ")), Some(fix.into()))
+            check(
+                "base images",
+                Status::Warn,
+                format!("missing: {}", missing.join(", ")),
+                Some(fix.into()),
+            )
         });
     }
     if resolved.source == Source::Offline {
         checks.push(if program_exists("debootstrap") {
-            check("debootstrap", Status::Ok, "present (builds the offline Debian base)", None)
+            check(
+                "debootstrap",
+                Status::Ok,
+                "present (builds the offline Debian base)",
+                None,
+            )
         } else {
-            check("debootstrap", Status::Fail, "missing: needed to build the offline Debian base", setup_fix())
+            check(
+                "debootstrap",
+                Status::Fail,
+                "missing: needed to build the offline Debian base",
+                setup_fix(),
+            )
         });
         checks.push(check(
             "mongo, grafana",
@@ -119,7 +204,12 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
     }
     let bundle = &ctx.config.images.ca_bundle;
     checks.push(if std::path::Path::new(bundle).is_file() {
-        check("ca bundle", Status::Ok, format!("{bundle} (given to builds as a secret)"), None)
+        check(
+            "ca bundle",
+            Status::Ok,
+            format!("{bundle} (given to builds as a secret)"),
+            None,
+        )
     } else {
         check(
             "ca bundle",
@@ -136,7 +226,10 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
             "env file",
             Status::Warn,
             format!("{} is missing", env_file.display()),
-            Some(format!("dev-up creates it from {}", ctx.config.compose.env_example)),
+            Some(format!(
+                "dev-up creates it from {}",
+                ctx.config.compose.env_example
+            )),
         )
     });
     checks
@@ -156,7 +249,9 @@ fn free_gib(ctx: &Ctx, path: &str) -> Option<f64> {
     while !p.exists() {
         p = p.parent()?.to_path_buf();
     }
-    let probe = ctx.run.probe(&Cmd::new("df").args(["-Pk", &p.display().to_string()]))?;
+    let probe = ctx
+        .run
+        .probe(&Cmd::new("df").args(["-Pk", &p.display().to_string()]))?;
     parse_df_available_kib(&probe.stdout).map(|kib| kib as f64 / 1024.0 / 1024.0)
 }
 
@@ -175,7 +270,12 @@ fn print_table(checks: &[Check]) {
         println!("{mark} {:<18} {}", c.name, c.detail);
         if let Some(fix) = &c.fix {
             for (i, line) in fix.lines().enumerate() {
-                println!("     {:<18} {}{}", "", if i == 0 { "fix: " } else { "" }, line.trim_start());
+                println!(
+                    "     {:<18} {}{}",
+                    "",
+                    if i == 0 { "fix: " } else { "" },
+                    line.trim_start()
+                );
             }
         }
     }

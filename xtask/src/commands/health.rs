@@ -38,13 +38,35 @@ pub fn gather(ctx: &Ctx, env: Env) -> Result<Report> {
     let mut problems: Vec<String> = services
         .iter()
         .filter(|s| !s.ok())
-        .map(|s| format!("service {} is {}{}", s.service, s.state, if s.health.is_empty() { String::new() } else { format!(" ({})", s.health) }))
+        .map(|s| {
+            format!(
+                "service {} is {}{}",
+                s.service,
+                s.state,
+                if s.health.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", s.health)
+                }
+            )
+        })
         .collect();
     if services.is_empty() && !ctx.run.dry_run {
-        problems.push(format!("the {} stack is not running (project {})", env.name(), compose.project));
+        problems.push(format!(
+            "the {} stack is not running (project {})",
+            env.name(),
+            compose.project
+        ));
     }
     let api = api_report(ctx, &compose, &mut problems);
-    Ok(Report { env: env.name(), project: compose.project.clone(), healthy: problems.is_empty(), services, api, problems })
+    Ok(Report {
+        env: env.name(),
+        project: compose.project.clone(),
+        healthy: problems.is_empty(),
+        services,
+        api,
+        problems,
+    })
 }
 
 /// The API is reached directly where it is published (dev) and through the edge proxy otherwise (prod).
@@ -66,9 +88,21 @@ fn api_report(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) -> Optio
     let timeout = Duration::from_secs(5);
     let health = http::get(&format!("{base}/health"), timeout);
     let health_status = match &health {
-        Ok(r) if r.status == 200 && serde_json::from_str::<Value>(&r.body).ok() == Some(serde_json::json!({"status": "ok"})) => Some(200),
+        Ok(r)
+            if r.status == 200
+                && r.header("content-type")
+                    .is_some_and(|t| t.starts_with("application/json"))
+                && serde_json::from_str::<Value>(&r.body).ok()
+                    == Some(serde_json::json!({"status": "ok"})) =>
+        {
+            Some(200)
+        }
         Ok(r) => {
-            problems.push(format!("GET {base}/health answered {} {}", r.status, r.body.trim()));
+            problems.push(format!(
+                "GET {base}/health answered {} {}",
+                r.status,
+                r.body.trim()
+            ));
             Some(r.status)
         }
         Err(e) => {
@@ -81,9 +115,21 @@ fn api_report(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) -> Optio
         Ok(r) => {
             let body = serde_json::from_str::<Value>(&r.body).ok();
             if r.status != 200 {
-                problems.push(format!("GET {base}/health/ready answered {}: {}", r.status, r.body.trim()));
-            } else if body.as_ref().and_then(|b| b.get("status")).and_then(Value::as_str) != Some("ok") {
-                problems.push(format!("the API reports itself degraded: {}", r.body.trim()));
+                problems.push(format!(
+                    "GET {base}/health/ready answered {}: {}",
+                    r.status,
+                    r.body.trim()
+                ));
+            } else if body
+                .as_ref()
+                .and_then(|b| b.get("status"))
+                .and_then(Value::as_str)
+                != Some("ok")
+            {
+                problems.push(format!(
+                    "the API reports itself degraded: {}",
+                    r.body.trim()
+                ));
             }
             (Some(r.status), body)
         }
@@ -92,7 +138,12 @@ fn api_report(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) -> Optio
             (None, None)
         }
     };
-    Some(ApiReport { url: base, health_status, ready_status, ready: ready_body })
+    Some(ApiReport {
+        url: base,
+        health_status,
+        ready_status,
+        ready: ready_body,
+    })
 }
 
 pub fn run(ctx: &Ctx, env: Env, json: bool) -> Result<()> {
@@ -103,7 +154,11 @@ pub fn run(ctx: &Ctx, env: Env, json: bool) -> Result<()> {
         print_report(&report);
     }
     if !report.healthy {
-        bail!("the {} stack is not healthy: {}", report.env, report.problems.join("; "));
+        bail!(
+            "the {} stack is not healthy: {}",
+            report.env,
+            report.problems.join("; ")
+        );
     }
     Ok(())
 }
@@ -113,13 +168,33 @@ fn print_report(report: &Report) {
     crate::commands::dev::print_states(&report.services);
     if let Some(api) = &report.api {
         println!();
-        println!("api readiness ({}/health/ready): {}", api.url, api.ready_status.map_or("no answer".into(), |s| s.to_string()));
-        if let Some(checks) = api.ready.as_ref().and_then(|r| r.get("checks")).and_then(Value::as_object) {
+        println!(
+            "api readiness ({}/health/ready): {}",
+            api.url,
+            api.ready_status
+                .map_or("no answer".into(), |s| s.to_string())
+        );
+        if let Some(checks) = api
+            .ready
+            .as_ref()
+            .and_then(|r| r.get("checks"))
+            .and_then(Value::as_object)
+        {
             for (name, check) in checks {
                 let status = check.get("status").and_then(Value::as_str).unwrap_or("?");
-                let latency = check.get("latency_ms").and_then(Value::as_f64).map_or(String::new(), |l| format!(" {l:.1} ms"));
+                let latency = check
+                    .get("latency_ms")
+                    .and_then(Value::as_f64)
+                    .map_or(String::new(), |l| format!(" {l:.1} ms"));
                 let line = format!("  {name:<10} {status}{latency}");
-                println!("{}", if status == "up" { line } else { style.red(&line) });
+                println!(
+                    "{}",
+                    if status == "up" {
+                        line
+                    } else {
+                        style.red(&line)
+                    }
+                );
             }
         }
     }

@@ -1,0 +1,60 @@
+//! `cargo xtask clean`: remove what this project left in the engine — its containers, networks and dangling
+//! images (dev, ci and offline-image projects) and the xtask's scratch files. Volumes (database data) only
+//! with `--volumes` and a confirmation; the production project is never touched here.
+
+use anyhow::Result;
+
+use crate::commands::ci::ci_project;
+use crate::compose::Compose;
+use crate::config::Env;
+use crate::context::Ctx;
+use crate::images::OFFLINE_PROJECT;
+use crate::process::Cmd;
+
+pub fn plan(ctx: &Ctx, dev: &Compose, volumes: bool) -> Vec<Cmd> {
+    let ci_project = ci_project(&ctx.config.project.name);
+    let mut down = vec!["down", "--remove-orphans"];
+    if volumes {
+        down.push("--volumes");
+    }
+    let mut ci = dev.clone();
+    ci.project = ci_project.clone();
+    let mut plan = vec![dev.cmd(down.clone()), ci.cmd(down)];
+    for project in [dev.project.as_str(), ci_project.as_str(), OFFLINE_PROJECT] {
+        plan.push(Cmd::new("docker").args([
+            "image",
+            "prune",
+            "--force",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ]));
+    }
+    plan
+}
+
+pub fn run(ctx: &Ctx, volumes: bool) -> Result<()> {
+    let dev = ctx.compose(Env::Dev)?;
+    if volumes {
+        ctx.confirm(&format!(
+            "delete the volumes of compose projects `{}` and `{}` (all dev and CI database data)",
+            dev.project,
+            ci_project(&ctx.config.project.name)
+        ))?;
+    }
+    for cmd in plan(ctx, &dev, volumes) {
+        ctx.run.run(&cmd)?;
+    }
+    let scratch = ctx.root.join("target/drydock");
+    if scratch.exists() {
+        ctx.say(&format!("removing {}", scratch.display()));
+        if !ctx.run.dry_run {
+            std::fs::remove_dir_all(&scratch)?;
+        }
+    }
+    if !volumes {
+        ctx.say("volumes kept (database data); `cargo xtask clean --volumes` removes them too");
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `cargo xtask test`: the test suites inside containers — the backend's unit and integration tests on the
+//! compose network against real PostgreSQL and Redis, and the frontend's unit tests in a Node container.
+
+use anyhow::{Result, bail};
+
+use crate::cli::TestArgs;
+use crate::compose::{Compose, ensure_env_file};
+use crate::config::Env;
+use crate::context::Ctx;
+use crate::images;
+use crate::process::Cmd;
+use crate::provision::preflight;
+
+/// The suites, in order: (name, compose service in the `test` profile).
+const SUITES: [(&str, &str); 2] = [("backend", "backend-test"), ("frontend", "frontend-test")];
+
+/// What runs, as data: build the test images, start the databases, run each suite.
+pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
+    let suites: Vec<(&str, &str)> = SUITES
+        .iter()
+        .copied()
+        .filter(|(name, _)| args.suite.as_deref().is_none_or(|s| s == *name))
+        .collect();
+    let mut steps = Vec::new();
+    let mut build = vec!["--profile".to_string(), "test".into(), "build".into()];
+    build.extend(suites.iter().map(|(_, svc)| svc.to_string()));
+    steps.push(("build test images".to_string(), compose.cmd(build)));
+    if suites.iter().any(|(name, _)| *name == "backend") {
+        steps.push((
+            "start postgres and redis".to_string(),
+            compose.cmd(["up", "--detach", "--wait", "postgres", "redis"]),
+        ));
+    }
+    for (name, service) in suites {
+        let mut run = vec![
+            "--profile".to_string(),
+            "test".into(),
+            "run".into(),
+            "--rm".into(),
+            service.to_string(),
+        ];
+        run.extend(args.args.iter().cloned());
+        steps.push((format!("{name} tests"), compose.cmd(run)));
+    }
+    steps
+}
+
+pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
+    if let Some(suite) = &args.suite
+        && !SUITES.iter().any(|(name, _)| name == suite)
+    {
+        bail!(
+            "unknown test suite `{suite}`\n  fix: use one of: backend, frontend (or no --suite for both)"
+        );
+    }
+    if !args.args.is_empty() && args.suite.is_none() {
+        bail!(
+            "arguments after `--` go to one suite's test runner\n  fix: add --suite backend or --suite frontend"
+        );
+    }
+    preflight(ctx)?;
+    ensure_env_file(ctx)?;
+    images::ensure(ctx)?;
+    let compose = ctx.compose(Env::Dev)?;
+    let mut failed = Vec::new();
+    for (name, cmd) in plan(&compose, args) {
+        ctx.say(&name);
+        let is_suite = name.ends_with(" tests");
+        match ctx.run.run(&cmd) {
+            Ok(_) => {}
+            // Every suite runs even when another failed: one run shows every failure.
+            Err(err) if is_suite => {
+                eprintln!("{name} failed: {err:#}");
+                failed.push(name);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} failed (see the test output above)",
+            failed.join(" and ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compose() -> Compose {
+        Compose {
+            project: "drydock".into(),
+            files: vec!["c.yaml".into()],
+            env_file: None,
+            env: vec![],
+        }
+    }
+
+    #[test]
+    fn both_suites_by_default() {
+        let steps = plan(
+            &compose(),
+            &TestArgs {
+                suite: None,
+                args: vec![],
+            },
+        );
+        let names: Vec<&str> = steps.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "build test images",
+                "start postgres and redis",
+                "backend tests",
+                "frontend tests"
+            ]
+        );
+        assert_eq!(
+            steps[2].1.argv(),
+            [
+                "docker",
+                "compose",
+                "-p",
+                "drydock",
+                "-f",
+                "c.yaml",
+                "--profile",
+                "test",
+                "run",
+                "--rm",
+                "backend-test"
+            ]
+        );
+    }
+
+    #[test]
+    fn frontend_only_needs_no_databases() {
+        let steps = plan(
+            &compose(),
+            &TestArgs {
+                suite: Some("frontend".into()),
+                args: vec!["--reporter=dot".into()],
+            },
+        );
+        let names: Vec<&str> = steps.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["build test images", "frontend tests"]);
+        assert_eq!(steps[1].1.argv().last(), Some(&"--reporter=dot"));
+    }
+}
