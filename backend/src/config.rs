@@ -94,7 +94,7 @@ impl RedisSettings {
             redis::ConnectionAddr::Tcp(self.host.clone(), self.port).into_connection_info()?;
         let mut redis_info = redis::RedisConnectionInfo::default();
         if let Some(password) = &self.password {
-            redis_info = redis_info.set_password(password.expose_secret().to_owned());
+            redis_info = redis_info.set_password(password.expose_secret());
         }
         redis::Client::open(info.set_redis_settings(redis_info))
     }

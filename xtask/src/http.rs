@@ -94,9 +94,12 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 1024];
-            let n = conn.read(&mut buf).unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /health HTTP/1.0"));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            assert!(String::from_utf8_lossy(&head).starts_with("GET /health HTTP/1.0"));
             conn.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}")
                 .unwrap();
         });

@@ -352,11 +352,12 @@ fn prepare_rootfs(rootfs: &Path, mirror: &str) -> Result<()> {
         "usr/share/info",
         "usr/share/locale",
     ] {
-        empty_dir(&rootfs.join(dir), &|_| true)?;
+        empty_dir(&rootfs.join(dir), &|_, _| true)?;
     }
-    // Docs go, their copyright files stay (licences travel with the binaries).
-    empty_dir(&rootfs.join("usr/share/doc"), &|p| {
-        p.file_name().is_none_or(|n| n != "copyright")
+    // Docs go, their copyright files stay (licences travel with the binaries), and so do the symlinks
+    // that point a package's doc directory at another's (e.g. libgcc-s1 -> gcc-14-base).
+    empty_dir(&rootfs.join("usr/share/doc"), &|p, kind| {
+        kind.is_file() && p.file_name().is_none_or(|n| n != "copyright")
     })?;
     for file in ["etc/resolv.conf", "etc/hostname"] {
         let path = rootfs.join(file);
@@ -369,21 +370,22 @@ fn prepare_rootfs(rootfs: &Path, mirror: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes everything below `dir` for which `remove` holds, then any directories left empty.
-fn empty_dir(dir: &Path, remove: &dyn Fn(&Path) -> bool) -> Result<()> {
+/// Removes every non-directory below `dir` for which `remove` holds, then any directories left empty.
+fn empty_dir(dir: &Path, remove: &dyn Fn(&Path, std::fs::FileType) -> bool) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         let path = entry.path();
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
             empty_dir(&path, remove)?;
             if std::fs::read_dir(&path)?.next().is_none() {
                 std::fs::remove_dir(&path)
                     .with_context(|| format!("removing {}", path.display()))?;
             }
-        } else if remove(&path) {
+        } else if remove(&path, kind) {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
@@ -483,10 +485,12 @@ mod rootfs_tests {
         std::fs::write(root.join("usr/share/man/man1/ls.1.gz"), "x").unwrap();
         std::fs::write(root.join("var/lib/apt/lists/some_Packages"), "x").unwrap();
         std::fs::write(root.join("etc/hostname"), "builder").unwrap();
+        std::os::unix::fs::symlink("pkg", root.join("usr/share/doc/pkg-alias")).unwrap();
         prepare_rootfs(&root, "http://mirror.example/debian").unwrap();
         assert!(root.join("usr/share/doc/pkg/copyright").exists());
         assert!(!root.join("usr/share/doc/pkg/changelog.gz").exists());
         assert!(!root.join("usr/share/man/man1").exists());
+        assert!(root.join("usr/share/doc/pkg-alias").symlink_metadata().is_ok(), "doc symlinks stay");
         assert!(!root.join("var/lib/apt/lists/some_Packages").exists());
         assert!(root.join("var/lib/apt/lists/partial").is_dir());
         assert!(!root.join("etc/hostname").exists());

@@ -434,6 +434,152 @@ pub fn under(root: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// How a streamed transfer went: bytes moved, their SHA-256 (hex) and the first bytes (for format checks).
+#[derive(Debug, Default, Clone)]
+pub struct Streamed {
+    pub bytes: u64,
+    pub sha256: String,
+    pub head: Vec<u8>,
+}
+
+/// Bytes and rate of a long transfer on one self-overwriting stderr line, only when stderr is a terminal.
+pub struct Progress {
+    label: String,
+    enabled: bool,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    total: Option<u64>,
+}
+
+impl Progress {
+    pub fn new(label: &str, total: Option<u64>, quiet: bool) -> Progress {
+        let now = std::time::Instant::now();
+        Progress { label: label.to_string(), enabled: !quiet && io::stderr().is_terminal(), started: now, last: now, total }
+    }
+
+    pub fn update(&mut self, bytes: u64) {
+        if !self.enabled || self.last.elapsed().as_millis() < 250 {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let mb = bytes as f64 / 1e6;
+        let of = self.total.map(|t| format!(" of {:.1} MB", t as f64 / 1e6)).unwrap_or_default();
+        eprint!("\r\x1b[2K  {}: {mb:.1} MB{of} ({:.1} MB/s)", self.label, mb / secs);
+        let _ = io::stderr().flush();
+    }
+
+    pub fn finish(&mut self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+            let _ = io::stderr().flush();
+        }
+    }
+}
+
+const STREAM_CHUNK: usize = 1 << 20;
+
+impl Runner {
+    /// Runs `cmd` with its stdout streamed into `sink` in chunks (never held in memory), hashing it on the
+    /// way. Fails if the command fails or if writing fails (then the child is killed, so a full disk does not
+    /// leave a dump running). With `--dry-run` prints the command with `> target` and runs nothing.
+    pub fn stream_out(&self, cmd: &Cmd, target: &Path, sink: &mut dyn Write, progress: &mut Progress) -> Result<Streamed> {
+        use sha2::Digest;
+        let mut shown = cmd.clone();
+        shown.args.push(">".into());
+        shown.args.push(target.display().to_string());
+        self.echo(&shown);
+        if self.dry_run {
+            return Ok(Streamed::default());
+        }
+        let mut command = build_command(cmd);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().with_context(|| not_started(cmd))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let secrets = cmd.secrets.clone();
+        let tee = thread::spawn(move || tee_stderr(stderr, &secrets));
+        let mut out = child.stdout.take().expect("stdout is piped");
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        let mut streamed = Streamed::default();
+        let copied: Result<()> = loop {
+            let n = match out.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(anyhow::Error::new(e).context(format!("reading the output of `{cmd}` failed"))),
+            };
+            if let Err(e) = sink.write_all(&buf[..n]) {
+                break Err(anyhow::Error::new(e).context(format!("writing {} failed", target.display())));
+            }
+            hasher.update(&buf[..n]);
+            if streamed.head.len() < 64 {
+                let take = (64 - streamed.head.len()).min(n);
+                streamed.head.extend_from_slice(&buf[..take]);
+            }
+            streamed.bytes += n as u64;
+            progress.update(streamed.bytes);
+        };
+        progress.finish();
+        if copied.is_err() {
+            let _ = child.kill();
+        }
+        drop(out);
+        let status = child.wait().with_context(|| format!("waiting for `{cmd}`"))?;
+        let tail = tee.join().unwrap_or_default();
+        copied?;
+        if !status.success() {
+            bail!("{}", failure_report(cmd, status, &tail));
+        }
+        streamed.sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(streamed)
+    }
+
+    /// Runs `cmd` with the file at `source` streamed to its stdin in chunks (with progress); its stdout goes
+    /// to the user. Fails if the command fails, including when it stops reading early.
+    pub fn stream_in(&self, cmd: &Cmd, source: &Path, progress: &mut Progress) -> Result<u64> {
+        let mut shown = cmd.clone();
+        shown.stdin = Input::File(source.to_path_buf());
+        self.echo(&shown);
+        if self.dry_run {
+            return Ok(0);
+        }
+        let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+        let mut command = build_command(cmd);
+        command.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+        let mut child = command.spawn().with_context(|| not_started(cmd))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let secrets = cmd.secrets.clone();
+        let tee = thread::spawn(move || tee_stderr(stderr, &secrets));
+        let mut input = child.stdin.take().expect("stdin is piped");
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        let mut sent = 0u64;
+        let fed: Result<()> = loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(anyhow::Error::new(e).context(format!("reading {} failed", source.display()))),
+            };
+            if let Err(e) = input.write_all(&buf[..n]) {
+                // The child stopped reading (usually it failed: its status and stderr say why).
+                break Err(anyhow::Error::new(e).context(format!("`{cmd}` stopped reading its input")));
+            }
+            sent += n as u64;
+            progress.update(sent);
+        };
+        progress.finish();
+        drop(input);
+        let status = child.wait().with_context(|| format!("waiting for `{cmd}`"))?;
+        let tail = tee.join().unwrap_or_default();
+        if !status.success() {
+            bail!("{}", failure_report(cmd, status, &tail));
+        }
+        fed?;
+        Ok(sent)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

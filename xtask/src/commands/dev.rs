@@ -22,6 +22,7 @@ fn endpoints(ctx: &Ctx) -> Vec<(String, u16, &'static str, &'static str)> {
         (s.frontend.clone(), 8080, "frontend (direct)", "http"),
         (s.postgres.clone(), 5432, "postgres", "postgres"),
         (s.redis.clone(), 6379, "redis", "redis"),
+        ("frontend-dev".to_string(), 5173, "vite (hot reload)", "http"),
     ]
 }
 

@@ -1,0 +1,306 @@
+//! The external commands of the database and backup commands, as data (unit-tested argv, no Docker).
+//!
+//! Everything runs inside the service's own container through `docker compose exec -T` (no TTY: a TTY
+//! corrupts binary streams), so client and server versions always match and no database port needs to be
+//! published. Passwords never appear in argv or in the echo: PostgreSQL trusts local socket connections
+//! inside its container (like the official image), and Redis / MongoDB read theirs from the container's own
+//! environment through a fixed `sh -c` prefix; the real program and its arguments follow as `"$@"`.
+
+use crate::compose::Compose;
+use crate::process::Cmd;
+
+/// Who to connect as, and to which database (read from the postgres container's environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    pub user: String,
+    pub db: String,
+}
+
+/// `exec` with or without a TTY: interactive shells get one, everything captured or streamed must not.
+fn exec(compose: &Compose, service: &str, tty: bool) -> Cmd {
+    let mut cmd = compose.cmd(["exec"]);
+    if !tty {
+        cmd = cmd.arg("-T");
+    }
+    cmd.arg(service)
+}
+
+/// Reads a PostgreSQL container's facts in one round trip, one per line: user, database, server version,
+/// pg_dump version, number of user tables, and the best compression its pg_dump supports (zstd:1 is 3-4×
+/// faster than the default gzip:6 and smaller; PostgreSQL 16+ built with zstd has it: tried, not assumed).
+pub const PG_FACTS: &str = r#"u="${POSTGRES_USER:-postgres}"; d="${POSTGRES_DB:-$u}"
+pg_isready -q -t 10 -U "$u" -d "$d" || { echo "PostgreSQL is not accepting connections" >&2; exit 1; }
+printf '%s\n%s\n' "$u" "$d"
+psql -XAtq -v ON_ERROR_STOP=1 -U "$u" -d "$d" -c 'show server_version' || exit 1
+pg_dump --version
+psql -XAtq -v ON_ERROR_STOP=1 -U "$u" -d "$d" -c "select count(*) from pg_tables where schemaname not in ('pg_catalog','information_schema')" || exit 1
+if pg_dump -U "$u" -d "$d" -Fc --compress=zstd:1 --schema-only -t drydock_no_such_table -f /dev/null 2>/dev/null; then echo zstd:1; else echo default; fi"#;
+
+pub fn pg_facts(compose: &Compose, service: &str) -> Cmd {
+    exec(compose, service, false).args(["sh", "-c", PG_FACTS])
+}
+
+/// The number of user tables (the sanity check after a restore).
+pub const PG_TABLE_COUNT: &str =
+    "select count(*) from pg_tables where schemaname not in ('pg_catalog','information_schema')";
+
+/// `pg_dump` in custom format to stdout. `compression` is `zstd:1` or `default` (pg_dump's gzip level).
+pub fn pg_dump(compose: &Compose, service: &str, t: &PgTarget, compression: &str) -> Cmd {
+    let mut cmd = exec(compose, service, false).args(["pg_dump", "-U", &t.user, "-d", &t.db, "--format=custom"]);
+    if compression != "default" {
+        cmd = cmd.arg(format!("--compress={compression}"));
+    }
+    cmd
+}
+
+/// Roles and tablespaces (pg_dump does not include them): restored first on a new cluster.
+pub fn pg_dumpall_globals(compose: &Compose, service: &str, t: &PgTarget) -> Cmd {
+    exec(compose, service, false).args(["pg_dumpall", "-U", &t.user, "--globals-only"])
+}
+
+/// Restores a custom-format dump read from stdin into the target database: objects in the archive are
+/// dropped and recreated, ownership goes to the connecting user, the first error stops it, and one
+/// transaction makes it all-or-nothing (a failed restore leaves the database as it was).
+pub fn pg_restore(compose: &Compose, service: &str, t: &PgTarget) -> Cmd {
+    exec(compose, service, false).args([
+        "pg_restore",
+        "-U",
+        &t.user,
+        "-d",
+        &t.db,
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--exit-on-error",
+        "--single-transaction",
+    ])
+}
+
+/// `psql` on the application database: a session on a terminal, or a one-off with the given arguments.
+pub fn psql(compose: &Compose, service: &str, t: &PgTarget, extra: &[String], tty: bool) -> Cmd {
+    let mut cmd = exec(compose, service, tty).args(["psql", "-U", &t.user, "-d", &t.db]);
+    if !tty {
+        // A script must stop at its first error and say so through the exit status.
+        cmd = cmd.args(["-v", "ON_ERROR_STOP=1"]);
+    }
+    cmd.args(extra.iter().cloned())
+}
+
+/// Drops and recreates the application database (terminating its connections), owned by the same user.
+pub fn pg_reset(compose: &Compose, service: &str, t: &PgTarget) -> [Cmd; 2] {
+    [
+        exec(compose, service, false).args(["dropdb", "-U", &t.user, "--if-exists", "--force", &t.db]),
+        exec(compose, service, false).args(["createdb", "-U", &t.user, "-O", &t.user, &t.db]),
+    ]
+}
+
+/// Runs a program in the Redis container with `REDISCLI_AUTH` taken from the container's `REDIS_PASSWORD`.
+pub const REDIS_AUTH: &str = r#"if [ -n "$REDIS_PASSWORD" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; exec "$0" "$@""#;
+
+pub fn redis_cli(compose: &Compose, service: &str, args: &[String], tty: bool) -> Cmd {
+    exec(compose, service, tty).args(["sh", "-c", REDIS_AUTH, "redis-cli"]).args(args.iter().cloned())
+}
+
+/// Facts of a Redis server: the client version, INFO server + keyspace, and where it keeps its RDB.
+pub const REDIS_FACTS: &str = r#"if [ -n "$REDIS_PASSWORD" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi
+redis-cli ping | grep -q PONG || { echo "Redis is not answering PING" >&2; exit 1; }
+redis-cli --version
+redis-cli INFO server | tr -d '\r' | grep '^redis_version:'
+redis-cli INFO keyspace | tr -d '\r' | grep '^db'
+echo '@config'
+redis-cli CONFIG GET dir
+redis-cli CONFIG GET dbfilename
+redis-cli CONFIG GET appendonly"#;
+
+pub fn redis_facts(compose: &Compose, service: &str) -> Cmd {
+    exec(compose, service, false).args(["sh", "-c", REDIS_FACTS])
+}
+
+/// A consistent RDB snapshot on stdout: the server forks and streams it through the replication protocol.
+pub fn redis_rdb(compose: &Compose, service: &str) -> Cmd {
+    redis_cli(compose, service, &["--rdb".to_string(), "-".to_string()], false)
+}
+
+/// Writes the RDB read from stdin into the stopped service's data volume (a one-off container of the same
+/// service, so the same image and volume): first beside it, then renamed over the old one, owned like the
+/// directory. `$1` = the data directory, `$2` = the RDB file name.
+pub const REDIS_PLACE_RDB: &str = r#"set -e
+cat > "$1/.drydock-restore.partial"
+redis-check-rdb "$1/.drydock-restore.partial" >/dev/null || { echo "redis-check-rdb rejected the backup" >&2; rm -f "$1/.drydock-restore.partial"; exit 1; }
+chown "$(stat -c %u:%g "$1")" "$1/.drydock-restore.partial"
+mv -f "$1/.drydock-restore.partial" "$1/$2""#;
+
+pub fn redis_place_rdb(compose: &Compose, service: &str, dir: &str, file: &str) -> Cmd {
+    compose
+        .cmd(["run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", service, "-c", REDIS_PLACE_RDB, "sh"])
+        .args([dir, file])
+}
+
+/// MongoDB credentials come from the official image's variables inside the container.
+pub const MONGO_AUTH: &str = r#"set -- "$0" "$@"; if [ -n "$MONGO_INITDB_ROOT_USERNAME" ]; then set -- "$@" --username "$MONGO_INITDB_ROOT_USERNAME" --password "$MONGO_INITDB_ROOT_PASSWORD" --authenticationDatabase admin; fi; exec "$@""#;
+
+pub fn mongodump(compose: &Compose, service: &str) -> Cmd {
+    exec(compose, service, false).args(["sh", "-c", MONGO_AUTH, "mongodump", "--archive", "--gzip"])
+}
+
+pub fn mongorestore(compose: &Compose, service: &str) -> Cmd {
+    exec(compose, service, false).args([
+        "sh",
+        "-c",
+        MONGO_AUTH,
+        "mongorestore",
+        "--archive",
+        "--gzip",
+        "--drop",
+        "--stopOnError",
+    ])
+}
+
+pub fn mongosh(compose: &Compose, service: &str, extra: &[String], tty: bool) -> Cmd {
+    exec(compose, service, tty).args(["sh", "-c", MONGO_AUTH, "mongosh", "--quiet"]).args(extra.iter().cloned())
+}
+
+/// A throwaway container for `backups verify`: same image, no volume, no published port, removed after.
+pub fn throwaway(image: &str, name: &str, env: &[(&str, &str)], entrypoint: Option<&str>, args: &[&str]) -> Cmd {
+    let mut cmd = Cmd::new("docker").args(["run", "-d", "--rm", "--name", name, "--label", "drydock.backup-verify=1"]);
+    for (k, v) in env {
+        cmd = cmd.arg("-e").arg(format!("{k}={v}"));
+    }
+    if let Some(ep) = entrypoint {
+        cmd = cmd.args(["--entrypoint", ep]);
+    }
+    cmd.arg(image).args(args.iter().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compose() -> Compose {
+        Compose { project: "dd".into(), files: vec!["/r/c.yaml".into()], env_file: Some("/r/.env".into()), env: vec![] }
+    }
+
+    const PRE: [&str; 8] = ["docker", "compose", "-p", "dd", "-f", "/r/c.yaml", "--env-file", "/r/.env"];
+
+    fn tail(cmd: &Cmd) -> Vec<&str> {
+        let argv = cmd.argv();
+        assert_eq!(argv[..8], PRE, "{argv:?}");
+        argv[8..].to_vec()
+    }
+
+    fn target() -> PgTarget {
+        PgTarget { user: "app".into(), db: "appdb".into() }
+    }
+
+    #[test]
+    fn pg_dump_streams_custom_format_with_the_best_compression() {
+        assert_eq!(
+            tail(&pg_dump(&compose(), "postgres", &target(), "zstd:1")),
+            ["exec", "-T", "postgres", "pg_dump", "-U", "app", "-d", "appdb", "--format=custom", "--compress=zstd:1"]
+        );
+        assert_eq!(
+            tail(&pg_dump(&compose(), "postgres", &target(), "default")),
+            ["exec", "-T", "postgres", "pg_dump", "-U", "app", "-d", "appdb", "--format=custom"]
+        );
+        assert_eq!(
+            tail(&pg_dumpall_globals(&compose(), "postgres", &target())),
+            ["exec", "-T", "postgres", "pg_dumpall", "-U", "app", "--globals-only"]
+        );
+    }
+
+    #[test]
+    fn pg_restore_is_clean_ownerless_and_stops_at_the_first_error() {
+        assert_eq!(
+            tail(&pg_restore(&compose(), "db", &target())),
+            [
+                "exec",
+                "-T",
+                "db",
+                "pg_restore",
+                "-U",
+                "app",
+                "-d",
+                "appdb",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--exit-on-error",
+                "--single-transaction"
+            ]
+        );
+    }
+
+    #[test]
+    fn pg_facts_probe_checks_readiness_and_zstd() {
+        let cmd = pg_facts(&compose(), "postgres");
+        assert_eq!(tail(&cmd)[..5], ["exec", "-T", "postgres", "sh", "-c"]);
+        assert!(PG_FACTS.contains("pg_isready -q -t 10"));
+        assert!(PG_FACTS.contains("--compress=zstd:1"));
+        assert!(!cmd.display().contains("PASSWORD"), "no password is needed or passed");
+    }
+
+    #[test]
+    fn psql_interactive_and_scripted() {
+        let extra = vec!["-c".to_string(), "select 1".to_string()];
+        assert_eq!(
+            tail(&psql(&compose(), "postgres", &target(), &extra, false)),
+            ["exec", "-T", "postgres", "psql", "-U", "app", "-d", "appdb", "-v", "ON_ERROR_STOP=1", "-c", "select 1"]
+        );
+        assert_eq!(tail(&psql(&compose(), "postgres", &target(), &[], true)), ["exec", "postgres", "psql", "-U", "app", "-d", "appdb"]);
+    }
+
+    #[test]
+    fn db_reset_drops_with_force_and_recreates() {
+        let [drop, create] = pg_reset(&compose(), "postgres", &target());
+        assert_eq!(tail(&drop), ["exec", "-T", "postgres", "dropdb", "-U", "app", "--if-exists", "--force", "appdb"]);
+        assert_eq!(tail(&create), ["exec", "-T", "postgres", "createdb", "-U", "app", "-O", "app", "appdb"]);
+    }
+
+    #[test]
+    fn redis_commands_take_the_password_from_the_container() {
+        let cmd = redis_rdb(&compose(), "redis");
+        assert_eq!(tail(&cmd), ["exec", "-T", "redis", "sh", "-c", REDIS_AUTH, "redis-cli", "--rdb", "-"]);
+        assert!(REDIS_AUTH.contains("REDISCLI_AUTH=\"$REDIS_PASSWORD\""));
+        assert!(!cmd.display().contains("-a "), "never -a <password>");
+        let shell = redis_cli(&compose(), "redis", &[], true);
+        assert_eq!(tail(&shell), ["exec", "redis", "sh", "-c", REDIS_AUTH, "redis-cli"]);
+        let facts = redis_facts(&compose(), "redis");
+        assert_eq!(tail(&facts)[..5], ["exec", "-T", "redis", "sh", "-c"]);
+    }
+
+    #[test]
+    fn redis_restore_writes_into_the_volume_with_a_one_off_container() {
+        let cmd = redis_place_rdb(&compose(), "redis", "/data", "dump.rdb");
+        assert_eq!(
+            tail(&cmd),
+            ["run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "redis", "-c", REDIS_PLACE_RDB, "sh", "/data", "dump.rdb"]
+        );
+        assert!(REDIS_PLACE_RDB.contains("redis-check-rdb"));
+        assert!(REDIS_PLACE_RDB.contains("mv -f"), "renamed over the old file only when complete");
+    }
+
+    #[test]
+    fn mongo_plans() {
+        assert_eq!(tail(&mongodump(&compose(), "mongo")), ["exec", "-T", "mongo", "sh", "-c", MONGO_AUTH, "mongodump", "--archive", "--gzip"]);
+        assert_eq!(
+            tail(&mongorestore(&compose(), "mongo")),
+            ["exec", "-T", "mongo", "sh", "-c", MONGO_AUTH, "mongorestore", "--archive", "--gzip", "--drop", "--stopOnError"]
+        );
+        let extra = vec!["--eval".to_string(), "db.runCommand({ping: 1})".to_string()];
+        assert_eq!(
+            tail(&mongosh(&compose(), "mongo", &extra, false)),
+            ["exec", "-T", "mongo", "sh", "-c", MONGO_AUTH, "mongosh", "--quiet", "--eval", "db.runCommand({ping: 1})"]
+        );
+        assert_eq!(tail(&mongosh(&compose(), "mongo", &[], true))[..2], ["exec", "mongo"]);
+        assert!(MONGO_AUTH.contains("MONGO_INITDB_ROOT_PASSWORD"));
+    }
+
+    #[test]
+    fn throwaway_container_is_labelled_and_removed() {
+        let cmd = throwaway("img:1", "v1", &[("A", "b")], Some("sleep"), &["infinity"]);
+        assert_eq!(
+            cmd.argv(),
+            ["docker", "run", "-d", "--rm", "--name", "v1", "--label", "drydock.backup-verify=1", "-e", "A=b", "--entrypoint", "sleep", "img:1", "infinity"]
+        );
+    }
+}

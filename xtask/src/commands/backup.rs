@@ -1,0 +1,276 @@
+//! `backup-postgres`, `backup-redis`, `backup-mongodb`, `backup-all`.
+//!
+//! Each backup streams from `docker compose exec -T` straight into `<name>.partial` files beside their final
+//! names (memory use does not depend on the database size), hashing on the way; only when every step has
+//! exited 0 and the data looks like the engine's format are the files fsynced and renamed, and the manifest
+//! is written last. Any failure removes the partial files and exits non-zero; a crash leaves partials that
+//! the next run removes. One backup, restore or prune per service at a time (a lock in its directory).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::backup::manifest::{FORMAT, FileEntry, Manifest, Sanity};
+use crate::backup::name::{Timestamp, human_bytes};
+use crate::backup::store::{self, AtomicFile};
+use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
+use crate::compose::{Compose, git_revision};
+use crate::config::Env;
+use crate::context::Ctx;
+use crate::process::{Cmd, Progress, Streamed};
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Which stack to back up.
+    #[arg(long, value_enum, default_value = "dev")]
+    pub env: Env,
+}
+
+/// A finished backup.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// One file of a backup and the command that produces it.
+struct Part {
+    role: &'static str,
+    ext: &'static str,
+    cmd: Cmd,
+    /// Checks the first bytes (the data must look like what the engine writes).
+    check: fn(&[u8]) -> Result<()>,
+}
+
+/// What the engine-specific code knows about the backup besides its files.
+struct Meta {
+    engine: Engine,
+    service: String,
+    database: String,
+    server_version: String,
+    tool_version: String,
+    compression: String,
+    sanity: Sanity,
+    reason: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, engine: Engine, args: &BackupArgs) -> Result<()> {
+    let compose = ctx.compose(args.env)?;
+    if engine == Engine::Mongodb {
+        require_mongo(ctx, &compose)?;
+    }
+    let service = engine.service(ctx);
+    let dir = service_dir(ctx, &service);
+    let _lock = if ctx.run.dry_run { None } else { Some(store::lock(&dir, &service)?) };
+    take(ctx, &compose, engine, None)?;
+    Ok(())
+}
+
+/// `backup-all`: every engine the stack has (MongoDB only when it is part of it); all are attempted, and
+/// the command fails if any failed.
+pub fn all(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
+    let compose = ctx.compose(args.env)?;
+    let mut failed = Vec::new();
+    for engine in Engine::ALL {
+        if engine == Engine::Mongodb {
+            if let Err(why) = require_mongo(ctx, &compose) {
+                ctx.say(&format!("mongodb: skipped ({})", format!("{why:#}").lines().next().unwrap_or_default()));
+                continue;
+            }
+        }
+        if let Err(err) = run(ctx, engine, args) {
+            eprintln!("{}", crate::process::Style::stderr().red(&format!("backup of {} failed: {err:#}", engine.name())));
+            failed.push(engine.name());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("backup-all: {} failed (see above); earlier backups are untouched", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Takes one backup; the caller holds the service's lock (restores take a safety backup under theirs).
+pub fn take(ctx: &Ctx, compose: &Compose, engine: Engine, reason: Option<String>) -> Result<Option<Taken>> {
+    let service = engine.service(ctx);
+    let (parts, meta) = match engine {
+        Engine::Postgres => postgres_parts(ctx, compose, &service, reason)?,
+        Engine::Redis => redis_parts(ctx, compose, &service, reason)?,
+        Engine::Mongodb => mongo_parts(ctx, compose, &service, reason)?,
+    };
+    write(ctx, compose, parts, meta)
+}
+
+fn postgres_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<String>) -> Result<(Vec<Part>, Meta)> {
+    let facts = match ask(ctx, compose, service, &plans::pg_facts(compose, service))? {
+        Some(text) => PgFacts::parse(&text)?,
+        None => PgFacts::placeholder(),
+    };
+    if facts.compression != "zstd:1" && !ctx.run.dry_run {
+        ctx.say("this pg_dump has no zstd support: using its default compression (slower, larger)");
+    }
+    let parts = vec![
+        Part {
+            role: "dump",
+            ext: Engine::Postgres.ext(),
+            cmd: plans::pg_dump(compose, service, &facts.target, &facts.compression),
+            check: |head| Engine::Postgres.check_magic(head),
+        },
+        Part {
+            role: "globals",
+            ext: "globals.sql",
+            cmd: plans::pg_dumpall_globals(compose, service, &facts.target),
+            check: |head| {
+                if head.starts_with(b"--") { Ok(()) } else { bail!("pg_dumpall wrote no SQL") }
+            },
+        },
+    ];
+    let compression =
+        if facts.compression == "default" { "gzip (pg_dump default)".to_string() } else { facts.compression.clone() };
+    let meta = Meta {
+        engine: Engine::Postgres,
+        service: service.to_string(),
+        database: facts.target.db.clone(),
+        server_version: facts.server_version,
+        tool_version: facts.tool_version,
+        compression,
+        sanity: Sanity { tables: Some(facts.tables), keys: None },
+        reason,
+    };
+    Ok((parts, meta))
+}
+
+fn redis_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<String>) -> Result<(Vec<Part>, Meta)> {
+    let facts = match ask(ctx, compose, service, &plans::redis_facts(compose, service))? {
+        Some(text) => RedisFacts::parse(&text)?,
+        None => RedisFacts::placeholder(),
+    };
+    let parts = vec![Part {
+        role: "rdb",
+        ext: Engine::Redis.ext(),
+        cmd: plans::redis_rdb(compose, service),
+        check: |head| Engine::Redis.check_magic(head),
+    }];
+    let meta = Meta {
+        engine: Engine::Redis,
+        service: service.to_string(),
+        database: "all".into(),
+        server_version: facts.server_version,
+        tool_version: facts.cli_version,
+        compression: "rdb (LZF)".into(),
+        sanity: Sanity { tables: None, keys: Some(facts.keys) },
+        reason,
+    };
+    Ok((parts, meta))
+}
+
+fn mongo_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<String>) -> Result<(Vec<Part>, Meta)> {
+    let version = ask(
+        ctx,
+        compose,
+        service,
+        &compose.cmd(["exec", "-T", service, "sh", "-c", "mongod --version | head -n 1; mongodump --version | head -n 1"]),
+    )?
+    .unwrap_or_default();
+    let mut lines = version.lines();
+    let parts = vec![Part {
+        role: "archive",
+        ext: Engine::Mongodb.ext(),
+        cmd: plans::mongodump(compose, service),
+        check: |head| Engine::Mongodb.check_magic(head),
+    }];
+    let meta = Meta {
+        engine: Engine::Mongodb,
+        service: service.to_string(),
+        database: "all".into(),
+        server_version: lines.next().unwrap_or("?").trim().to_string(),
+        tool_version: lines.next().unwrap_or("?").trim().to_string(),
+        compression: "gzip".into(),
+        sanity: Sanity::default(),
+        reason,
+    };
+    Ok((parts, meta))
+}
+
+/// Streams every part into its partial file, checks it, then commits them all and writes the manifest.
+fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<Option<Taken>> {
+    let dir = service_dir(ctx, &meta.service);
+    if ctx.run.dry_run {
+        let name = store::fresh_name(&dir, &compose.project, &meta.service);
+        for part in &parts {
+            let target = store::partial_path(&dir.join(name.file(part.ext)));
+            ctx.run.stream_out(&part.cmd, &target, &mut std::io::sink(), &mut Progress::new("", None, true))?;
+        }
+        return Ok(None);
+    }
+    for leftover in store::clean_leftovers(&dir, &meta.service)? {
+        ctx.say(&format!("removed {} (left by an interrupted run)", leftover.display()));
+    }
+    let name = store::fresh_name(&dir, &compose.project, &meta.service);
+    ctx.say(&format!("backing up {} ({}) to {}", meta.service, meta.engine.name(), dir.join(name.file(parts[0].ext)).display()));
+    let started_at = Timestamp::now();
+    let started = Instant::now();
+    let mut written: Vec<(AtomicFile, &Part, Streamed, String)> = Vec::new();
+    for part in &parts {
+        let file_name = name.file(part.ext);
+        let mut file = AtomicFile::create(&dir.join(&file_name))?;
+        let partial = file.partial_path().to_path_buf();
+        let mut progress = Progress::new(&format!("{} {}", meta.service, part.role), None, ctx.run.quiet);
+        let streamed = ctx
+            .run
+            .stream_out(&part.cmd, &partial, file.file(), &mut progress)
+            .with_context(|| format!("the {} backup of `{}` failed; no backup was written", part.role, meta.service))?;
+        if streamed.bytes == 0 {
+            bail!("the {} backup of `{}` produced no data; no backup was written", part.role, meta.service);
+        }
+        (part.check)(&streamed.head)
+            .with_context(|| format!("the {} backup of `{}` is not valid; no backup was written", part.role, meta.service))?;
+        written.push((file, part, streamed, file_name));
+    }
+    let duration = started.elapsed().as_secs_f64();
+    let files: Vec<FileEntry> = written
+        .iter()
+        .map(|(_, part, s, file_name)| FileEntry {
+            role: part.role.to_string(),
+            name: file_name.clone(),
+            size: s.bytes,
+            sha256: s.sha256.clone(),
+        })
+        .collect();
+    for (file, ..) in written {
+        file.commit()?;
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        engine: meta.engine.name().to_string(),
+        project: compose.project.clone(),
+        service: meta.service.clone(),
+        database: meta.database,
+        server_version: meta.server_version,
+        tool_version: meta.tool_version,
+        written_by: format!("xtask {}", env!("CARGO_PKG_VERSION")),
+        git_revision: git_revision(ctx).unwrap_or_else(|| "unknown".into()),
+        started_at: started_at.rfc3339(),
+        finished_at: Timestamp::now().rfc3339(),
+        duration_secs: (duration * 1000.0).round() / 1000.0,
+        file: files[0].name.clone(),
+        size: files[0].size,
+        sha256: files[0].sha256.clone(),
+        compression: meta.compression,
+        files,
+        sanity: meta.sanity,
+        reason: meta.reason,
+    };
+    let manifest_path = dir.join(name.manifest());
+    store::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;
+    ctx.say(&format!(
+        "backup of {} written: {} ({}, sha256 {}…, {:.1} s)",
+        meta.service,
+        dir.join(&manifest.file).display(),
+        human_bytes(manifest.size),
+        &manifest.sha256[..12],
+        duration
+    ));
+    Ok(Some(Taken { manifest_path, manifest }))
+}

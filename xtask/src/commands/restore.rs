@@ -1,0 +1,256 @@
+//! `restore-postgres`, `restore-redis`, `restore-mongodb`.
+//!
+//! Order matters: (1) find the backup and its manifest, check it is a backup of this engine and that every
+//! file matches its SHA-256 — before anything is touched; (2) check the service is up; (3) ask, naming the
+//! target; (4) take the service's lock and a safety backup of the current data; (5) restore with the
+//! engine's strict flags; (6) check the result against the manifest. Any failure exits non-zero and says
+//! where the safety backup is; nothing reports success after an error.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::backup::manifest::Manifest;
+use crate::backup::name::{BackupName, human_bytes};
+use crate::backup::store::{self, Found};
+use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
+use crate::commands::backup;
+use crate::compose::Compose;
+use crate::config::Env;
+use crate::context::Ctx;
+use crate::process::Progress;
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["file", "latest"])))]
+pub struct RestoreArgs {
+    /// The backup to restore: its data file or its manifest (`backups/<service>/<name>.<ext>|.json`).
+    pub file: Option<PathBuf>,
+    /// Restore the newest complete backup of the service.
+    #[arg(long)]
+    pub latest: bool,
+    /// Which stack to restore into.
+    #[arg(long, value_enum, default_value = "dev")]
+    pub env: Env,
+}
+
+/// A backup chosen for a restore or a verify, with its manifest read.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Chosen {
+    pub fn data(&self) -> PathBuf {
+        self.dir.join(&self.manifest.file)
+    }
+
+    pub fn part(&self, role: &str) -> Option<PathBuf> {
+        self.manifest.files.iter().find(|f| f.role == role).map(|f| self.dir.join(&f.name))
+    }
+}
+
+/// Finds the manifest of a backup given any of its files.
+pub fn open(path: &Path, engine: Engine, service: &str) -> Result<Chosen> {
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    if !path.exists() {
+        bail!("{} does not exist\n  fix: `cargo xtask backups list` shows the backups", path.display());
+    }
+    // The file may belong to another engine's directory: try this service first, then any engine's.
+    let services = [service.to_string(), "postgres".into(), "redis".into(), "mongo".into(), "mongodb".into()];
+    let Some((name, _)) = services.iter().find_map(|s| BackupName::parse(file_name, s)) else {
+        bail!(
+            "{} is not named like a drydock backup (<project>_<service>_<YYYYMMDDTHHMMSSZ>.<ext>)\n  fix: pass a file from `cargo xtask backups list`",
+            path.display()
+        );
+    };
+    let manifest_path = dir.join(name.manifest());
+    if !manifest_path.is_file() {
+        bail!(
+            "{} has no manifest ({} is missing): it is incomplete or was copied without it, so it cannot be trusted",
+            path.display(),
+            manifest_path.display()
+        );
+    }
+    let manifest = Manifest::read(&manifest_path)?;
+    if manifest.engine != engine.name() {
+        bail!(
+            "{} is a {} backup, not a {} one: refusing to restore it into `{service}`",
+            path.display(),
+            manifest.engine,
+            engine.name()
+        );
+    }
+    Ok(Chosen { dir, manifest })
+}
+
+/// The newest complete backup of a service.
+pub fn latest(ctx: &Ctx, engine: Engine) -> Result<Chosen> {
+    let service = engine.service(ctx);
+    let dir = service_dir(ctx, &service);
+    let found: Vec<Found> = store::scan(&dir, &service)?;
+    let Some(newest) = found.iter().find(|f| f.complete()) else {
+        bail!("there is no complete backup of `{service}` in {}\n  fix: take one with `cargo xtask backup-{}`", dir.display(), engine.name());
+    };
+    open(&newest.manifest_path(), engine, &service)
+}
+
+/// Checksums and format of every file, before anything is touched.
+pub fn check(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
+    ctx.say(&format!("checking {} against its manifest (size, sha256)", chosen.data().display()));
+    store::check_files(&chosen.dir, &chosen.manifest)?;
+    let mut head = [0u8; 16];
+    let n = std::io::Read::read(&mut std::fs::File::open(chosen.data())?, &mut head)?;
+    engine.check_magic(&head[..n]).with_context(|| format!("{} is damaged", chosen.data().display()))
+}
+
+pub fn run(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
+    let compose = ctx.compose(args.env)?;
+    if engine == Engine::Mongodb {
+        require_mongo(ctx, &compose)?;
+    }
+    let service = engine.service(ctx);
+    let chosen = match &args.file {
+        Some(path) => open(path, engine, &service)?,
+        None => latest(ctx, engine)?,
+    };
+    check(ctx, engine, &chosen)?;
+    match engine {
+        Engine::Postgres => postgres(ctx, &compose, &service, &chosen),
+        Engine::Redis => redis(ctx, &compose, &service, &chosen),
+        Engine::Mongodb => mongo(ctx, &compose, &service, &chosen),
+    }
+}
+
+fn taken_from(chosen: &Chosen) -> String {
+    format!("{} (taken {}, {})", chosen.data().display(), chosen.manifest.started_at, human_bytes(chosen.manifest.size))
+}
+
+/// Takes the lock and the safety backup; returns the lock guard and the safety backup's path.
+fn safety_backup(ctx: &Ctx, compose: &Compose, engine: Engine, chosen: &Chosen) -> Result<(Option<store::ServiceLock>, String)> {
+    let service = engine.service(ctx);
+    let lock = if ctx.run.dry_run { None } else { Some(store::lock(&service_dir(ctx, &service), &service)?) };
+    ctx.say(&format!("safety backup of the current `{service}` data first"));
+    let reason = format!("safety backup before restoring {}", chosen.manifest.file);
+    let taken = backup::take(ctx, compose, engine, Some(reason))
+        .context("the safety backup failed, so nothing was restored (the current data is untouched)")?;
+    let path = taken.map(|t| t.manifest_path.with_file_name(&t.manifest.file).display().to_string()).unwrap_or_default();
+    Ok((lock, path))
+}
+
+fn postgres(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result<()> {
+    let facts = match ask(ctx, compose, service, &plans::pg_facts(compose, service))? {
+        Some(text) => PgFacts::parse(&text)?,
+        None => PgFacts::placeholder(),
+    };
+    ctx.confirm(&format!(
+        "replace database `{}` of service `{service}` (compose project `{}`) with the backup {}",
+        facts.target.db,
+        compose.project,
+        taken_from(chosen)
+    ))?;
+    let (_lock, safety) = safety_backup(ctx, compose, Engine::Postgres, chosen)?;
+    ctx.say(&format!("restoring into database `{}`", facts.target.db));
+    let started = Instant::now();
+    let mut progress = Progress::new("pg_restore", Some(chosen.manifest.size), ctx.run.quiet);
+    ctx.run
+        .stream_in(&plans::pg_restore(compose, service, &facts.target), &chosen.data(), &mut progress)
+        .with_context(|| {
+            format!("the restore failed and was rolled back (one transaction): database `{}` is as it was; safety backup: {safety}", facts.target.db)
+        })?;
+    if ctx.run.dry_run {
+        return Ok(());
+    }
+    let after = ask(ctx, compose, service, &plans::pg_facts(compose, service))?.map(|t| PgFacts::parse(&t)).transpose()?;
+    let tables = after.map(|f| f.tables).unwrap_or_default();
+    let expected = chosen.manifest.sanity.tables.unwrap_or(0);
+    if tables < expected {
+        bail!(
+            "after the restore database `{}` has {tables} tables but the backup had {expected}: check it; safety backup: {safety}",
+            facts.target.db
+        );
+    }
+    ctx.say(&format!(
+        "restored database `{}` from {} in {:.1} s ({tables} tables); safety backup: {safety}",
+        facts.target.db,
+        chosen.manifest.file,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn redis(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result<()> {
+    let facts = match ask(ctx, compose, service, &plans::redis_facts(compose, service))? {
+        Some(text) => RedisFacts::parse(&text)?,
+        None => RedisFacts::placeholder(),
+    };
+    if facts.appendonly {
+        bail!(
+            "`{service}` runs with appendonly yes: on start Redis would load its AOF and ignore the restored RDB\n  fix: restore with appendonly no (as infra/compose/compose.yaml configures it), then re-enable it with CONFIG SET appendonly yes"
+        );
+    }
+    ctx.confirm(&format!(
+        "replace ALL data of Redis service `{service}` (compose project `{}`) with the backup {}; Redis is stopped meanwhile",
+        compose.project,
+        taken_from(chosen)
+    ))?;
+    let (_lock, safety) = safety_backup(ctx, compose, Engine::Redis, chosen)?;
+    // Stop first: on shutdown Redis saves its RDB, which would overwrite a file placed earlier.
+    ctx.run.run(&compose.cmd(["stop", service]))?;
+    let mut progress = Progress::new("rdb", Some(chosen.manifest.size), ctx.run.quiet);
+    let placed = ctx.run.stream_in(&plans::redis_place_rdb(compose, service, &facts.dir, &facts.dbfilename), &chosen.data(), &mut progress);
+    // Start again whatever happened: after a failure the old data is still in place.
+    let started = ctx.run.run(&compose.cmd(["start", service]));
+    placed.with_context(|| format!("the restore failed before the data was replaced: `{service}` keeps its data; safety backup: {safety}"))?;
+    started.with_context(|| format!("`{service}` did not start after the restore; safety backup: {safety}"))?;
+    if ctx.run.dry_run {
+        return Ok(());
+    }
+    let after = wait_for_redis(ctx, compose, service)?;
+    let expected = chosen.manifest.sanity.keys.unwrap_or(0);
+    if after.keys == 0 && expected > 0 {
+        bail!("after the restore `{service}` has no keys but the backup had {expected}: check it; safety backup: {safety}");
+    }
+    if after.keys != expected {
+        ctx.say(&format!(
+            "note: {} keys now, {expected} counted when the backup was taken (keys written or expired meanwhile)",
+            after.keys
+        ));
+    }
+    ctx.say(&format!("restored `{service}` from {} ({} keys); safety backup: {safety}", chosen.manifest.file, after.keys));
+    Ok(())
+}
+
+/// Redis answers LOADING while it reads a large RDB: wait (bounded) until it answers normally.
+fn wait_for_redis(ctx: &Ctx, compose: &Compose, service: &str) -> Result<RedisFacts> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match ask(ctx, compose, service, &plans::redis_facts(compose, service)) {
+            Ok(Some(text)) => return RedisFacts::parse(&text),
+            Ok(None) => return Ok(RedisFacts::placeholder()),
+            Err(err) if Instant::now() > deadline => {
+                return Err(err.context(format!("`{service}` did not answer within 120 s after the restore")));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn mongo(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result<()> {
+    ctx.confirm(&format!(
+        "replace the collections of MongoDB service `{service}` (compose project `{}`) with the backup {} (--drop)",
+        compose.project,
+        taken_from(chosen)
+    ))?;
+    let (_lock, safety) = safety_backup(ctx, compose, Engine::Mongodb, chosen)?;
+    let mut progress = Progress::new("mongorestore", Some(chosen.manifest.size), ctx.run.quiet);
+    ctx.run
+        .stream_in(&plans::mongorestore(compose, service), &chosen.data(), &mut progress)
+        .with_context(|| format!("the restore of `{service}` failed; safety backup: {safety}"))?;
+    ctx.say(&format!("restored `{service}` from {}; safety backup: {safety}", chosen.manifest.file));
+    Ok(())
+}
