@@ -36,8 +36,7 @@ impl Kind {
 }
 
 fn count(kind: Kind, result: &'static str) {
-    metrics::counter!("cache_requests_total", "cache" => kind.label(), "result" => result)
-        .increment(1);
+    metrics::counter!("cache_requests_total", "cache" => kind.label(), "result" => result).increment(1);
 }
 
 impl Cache {
@@ -57,10 +56,7 @@ impl Cache {
         self.redis.key("items:list")
     }
 
-    fn observe(
-        kind: Kind,
-        result: Result<Option<String>, crate::redis_conn::RedisUnavailable>,
-    ) -> Option<String> {
+    fn observe(kind: Kind, result: Result<Option<String>, crate::redis_conn::RedisUnavailable>) -> Option<String> {
         match result {
             Ok(Some(v)) => {
                 count(kind, "hit");
@@ -101,12 +97,7 @@ impl Cache {
     pub async fn get_list(&self, field: &str) -> Option<String> {
         let result = self
             .redis
-            .query(
-                redis::cmd("HGET")
-                    .arg(self.list_key())
-                    .arg(field)
-                    .to_owned(),
-            )
+            .query(redis::cmd("HGET").arg(self.list_key()).arg(field).to_owned())
             .await;
         Self::observe(Kind::List, result)
     }
@@ -141,11 +132,7 @@ impl Cache {
     }
 
     async fn delete(&self, keys: Vec<String>) {
-        if let Err(e) = self
-            .redis
-            .query::<()>(redis::cmd("DEL").arg(keys).to_owned())
-            .await
-        {
+        if let Err(e) = self.redis.query::<()>(redis::cmd("DEL").arg(keys).to_owned()).await {
             // The write is already committed; entries expire by TTL. Worth a warning: reads may be stale until then.
             tracing::warn!(error = %e, "cache invalidation failed; entries expire by TTL");
         }

@@ -71,13 +71,9 @@ pub fn run(command: Command) -> ExitCode {
 
 fn block_on(multi_thread: bool, fut: impl Future<Output = ExitCode>) -> ExitCode {
     let runtime = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     };
     match runtime {
         Ok(rt) => rt.block_on(fut),
@@ -159,21 +155,28 @@ async fn seed() -> ExitCode {
     .await;
     match result {
         Ok(created) => {
-            // Lists cached before the seed would hide the new items until their TTL; clear them if Redis is
-            // configured and reachable (best effort: seeding succeeded either way).
-            if created > 0
-                && let Ok(redis) = RedisSettings::from_lookup(&env_lookup)
-                && let Ok(conn) = crate::redis_conn::RedisConn::new(&redis)
-            {
-                let _ = conn
-                    .query::<()>(redis::cmd("DEL").arg(conn.key("items:list")).to_owned())
-                    .await;
+            if created > 0 {
+                clear_list_cache().await;
             }
             tracing::info!(created, "seed finished");
             ExitCode::SUCCESS
         }
         Err(e) => failure("seed failed", &e),
     }
+}
+
+/// Lists cached before the seed would hide the new items until their TTL; clear them if Redis is configured and
+/// reachable (best effort: seeding succeeded either way).
+async fn clear_list_cache() {
+    let Ok(settings) = RedisSettings::from_lookup(&env_lookup) else {
+        return;
+    };
+    let Ok(conn) = crate::redis_conn::RedisConn::new(&settings) else {
+        return;
+    };
+    let _ = conn
+        .query::<()>(redis::cmd("DEL").arg(conn.key("items:list")).to_owned())
+        .await;
 }
 
 async fn healthcheck(ready: bool) -> ExitCode {
@@ -212,10 +215,7 @@ mod tests {
         assert_eq!(p(&["serve"]).unwrap(), Command::Serve);
         assert_eq!(p(&["migrate"]).unwrap(), Command::Migrate);
         assert_eq!(p(&["seed"]).unwrap(), Command::Seed);
-        assert_eq!(
-            p(&["healthcheck"]).unwrap(),
-            Command::Healthcheck { ready: false }
-        );
+        assert_eq!(p(&["healthcheck"]).unwrap(), Command::Healthcheck { ready: false });
         assert_eq!(
             p(&["healthcheck", "--ready"]).unwrap(),
             Command::Healthcheck { ready: true }

@@ -25,11 +25,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problem(s)):",
-            self.problems.len()
-        )?;
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
         for p in &self.problems {
             writeln!(f, "  - {}: {}", p.variable, p.problem)?;
         }
@@ -90,8 +86,7 @@ pub struct RedisSettings {
 impl RedisSettings {
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
         use redis::IntoConnectionInfo;
-        let info =
-            redis::ConnectionAddr::Tcp(self.host.clone(), self.port).into_connection_info()?;
+        let info = redis::ConnectionAddr::Tcp(self.host.clone(), self.port).into_connection_info()?;
         let mut redis_info = redis::RedisConnectionInfo::default();
         if let Some(password) = &self.password {
             redis_info = redis_info.set_password(password.expose_secret());
@@ -186,10 +181,7 @@ impl<'a> EnvReader<'a> {
     pub fn port_or(&mut self, name: &str, default: u16) -> u16 {
         let port = self.parse_or(name, default, "a port number 1-65535");
         if port == 0 {
-            self.problem(
-                name,
-                "0 is not a usable port; expected a port number 1-65535",
-            );
+            self.problem(name, "0 is not a usable port; expected a port number 1-65535");
         }
         port
     }
@@ -211,17 +203,17 @@ impl<'a> EnvReader<'a> {
                 Ok(content) => {
                     let trimmed = content.trim_end_matches(['\n', '\r']);
                     if trimmed.is_empty() {
-                        self.problem(
-                            &file_var,
-                            format!("file {path:?} is empty; put the secret in it"),
-                        );
+                        self.problem(&file_var, format!("file {path:?} is empty; put the secret in it"));
                         None
                     } else {
                         Some(SecretString::from(trimmed.to_owned()))
                     }
                 }
                 Err(e) => {
-                    self.problem(&file_var, format!("cannot read file {path:?}: {e}; check the path and that uid 65532 may read it"));
+                    self.problem(
+                        &file_var,
+                        format!("cannot read file {path:?}: {e}; check the path and that uid 65532 may read it"),
+                    );
                     None
                 }
             },
@@ -258,23 +250,16 @@ fn read_database(env: &mut EnvReader<'_>) -> DatabaseSettings {
         "set it to the PostgreSQL host (e.g. `postgres` on the compose network)",
     );
     let port = env.port_or("DATABASE_PORT", 5432);
-    let user = env.required(
-        "DATABASE_USER",
-        "set it to the PostgreSQL role the API connects as",
-    );
+    let user = env.required("DATABASE_USER", "set it to the PostgreSQL role the API connects as");
     let password = env
         .secret("DATABASE_PASSWORD", true)
         .unwrap_or_else(|| SecretString::from(String::new()));
-    let name = env.required(
-        "DATABASE_NAME",
-        "set it to the database name (e.g. `drydock`)",
-    );
+    let name = env.required("DATABASE_NAME", "set it to the database name (e.g. `drydock`)");
     let max_connections = env.parse_or("DATABASE_MAX_CONNECTIONS", 10u32, "a positive number");
     if max_connections == 0 {
         env.problem("DATABASE_MAX_CONNECTIONS", "must be at least 1");
     }
-    let acquire_timeout =
-        millis(env.parse_or("DATABASE_ACQUIRE_TIMEOUT_MS", 3000u64, "milliseconds"));
+    let acquire_timeout = millis(env.parse_or("DATABASE_ACQUIRE_TIMEOUT_MS", 3000u64, "milliseconds"));
     DatabaseSettings {
         host,
         port,
@@ -339,11 +324,7 @@ impl Settings {
         let database = read_database(&mut env);
         let redis = read_redis(&mut env);
         let rate_limit = RateLimitSettings {
-            writes_per_window: env.parse_or(
-                "RATE_LIMIT_WRITES",
-                30u32,
-                "a number of writes (0 disables)",
-            ),
+            writes_per_window: env.parse_or("RATE_LIMIT_WRITES", 30u32, "a number of writes (0 disables)"),
             window: Duration::from_secs(env.parse_or("RATE_LIMIT_WINDOW_SECS", 60u64, "seconds")),
         };
         if rate_limit.window.is_zero() {
@@ -375,12 +356,7 @@ impl Settings {
 }
 
 fn log_format(env: &mut EnvReader<'_>) -> LogFormat {
-    match env
-        .string_or("LOG_FORMAT", "json")
-        .trim()
-        .to_ascii_lowercase()
-        .as_str()
-    {
+    match env.string_or("LOG_FORMAT", "json").trim().to_ascii_lowercase().as_str() {
         "json" => LogFormat::Json,
         "pretty" => LogFormat::Pretty,
         other => {
@@ -413,10 +389,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -456,15 +429,10 @@ mod tests {
         }
         let text = err.to_string();
         assert!(
-            text.contains(
-                "DATABASE_PASSWORD: is not set; set DATABASE_PASSWORD or DATABASE_PASSWORD_FILE"
-            ),
+            text.contains("DATABASE_PASSWORD: is not set; set DATABASE_PASSWORD or DATABASE_PASSWORD_FILE"),
             "{text}"
         );
-        assert!(
-            text.contains("\"http\" is not valid; expected a port number"),
-            "{text}"
-        );
+        assert!(text.contains("\"http\" is not valid; expected a port number"), "{text}");
     }
 
     #[test]
@@ -520,12 +488,7 @@ mod tests {
         let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
         assert_eq!(
             vars,
-            [
-                "METRICS_PORT",
-                "LOG_FORMAT",
-                "DATABASE_PORT",
-                "RATE_LIMIT_WINDOW_SECS"
-            ]
+            ["METRICS_PORT", "LOG_FORMAT", "DATABASE_PORT", "RATE_LIMIT_WINDOW_SECS"]
         );
     }
 
@@ -535,10 +498,7 @@ mod tests {
         pairs.push(("REDIS_PASSWORD", "redis-pass"));
         let s = Settings::from_lookup(&lookup_from(&pairs)).unwrap();
         let dbg = format!("{s:?}");
-        assert!(
-            !dbg.contains("s3cret") && !dbg.contains("redis-pass"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("s3cret") && !dbg.contains("redis-pass"), "{dbg}");
     }
 
     #[test]

@@ -40,9 +40,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Validation(_) | AppError::Unprocessable(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            AppError::Validation(_) | AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -68,9 +66,7 @@ impl AppError {
     fn message(&self) -> String {
         match self {
             AppError::Validation(_) => "the request has invalid fields".to_owned(),
-            AppError::DatabaseUnavailable(_) => {
-                "the database is unavailable; retry later".to_owned()
-            }
+            AppError::DatabaseUnavailable(_) => "the database is unavailable; retry later".to_owned(),
             other => other.to_string(),
         }
     }
@@ -170,10 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limited_sets_retry_after() {
-        let (status, headers, body) = body_json(AppError::RateLimited {
-            retry_after_secs: 17,
-        })
-        .await;
+        let (status, headers, body) = body_json(AppError::RateLimited { retry_after_secs: 17 }).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "17");
         assert_eq!(body["error"]["code"], "rate_limited");
@@ -181,10 +174,7 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_hide_details() {
-        let (status, _, body) = body_json(AppError::Internal(anyhow::anyhow!(
-            "password=hunter2 leaked"
-        )))
-        .await;
+        let (status, _, body) = body_json(AppError::Internal(anyhow::anyhow!("password=hunter2 leaked"))).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["message"], "internal error");
     }

@@ -33,9 +33,7 @@ fn map_json_rejection(rejection: JsonRejection) -> AppError {
         return AppError::PayloadTooLarge;
     }
     match rejection {
-        JsonRejection::JsonSyntaxError(e) => {
-            AppError::BadRequest(format!("malformed JSON: {}", e.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(format!("malformed JSON: {}", e.body_text())),
         JsonRejection::JsonDataError(e) => AppError::Unprocessable(e.body_text()),
         JsonRejection::MissingJsonContentType(_) => {
             AppError::UnsupportedMediaType("expected `Content-Type: application/json`".to_owned())
@@ -93,11 +91,7 @@ mod tests {
     fn ids_must_be_positive_integers() {
         assert_eq!(parse_id("42").unwrap(), 42);
         for bad in ["0", "-1", "abc", "1.5", "99999999999999999999", ""] {
-            assert_eq!(
-                parse_id(bad).unwrap_err().status(),
-                StatusCode::BAD_REQUEST,
-                "{bad}"
-            );
+            assert_eq!(parse_id(bad).unwrap_err().status(), StatusCode::BAD_REQUEST, "{bad}");
         }
     }
 }

@@ -75,8 +75,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     response
 }
 
@@ -90,18 +89,13 @@ struct MetricsState {
 async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     let size = state.db.size();
     let idle = state.db.num_idle() as u32;
-    metrics::gauge!("db_pool_connections", "state" => "in_use")
-        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
-    metrics::gauge!("db_pool_connections", "state" => "max")
-        .set(f64::from(state.db.options().get_max_connections()));
+    metrics::gauge!("db_pool_connections", "state" => "max").set(f64::from(state.db.options().get_max_connections()));
     // Histograms are kept in summaries that need periodic upkeep; doing it per scrape is enough.
     state.handle.run_upkeep();
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.handle.render(),
     )
 }

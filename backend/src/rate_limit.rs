@@ -19,6 +19,8 @@ use crate::{error::AppError, state::AppState};
 /// (then the first `X-Forwarded-For` hop) is used; the API port is never published in production, so clients
 /// cannot forge these by talking to the API directly.
 pub fn client_id(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    // Capped: the value becomes part of a Redis key, and an address is never longer than this.
+    const MAX_LEN: usize = 64;
     let header = |name: &str| {
         headers
             .get(name)
@@ -27,28 +29,21 @@ pub fn client_id(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
             .filter(|v| !v.is_empty())
     };
     if let Some(ip) = header("x-real-ip") {
-        return ip.to_owned();
+        return ip.chars().take(MAX_LEN).collect();
     }
     if let Some(first) = header("x-forwarded-for").and_then(|v| v.split(',').next()) {
-        return first.trim().to_owned();
+        return first.trim().chars().take(MAX_LEN).collect();
     }
-    peer.map(|p| p.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Middleware: only writes are limited; reads are cheap (cached) and must stay available.
 pub async fn limit_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let settings = &state.settings.rate_limit;
-    if request.method() == Method::GET
-        || request.method() == Method::HEAD
-        || settings.writes_per_window == 0
-    {
+    if request.method() == Method::GET || request.method() == Method::HEAD || settings.writes_per_window == 0 {
         return next.run(request).await;
     }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let client = client_id(request.headers(), peer);
     let window = settings.window.as_secs().max(1);
     let key = state.redis.key(&format!("ratelimit:writes:{client}"));

@@ -6,7 +6,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -38,7 +38,11 @@ pub struct RedisConn {
 }
 
 struct Inner {
-    manager: ConnectionManager,
+    /// Replaced by a fresh (lazy) manager after a failure: the manager only reconnects by itself after I/O errors,
+    /// and a new one guarantees a clean connect attempt whatever went wrong (auth, timeouts, DNS).
+    manager: RwLock<ConnectionManager>,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
     prefix: String,
     timeout: Duration,
     started: Instant,
@@ -58,10 +62,12 @@ impl RedisConn {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(100));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
-                manager,
+                manager: RwLock::new(manager),
+                client,
+                config,
                 prefix: settings.key_prefix.clone(),
                 timeout: settings.timeout,
                 started: Instant::now(),
@@ -89,10 +95,12 @@ impl RedisConn {
         } else {
             let until = self.now_ms() + BREAKER_COOL_DOWN.as_millis() as u64;
             self.inner.down_until_ms.store(until, Ordering::Relaxed);
+            let fresh = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), self.inner.config.clone());
+            if let Ok(fresh) = fresh {
+                *self.inner.manager.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+            }
             if self.inner.healthy.swap(false, Ordering::Relaxed) {
-                tracing::warn!(
-                    "redis unavailable; serving from PostgreSQL without cache or rate limit"
-                );
+                tracing::warn!("redis unavailable; serving from PostgreSQL without cache or rate limit");
             }
         }
     }
@@ -105,35 +113,25 @@ impl RedisConn {
         if !bypass_breaker && self.now_ms() < self.inner.down_until_ms.load(Ordering::Relaxed) {
             return Err(RedisUnavailable::CoolingDown);
         }
-        let result =
-            match tokio::time::timeout(self.inner.timeout, f(self.inner.manager.clone())).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(RedisUnavailable::Redis(e)),
-                Err(_) => Err(RedisUnavailable::Timeout(self.inner.timeout)),
-            };
+        // A poisoned lock only means a panic elsewhere while swapping managers; the value inside is still usable.
+        let manager = self.inner.manager.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let result = match tokio::time::timeout(self.inner.timeout, f(manager)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(RedisUnavailable::Redis(e)),
+            Err(_) => Err(RedisUnavailable::Timeout(self.inner.timeout)),
+        };
         self.record(result.is_ok());
         result
     }
 
-    pub async fn query<T: FromRedisValue + Send>(
-        &self,
-        cmd: redis::Cmd,
-    ) -> Result<T, RedisUnavailable> {
-        self.call(
-            false,
-            |mut conn| async move { cmd.query_async(&mut conn).await },
-        )
-        .await
+    pub async fn query<T: FromRedisValue + Send>(&self, cmd: redis::Cmd) -> Result<T, RedisUnavailable> {
+        self.call(false, |mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
-    pub async fn query_pipe<T: FromRedisValue + Send>(
-        &self,
-        pipe: redis::Pipeline,
-    ) -> Result<T, RedisUnavailable> {
-        self.call(false, |mut conn| async move {
-            pipe.query_async(&mut conn).await
-        })
-        .await
+    pub async fn query_pipe<T: FromRedisValue + Send>(&self, pipe: redis::Pipeline) -> Result<T, RedisUnavailable> {
+        self.call(false, |mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
     }
 
     /// Readiness check: always really asks Redis (and closes the breaker early when Redis is back).

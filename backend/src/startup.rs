@@ -54,11 +54,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {metrics_addr} (METRICS_PORT)"))?;
         let db = db::pool::lazy_pool(&settings.database);
         let redis = RedisConn::new(&settings.redis).context("invalid Redis settings")?;
-        let cache = Cache::new(
-            redis.clone(),
-            settings.cache.item_ttl,
-            settings.cache.list_ttl,
-        );
+        let cache = Cache::new(redis.clone(), settings.cache.item_ttl, settings.cache.list_ttl);
         let state = AppState {
             settings: Arc::new(settings),
             db,
@@ -75,17 +71,11 @@ impl Application {
     }
 
     pub fn api_port(&self) -> u16 {
-        self.api_listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(0)
+        self.api_listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     pub fn metrics_port(&self) -> u16 {
-        self.metrics_listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(0)
+        self.metrics_listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     pub fn state(&self) -> &AppState {
@@ -94,10 +84,7 @@ impl Application {
 
     /// Serves until `signal` completes, then stops accepting, lets in-flight requests finish (each is bounded by
     /// the request timeout, so draining is bounded too) and returns.
-    pub async fn run_until_stopped(
-        self,
-        signal: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let flag = self.state.shutting_down.clone();
         tokio::spawn(async move {
@@ -112,8 +99,8 @@ impl Application {
         let metrics_addr = self.metrics_listener.local_addr()?;
         let handle = metrics::recorder();
         let metrics_app = metrics::router(handle, self.state.db.clone());
-        let metrics_server = axum::serve(self.metrics_listener, metrics_app)
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let metrics_server =
+            axum::serve(self.metrics_listener, metrics_app).with_graceful_shutdown(stopped(stop_rx.clone()));
 
         let app = router(self.state.clone());
         tracing::info!(
@@ -140,19 +127,13 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let api = Router::new()
-        .route(
-            "/api/v1/items",
-            get(routes::items::list).post(routes::items::create),
-        )
+        .route("/api/v1/items", get(routes::items::list).post(routes::items::create))
         .route("/api/v1/items/{id}", get(routes::items::get))
         .route(
             "/api/v1/items/{id}/reviews",
             get(routes::reviews::list).post(routes::reviews::create),
         )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::limit_writes,
-        ));
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit_writes));
 
     Router::new()
         .route("/health", get(routes::health::health))
@@ -168,13 +149,11 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(make_span)
-                        .on_response(
-                            DefaultOnResponse::new()
-                                .level(Level::INFO)
-                                .latency_unit(LatencyUnit::Micros),
-                        ),
+                    TraceLayer::new_for_http().make_span_with(make_span).on_response(
+                        DefaultOnResponse::new()
+                            .level(Level::INFO)
+                            .latency_unit(LatencyUnit::Micros),
+                    ),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // Bounds every request, and therefore how long graceful shutdown can take.

@@ -4,9 +4,7 @@ use std::sync::{Arc, atomic::AtomicBool};
 
 use sqlx::PgPool;
 
-use crate::{
-    cache::Cache, config::Settings, redis_conn::RedisConn, routes::health::ReadinessCache,
-};
+use crate::{cache::Cache, config::Settings, redis_conn::RedisConn, routes::health::ReadinessCache};
 
 #[derive(Clone)]
 pub struct AppState {

@@ -8,8 +8,7 @@ use crate::config::LogFormat;
 const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
 
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let registry = tracing_subscriber::registry().with(filter);
     // `try_init`: integration tests call this once per app; only the first wins, the rest are no-ops.
     let _ = match format {

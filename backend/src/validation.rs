@@ -111,11 +111,7 @@ impl NewReviewRequest {
             }
         };
         if fields.is_empty() {
-            Ok(NewReview {
-                author,
-                rating,
-                body,
-            })
+            Ok(NewReview { author, rating, body })
         } else {
             Err(AppError::Validation(fields))
         }
@@ -215,12 +211,7 @@ impl RawListQuery {
     pub fn page(&self) -> Result<Page, AppError> {
         // The page cap keeps OFFSET (and thus query cost) bounded for anonymous clients.
         let page = parse_number("page", self.page.as_deref(), 1, 100_000)?;
-        let per_page = parse_number(
-            "per_page",
-            self.per_page.as_deref(),
-            PER_PAGE_DEFAULT,
-            PER_PAGE_MAX,
-        )?;
+        let per_page = parse_number("per_page", self.per_page.as_deref(), PER_PAGE_DEFAULT, PER_PAGE_MAX)?;
         Ok(Page { page, per_page })
     }
 
@@ -257,12 +248,7 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
 
-    fn q(
-        page: Option<&str>,
-        per_page: Option<&str>,
-        sort: Option<&str>,
-        order: Option<&str>,
-    ) -> RawListQuery {
+    fn q(page: Option<&str>, per_page: Option<&str>, sort: Option<&str>, order: Option<&str>) -> RawListQuery {
         RawListQuery {
             page: page.map(Into::into),
             per_page: per_page.map(Into::into),
@@ -281,17 +267,8 @@ mod tests {
     #[test]
     fn pagination_defaults() {
         let parsed = RawListQuery::default().item_query().unwrap();
-        assert_eq!(
-            parsed.page,
-            Page {
-                page: 1,
-                per_page: 20
-            }
-        );
-        assert_eq!(
-            (parsed.sort, parsed.order),
-            (SortField::CreatedAt, SortOrder::Desc)
-        );
+        assert_eq!(parsed.page, Page { page: 1, per_page: 20 });
+        assert_eq!((parsed.sort, parsed.order), (SortField::CreatedAt, SortOrder::Desc));
         assert_eq!(parsed.page.offset(), 0);
         let name = q(None, None, Some("name"), None).item_query().unwrap();
         assert_eq!(name.order, SortOrder::Asc);

@@ -11,15 +11,8 @@ use crate::config::{CONFIG_PATH, Env};
 
 /// drydock's operations CLI: develop, test, back up and ship the stack with typed commands.
 #[derive(Debug, Parser)]
-#[command(
-    name = "xtask",
-    bin_name = "cargo xtask",
-    version,
-    disable_help_subcommand = true
-)]
-#[command(
-    after_help = "Every external command is echoed before it runs; --dry-run prints them and runs nothing."
-)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, disable_help_subcommand = true)]
+#[command(after_help = "Every external command is echoed before it runs; --dry-run prints them and runs nothing.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -78,31 +71,84 @@ pub enum Command {
     /// Rebuild the dev stack's images (all, or those named).
     DevBuild(BuildArgs),
 
+    // database
+    /// Apply the database migrations (the backend's one-shot `migrate` service).
+    DbMigrate(crate::commands::db::DbArgs),
+    /// Load the demo data (idempotent; `migrate seed`).
+    DbSeed(crate::commands::db::DbArgs),
+    /// Drop and recreate the application database, then migrate (asks first, naming it; or --yes).
+    DbReset(crate::commands::db::DbArgs),
+    /// PostgreSQL shell on the application database; with args after `--` runs them (`-- -c 'select 1'`).
+    DbPsql(crate::commands::db::DbShellArgs),
+    /// Redis shell (password from the container); with args after `--` runs them (`-- dbsize`).
+    DbRedis(crate::commands::db::DbShellArgs),
+    /// MongoDB shell (mongosh) when the stack has MongoDB; with args after `--` runs them.
+    DbMongo(crate::commands::db::DbShellArgs),
+
     // quality
+    /// Security gates: hadolint, compose config + compose-lint, shellcheck, promtool, no secrets in images.
+    Lint(crate::commands::lint::LintArgs),
     /// Run the backend and frontend test suites inside containers (backend against real PostgreSQL and Redis).
     Test(TestArgs),
+    /// Bring the stack up and drive a real headless Chromium through the UI, headers and caching rules.
+    TestE2e(E2eArgs),
+    /// Apply the automatic lint fixes (clippy suggestions, rustfmt).
+    LintFix,
     /// Format the Rust workspace (--check: only report).
     Fmt(CheckFlag),
     /// Run everything CI checks, step by step, and print `N passed, N failed`.
     Ci(CiArgs),
 
     // images
+    /// Build the release images: tag sha-<commit> (+ --tag staging|latest), check OCI labels, record sizes.
+    Build(crate::commands::release::ReleaseBuildArgs),
+    /// Push the release images to a registry (`--registry host[:port]`).
+    Push(crate::commands::release::PushArgs),
     /// List the stack's images and their sizes, or build the offline base images.
     Images(ImagesArgs),
+
+    // production
+    /// Start the hardened production stack (secrets checked, release images, optional monitoring).
+    ProdUp(crate::commands::prod::ProdUpArgs),
+    /// Stop the production stack (asks first; volumes only with --volumes).
+    ProdDown(DownArgs),
+    /// List the production stack's services with state, health and which API replicas get traffic.
+    ProdPs(JsonFlag),
+    /// Show the production stack's logs (all services, or those named).
+    ProdLogs(LogsArgs),
+    /// Scale a stateless production service (api, frontend); new API replicas get traffic once healthy.
+    ProdScale(crate::commands::prod::ProdScaleArgs),
+    /// Roll the API to a new image with zero downtime; rolls back by itself if it never becomes healthy.
+    ProdDeploy(crate::commands::deploy::ProdDeployArgs),
+    /// Return the API to the image it ran before the last deploy (zero downtime).
+    ProdRollback(crate::commands::deploy::ProdRollbackArgs),
 
     // operations
     /// Show each service's state and the API's readiness (exit 1 when something is unhealthy).
     Health(HealthArgs),
     /// Remove this project's containers, networks and dangling images (volumes only with --volumes).
     Clean(DownArgs),
+    /// Back up PostgreSQL (pg_dump -Fc + roles) to backups/postgres/, with a manifest.
+    BackupPostgres(crate::commands::backup::BackupArgs),
+    /// Back up MongoDB (mongodump --archive --gzip) to backups/mongo/, with a manifest.
+    BackupMongodb(crate::commands::backup::BackupArgs),
+    /// Back up Redis (a consistent RDB snapshot) to backups/redis/, with a manifest.
+    BackupRedis(crate::commands::backup::BackupArgs),
+    /// Back up every database of the stack; fails if any backup failed.
+    BackupAll(crate::commands::backup::BackupArgs),
+    /// Restore PostgreSQL from a backup (checksum first, asks, safety backup, all-or-nothing).
+    RestorePostgres(crate::commands::restore::RestoreArgs),
+    /// Restore MongoDB from a backup (checksum first, asks, safety backup).
+    RestoreMongodb(crate::commands::restore::RestoreArgs),
+    /// Restore Redis from a backup (checksum first, asks, safety backup, server stopped meanwhile).
+    RestoreRedis(crate::commands::restore::RestoreArgs),
+    /// List, verify (checksum + test restore), prune or benchmark the backups.
+    Backups(crate::commands::backups::BackupsArgs),
 }
 
 /// The help's command groups, in order.
 pub const GROUPS: &[(&str, &[&str])] = &[
-    (
-        "Environment",
-        &["setup", "doctor", "completions", "codegen"],
-    ),
+    ("Environment", &["setup", "doctor", "completions", "codegen"]),
     (
         "Development",
         &[
@@ -115,9 +161,39 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "dev-build",
         ],
     ),
-    ("Quality", &["test", "fmt", "ci"]),
-    ("Images", &["images"]),
-    ("Operations", &["health", "clean"]),
+    (
+        "Database",
+        &["db-migrate", "db-seed", "db-reset", "db-psql", "db-mongo", "db-redis"],
+    ),
+    ("Quality", &["test", "test-e2e", "fmt", "lint", "lint-fix", "ci"]),
+    ("Images", &["build", "push", "images"]),
+    (
+        "Production",
+        &[
+            "prod-up",
+            "prod-down",
+            "prod-ps",
+            "prod-logs",
+            "prod-scale",
+            "prod-deploy",
+            "prod-rollback",
+        ],
+    ),
+    (
+        "Operations",
+        &[
+            "health",
+            "backup-postgres",
+            "backup-mongodb",
+            "backup-redis",
+            "backup-all",
+            "restore-postgres",
+            "restore-mongodb",
+            "restore-redis",
+            "backups",
+            "clean",
+        ],
+    ),
 ];
 
 #[derive(Debug, Clone, Args)]
@@ -209,6 +285,13 @@ pub struct TestArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct E2eArgs {
+    /// Run only the browser tests whose name contains this text.
+    #[arg(long)]
+    pub grep: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CiArgs {
     /// Leave the stack running after the checks (for debugging a failure).
     #[arg(long)]
@@ -260,9 +343,8 @@ pub fn command() -> clap::Command {
         }
         listing.push('\n');
     }
-    let template = format!(
-        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{listing}Options:\n{{options}}{{after-help}}"
-    );
+    let template =
+        format!("{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{listing}Options:\n{{options}}{{after-help}}");
     cmd.help_template(template)
 }
 
@@ -284,10 +366,7 @@ mod tests {
     #[test]
     fn every_command_is_in_exactly_one_group() {
         let cmd = Cli::command();
-        let mut grouped: Vec<&str> = GROUPS
-            .iter()
-            .flat_map(|(_, names)| names.iter().copied())
-            .collect();
+        let mut grouped: Vec<&str> = GROUPS.iter().flat_map(|(_, names)| names.iter().copied()).collect();
         let mut declared: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
         grouped.sort_unstable();
         declared.sort_unstable();
@@ -301,18 +380,13 @@ mod tests {
     fn help_lists_groups_with_descriptions() {
         let help = command().render_help().to_string();
         assert!(help.contains("Development:"), "{help}");
-        assert!(
-            help.contains("dev-up        Build what is missing"),
-            "{help}"
-        );
+        assert!(help.contains("dev-up        Build what is missing"), "{help}");
         assert!(help.contains("--dry-run"), "{help}");
     }
 
     #[test]
     fn unknown_command_suggests_the_nearest() {
-        let err = command()
-            .try_get_matches_from(["xtask", "dev-upp"])
-            .unwrap_err();
+        let err = command().try_get_matches_from(["xtask", "dev-upp"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("dev-up"), "{err}");
     }

@@ -9,6 +9,9 @@ use crate::context::Ctx;
 use crate::images;
 use crate::process::Cmd;
 
+/// Compose override that adds the GitHub Actions layer cache to every image build.
+pub const GHA_CACHE_FILE: &str = "infra/compose/compose.cache-gha.yaml";
+
 /// `docker compose` bound to one environment: project name, files, env file and image variables.
 #[derive(Debug, Clone)]
 pub struct Compose {
@@ -20,7 +23,11 @@ pub struct Compose {
 
 impl Compose {
     pub fn for_env(ctx: &Ctx, env: Env) -> Result<Compose> {
-        let files = ctx.config.compose_files(&ctx.root, env)?;
+        let mut files = ctx.config.compose_files(&ctx.root, env)?;
+        // CI on hosted runners: BuildKit's layer cache lives in the CI's cache service.
+        if std::env::var("DRYDOCK_BUILD_CACHE").is_ok_and(|v| v == "gha") {
+            files.push(ctx.root.join(GHA_CACHE_FILE));
+        }
         let env_file = ctx.path(&ctx.config.compose.env_file);
         let resolved = ctx.images();
         let mut vars = images::compose_env(&ctx.config, resolved.source);
@@ -90,10 +97,7 @@ pub fn git_revision(ctx: &Ctx) -> Option<String> {
     let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
     packed
         .lines()
-        .find_map(|line| {
-            line.strip_suffix(reference)
-                .map(|sha| sha.trim().to_string())
-        })
+        .find_map(|line| line.strip_suffix(reference).map(|sha| sha.trim().to_string()))
         .filter(|sha| !sha.is_empty())
 }
 
@@ -112,13 +116,8 @@ pub fn ensure_env_file(ctx: &Ctx) -> Result<()> {
     if ctx.run.dry_run {
         return Ok(());
     }
-    std::fs::copy(&example, &env_file).with_context(|| {
-        format!(
-            "cannot copy {} to {}",
-            example.display(),
-            env_file.display()
-        )
-    })?;
+    std::fs::copy(&example, &env_file)
+        .with_context(|| format!("cannot copy {} to {}", example.display(), env_file.display()))?;
     Ok(())
 }
 
@@ -134,10 +133,7 @@ mod tests {
                 "/r/infra/compose/compose.dev.yaml".into(),
             ],
             env_file: Some("/r/.env".into()),
-            env: vec![(
-                "DRYDOCK_POSTGRES_IMAGE".into(),
-                "drydock/postgres:17".into(),
-            )],
+            env: vec![("DRYDOCK_POSTGRES_IMAGE".into(), "drydock/postgres:17".into())],
         }
     }
 
@@ -164,10 +160,7 @@ mod tests {
         );
         assert_eq!(
             cmd.env,
-            vec![(
-                "DRYDOCK_POSTGRES_IMAGE".to_string(),
-                "drydock/postgres:17".to_string()
-            )]
+            vec![("DRYDOCK_POSTGRES_IMAGE".to_string(), "drydock/postgres:17".to_string())]
         );
     }
 

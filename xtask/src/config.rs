@@ -141,19 +141,13 @@ impl Config {
             && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-            && name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric());
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         if !valid_name {
             bail!(
                 "{file}: key `project.name` = {name:?} is not a valid compose project name\n  fix: use lowercase letters, digits, `-` and `_`, starting with a letter or digit (e.g. \"drydock\")"
             );
         }
-        for (key, files) in [
-            ("compose.dev", &self.compose.dev),
-            ("compose.prod", &self.compose.prod),
-        ] {
+        for (key, files) in [("compose.dev", &self.compose.dev), ("compose.prod", &self.compose.prod)] {
             if files.is_empty() {
                 bail!(
                     "{file}: key `{key}` is empty\n  fix: list the compose files, base first, e.g. [\"infra/compose/compose.yaml\", ...]"
@@ -161,9 +155,7 @@ impl Config {
             }
         }
         if self.backups.dir.trim().is_empty() {
-            bail!(
-                "{file}: key `backups.dir` is empty\n  fix: set it to a directory such as \"backups\""
-            );
+            bail!("{file}: key `backups.dir` is empty\n  fix: set it to a directory such as \"backups\"");
         }
         if self.backups.retention.keep_last == 0 {
             bail!(
@@ -228,12 +220,7 @@ mod tests {
     use super::*;
 
     fn shipped() -> String {
-        std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(CONFIG_PATH),
-        )
-        .unwrap()
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(CONFIG_PATH)).unwrap()
     }
 
     fn parse(text: &str) -> Result<Config> {
@@ -262,10 +249,7 @@ mod tests {
         let text = shipped().replace("source = \"auto\"", "source = \"cloud\"");
         let err = format!("{:#}", parse(&text).unwrap_err());
         assert!(err.contains("cloud") && err.contains("offline"), "{err}");
-        assert!(
-            err.contains("images.source") || err.contains("source"),
-            "{err}"
-        );
+        assert!(err.contains("images.source") || err.contains("source"), "{err}");
     }
 
     #[test]
@@ -279,10 +263,7 @@ mod tests {
     fn invalid_project_name_is_rejected() {
         let text = shipped().replace("name = \"drydock\"", "name = \"Dry Dock\"");
         let err = format!("{:#}", parse(&text).unwrap_err());
-        assert!(
-            err.contains("project.name") && err.contains("fix:"),
-            "{err}"
-        );
+        assert!(err.contains("project.name") && err.contains("fix:"), "{err}");
     }
 
     #[test]

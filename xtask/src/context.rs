@@ -57,11 +57,7 @@ impl Ctx {
     pub fn images(&self) -> &Resolved {
         self.images.get_or_init(|| {
             let resolved = images::resolve(&self.config, self.offline);
-            self.say(&format!(
-                "images: {} ({})",
-                resolved.source.name(),
-                resolved.why
-            ));
+            self.say(&format!("images: {} ({})", resolved.source.name(), resolved.why));
             resolved
         })
     }

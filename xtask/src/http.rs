@@ -37,8 +37,7 @@ pub fn get(url: &str, timeout: Duration) -> Result<Response> {
         .with_context(|| format!("cannot resolve {authority}"))?
         .next()
         .with_context(|| format!("{authority} has no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to {url}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("cannot connect to {url}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     write!(
@@ -82,7 +81,10 @@ mod tests {
 
     #[test]
     fn parses_status_headers_and_body() {
-        let r = parse(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"status\":\"unavailable\"}").unwrap();
+        let r = parse(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"status\":\"unavailable\"}",
+        )
+        .unwrap();
         assert_eq!(r.status, 503);
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_eq!(r.body, "{\"status\":\"unavailable\"}");
@@ -100,8 +102,7 @@ mod tests {
                 head.push(byte[0]);
             }
             assert!(String::from_utf8_lossy(&head).starts_with("GET /health HTTP/1.0"));
-            conn.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}")
-                .unwrap();
+            conn.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}").unwrap();
         });
         let r = get(&format!("http://{addr}/health"), Duration::from_secs(2)).unwrap();
         server.join().unwrap();

@@ -256,24 +256,16 @@ fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
     let rootfs = work.join("rootfs");
     let tarball = work.join("rootfs.tar");
     let mirror = debian_mirror(&ctx.config);
-    ctx.say(&format!(
-        "building the Debian trixie base image {image} from {mirror}"
-    ));
+    ctx.say(&format!("building the Debian trixie base image {image} from {mirror}"));
     if !ctx.run.dry_run {
         if work.exists() {
-            std::fs::remove_dir_all(&work)
-                .with_context(|| format!("cannot clear {}", work.display()))?;
+            std::fs::remove_dir_all(&work).with_context(|| format!("cannot clear {}", work.display()))?;
         }
-        std::fs::create_dir_all(&work)
-            .with_context(|| format!("cannot create {}", work.display()))?;
+        std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     }
     let rootfs_s = rootfs.display().to_string();
-    ctx.run.run(&Cmd::new("debootstrap").args([
-        "--variant=minbase",
-        "trixie",
-        &rootfs_s,
-        &mirror,
-    ]))?;
+    ctx.run
+        .run(&Cmd::new("debootstrap").args(["--variant=minbase", "trixie", &rootfs_s, &mirror]))?;
     if !ctx.run.dry_run {
         prepare_rootfs(&rootfs, &mirror)?;
     }
@@ -295,8 +287,7 @@ fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
         image,
     ]))?;
     if !ctx.run.dry_run {
-        std::fs::remove_dir_all(&work)
-            .with_context(|| format!("cannot clean up {}", work.display()))?;
+        std::fs::remove_dir_all(&work).with_context(|| format!("cannot clean up {}", work.display()))?;
     }
     Ok(())
 }
@@ -365,8 +356,7 @@ fn prepare_rootfs(rootfs: &Path, mirror: &str) -> Result<()> {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
-    std::fs::create_dir_all(rootfs.join("var/lib/apt/lists/partial"))
-        .context("recreating apt's lists directory")?;
+    std::fs::create_dir_all(rootfs.join("var/lib/apt/lists/partial")).context("recreating apt's lists directory")?;
     Ok(())
 }
 
@@ -382,8 +372,7 @@ fn empty_dir(dir: &Path, remove: &dyn Fn(&Path, std::fs::FileType) -> bool) -> R
         if kind.is_dir() {
             empty_dir(&path, remove)?;
             if std::fs::read_dir(&path)?.next().is_none() {
-                std::fs::remove_dir(&path)
-                    .with_context(|| format!("removing {}", path.display()))?;
+                std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
             }
         } else if remove(&path, kind) {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
@@ -450,10 +439,7 @@ mod tests {
         let images = BaseImages::for_source(&config(), Source::Registry);
         for (_, image) in images.roles() {
             let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
-            assert!(
-                !tag.is_empty() && tag != "latest",
-                "{image} must carry a pinned tag"
-            );
+            assert!(!tag.is_empty() && tag != "latest", "{image} must carry a pinned tag");
         }
         assert!(images.mongo.is_some());
     }
@@ -472,12 +458,7 @@ mod rootfs_tests {
     fn prepare_rootfs_trims_and_configures() {
         let root = std::env::temp_dir().join(format!("xtask-rootfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for dir in [
-            "usr/share/doc/pkg",
-            "usr/share/man/man1",
-            "var/lib/apt/lists",
-            "etc",
-        ] {
+        for dir in ["usr/share/doc/pkg", "usr/share/man/man1", "var/lib/apt/lists", "etc"] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
         std::fs::write(root.join("usr/share/doc/pkg/copyright"), "licence").unwrap();
@@ -490,7 +471,10 @@ mod rootfs_tests {
         assert!(root.join("usr/share/doc/pkg/copyright").exists());
         assert!(!root.join("usr/share/doc/pkg/changelog.gz").exists());
         assert!(!root.join("usr/share/man/man1").exists());
-        assert!(root.join("usr/share/doc/pkg-alias").symlink_metadata().is_ok(), "doc symlinks stay");
+        assert!(
+            root.join("usr/share/doc/pkg-alias").symlink_metadata().is_ok(),
+            "doc symlinks stay"
+        );
         assert!(!root.join("var/lib/apt/lists/some_Packages").exists());
         assert!(root.join("var/lib/apt/lists/partial").is_dir());
         assert!(!root.join("etc/hostname").exists());

@@ -1,5 +1,8 @@
 //! `cargo xtask`: drydock's typed operations CLI. See `cargo xtask --help` and DESIGN.md.
 
+mod backup;
+#[cfg(test)]
+mod ci_files;
 mod cli;
 mod commands;
 mod compose;
@@ -34,8 +37,7 @@ fn main() -> ExitCode {
             if !quiet && started.elapsed().as_secs() >= 10 {
                 eprintln!(
                     "{}",
-                    Style::stderr()
-                        .dim(&format!("done in {:.0} s", started.elapsed().as_secs_f64()))
+                    Style::stderr().dim(&format!("done in {:.0} s", started.elapsed().as_secs_f64()))
                 );
             }
             ExitCode::SUCCESS
@@ -50,12 +52,7 @@ fn main() -> ExitCode {
 fn run(global: &cli::Global, command: Command) -> Result<()> {
     if let Command::Completions(args) = &command {
         // Needs no stack description: works outside a complete checkout too.
-        clap_complete::generate(
-            args.shell,
-            &mut cli::command(),
-            "cargo-xtask",
-            &mut std::io::stdout(),
-        );
+        clap_complete::generate(args.shell, &mut cli::command(), "cargo-xtask", &mut std::io::stdout());
         return Ok(());
     }
     if let Command::Codegen(args) = &command {
@@ -75,9 +72,35 @@ fn run(global: &cli::Global, command: Command) -> Result<()> {
         Command::DevBuild(a) => commands::dev::build(&ctx, &a),
         Command::Ci(a) => commands::ci::run(&ctx, &a),
         Command::Test(a) => commands::test::run(&ctx, &a),
+        Command::TestE2e(a) => commands::e2e::run(&ctx, &a),
+        Command::LintFix => commands::lint_fix::run(&ctx),
         Command::Fmt(a) => commands::fmt::run(&ctx, a.check),
         Command::Clean(a) => commands::clean::run(&ctx, a.volumes),
         Command::Images(a) => commands::images::run(&ctx, &a),
+        Command::Build(a) => commands::release::build(&ctx, &a),
+        Command::Push(a) => commands::release::push(&ctx, &a),
+        Command::Lint(a) => commands::lint::run(&ctx, &a),
+        Command::ProdUp(a) => commands::prod::up(&ctx, &a),
+        Command::ProdDown(a) => commands::prod::down(&ctx, &a),
+        Command::ProdPs(a) => commands::prod::ps(&ctx, a.json),
+        Command::ProdLogs(a) => commands::prod::logs(&ctx, &a),
+        Command::ProdScale(a) => commands::prod::scale(&ctx, &a),
+        Command::ProdDeploy(a) => commands::deploy::deploy(&ctx, &a),
+        Command::ProdRollback(a) => commands::deploy::rollback(&ctx, &a),
         Command::Health(a) => commands::health::run(&ctx, a.env, a.json),
+        Command::DbMigrate(a) => commands::db::migrate(&ctx, &a),
+        Command::DbSeed(a) => commands::db::seed(&ctx, &a),
+        Command::DbReset(a) => commands::db::reset(&ctx, &a),
+        Command::DbPsql(a) => commands::db::psql(&ctx, &a),
+        Command::DbRedis(a) => commands::db::redis(&ctx, &a),
+        Command::DbMongo(a) => commands::db::mongo(&ctx, &a),
+        Command::BackupPostgres(a) => commands::backup::run(&ctx, backup::Engine::Postgres, &a),
+        Command::BackupRedis(a) => commands::backup::run(&ctx, backup::Engine::Redis, &a),
+        Command::BackupMongodb(a) => commands::backup::run(&ctx, backup::Engine::Mongodb, &a),
+        Command::BackupAll(a) => commands::backup::all(&ctx, &a),
+        Command::RestorePostgres(a) => commands::restore::run(&ctx, backup::Engine::Postgres, &a),
+        Command::RestoreRedis(a) => commands::restore::run(&ctx, backup::Engine::Redis, &a),
+        Command::RestoreMongodb(a) => commands::restore::run(&ctx, backup::Engine::Mongodb, &a),
+        Command::Backups(a) => commands::backups::run(&ctx, &a),
     }
 }

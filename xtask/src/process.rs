@@ -127,9 +127,9 @@ impl Cmd {
     }
 
     fn mask(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |acc, secret| {
-            acc.replace(secret.as_str(), "****")
-        })
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |acc, secret| acc.replace(secret.as_str(), "****"))
     }
 
     /// The command line as a user could paste it into a POSIX shell, secrets masked.
@@ -312,9 +312,7 @@ fn spawn_and_wait(cmd: &Cmd) -> Result<(ExitStatus, Finished, Vec<String>)> {
         out.read_to_string(&mut stdout)
             .context("reading the command's output")?;
     }
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for `{cmd}`"))?;
+    let status = child.wait().with_context(|| format!("waiting for `{cmd}`"))?;
     let tail = tee.join().unwrap_or_default();
     Ok((status, Finished { stdout }, tail))
 }
@@ -347,10 +345,9 @@ fn not_started(cmd: &Cmd) -> String {
 }
 
 fn failure_report(cmd: &Cmd, status: ExitStatus, stderr_tail: &[String]) -> String {
-    let code = status.code().map_or_else(
-        || "killed by a signal".to_string(),
-        |c| format!("exit status {c}"),
-    );
+    let code = status
+        .code()
+        .map_or_else(|| "killed by a signal".to_string(), |c| format!("exit status {c}"));
     let mut report = format!("command failed ({code}):\n  $ {}", cmd.display());
     if !stderr_tail.is_empty() {
         report.push_str("\n  last lines of its stderr:");
@@ -371,15 +368,13 @@ pub struct Style {
 impl Style {
     pub fn stderr() -> Self {
         Style {
-            enabled: io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            enabled: io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 
     pub fn stdout() -> Self {
         Style {
-            enabled: io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            enabled: io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 
@@ -427,11 +422,7 @@ pub fn program_exists(program: &str) -> bool {
 /// Resolves `path` against `root` unless it is absolute.
 pub fn under(root: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        root.join(p)
-    }
+    if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
 }
 
 /// How a streamed transfer went: bytes moved, their SHA-256 (hex) and the first bytes (for format checks).
@@ -454,7 +445,13 @@ pub struct Progress {
 impl Progress {
     pub fn new(label: &str, total: Option<u64>, quiet: bool) -> Progress {
         let now = std::time::Instant::now();
-        Progress { label: label.to_string(), enabled: !quiet && io::stderr().is_terminal(), started: now, last: now, total }
+        Progress {
+            label: label.to_string(),
+            enabled: !quiet && io::stderr().is_terminal(),
+            started: now,
+            last: now,
+            total,
+        }
     }
 
     pub fn update(&mut self, bytes: u64) {
@@ -464,7 +461,10 @@ impl Progress {
         self.last = std::time::Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let mb = bytes as f64 / 1e6;
-        let of = self.total.map(|t| format!(" of {:.1} MB", t as f64 / 1e6)).unwrap_or_default();
+        let of = self
+            .total
+            .map(|t| format!(" of {:.1} MB", t as f64 / 1e6))
+            .unwrap_or_default();
         eprint!("\r\x1b[2K  {}: {mb:.1} MB{of} ({:.1} MB/s)", self.label, mb / secs);
         let _ = io::stderr().flush();
     }
@@ -483,17 +483,27 @@ impl Runner {
     /// Runs `cmd` with its stdout streamed into `sink` in chunks (never held in memory), hashing it on the
     /// way. Fails if the command fails or if writing fails (then the child is killed, so a full disk does not
     /// leave a dump running). With `--dry-run` prints the command with `> target` and runs nothing.
-    pub fn stream_out(&self, cmd: &Cmd, target: &Path, sink: &mut dyn Write, progress: &mut Progress) -> Result<Streamed> {
+    pub fn stream_out(
+        &self,
+        cmd: &Cmd,
+        target: &Path,
+        sink: &mut dyn Write,
+        progress: &mut Progress,
+    ) -> Result<Streamed> {
         use sha2::Digest;
-        let mut shown = cmd.clone();
-        shown.args.push(">".into());
-        shown.args.push(target.display().to_string());
-        self.echo(&shown);
+        if !self.quiet || self.dry_run {
+            let prefix = if self.dry_run { "[dry-run] $" } else { "$" };
+            let line = format!("{prefix} {cmd} > {}", shell_quote(&target.display().to_string()));
+            eprintln!("{}", Style::stderr().dim(&line));
+        }
         if self.dry_run {
             return Ok(Streamed::default());
         }
         let mut command = build_command(cmd);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().with_context(|| not_started(cmd))?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let secrets = cmd.secrets.clone();
@@ -546,7 +556,10 @@ impl Runner {
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
         let mut command = build_command(cmd);
-        command.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().with_context(|| not_started(cmd))?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let secrets = cmd.secrets.clone();
@@ -609,9 +622,7 @@ mod tests {
             quiet: true,
         };
         // A program that cannot exist: a real run would fail to start.
-        let out = runner
-            .run(&Cmd::new("definitely-not-a-program-xyz"))
-            .unwrap();
+        let out = runner.run(&Cmd::new("definitely-not-a-program-xyz")).unwrap();
         assert!(out.stdout.is_empty());
         assert!(runner.probe(&Cmd::new("true")).is_none());
     }
@@ -639,9 +650,7 @@ mod tests {
             verbose: false,
             quiet: true,
         };
-        let err = runner
-            .run(&Cmd::new("definitely-not-a-program-xyz"))
-            .unwrap_err();
+        let err = runner.run(&Cmd::new("definitely-not-a-program-xyz")).unwrap_err();
         assert!(format!("{err:#}").contains("is `definitely-not-a-program-xyz` installed"));
     }
 

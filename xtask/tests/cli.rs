@@ -4,10 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn xtask(args: &[&str]) -> Output {
@@ -53,14 +50,8 @@ fn dev_up_dry_run_prints_the_plan() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     let root = root().display().to_string();
-    assert!(
-        t.contains("[dry-run] $ debootstrap --variant=minbase trixie"),
-        "{t}"
-    );
-    assert!(
-        t.contains("[dry-run] $ docker compose -p drydock-images -f"),
-        "{t}"
-    );
+    assert!(t.contains("[dry-run] $ debootstrap --variant=minbase trixie"), "{t}");
+    assert!(t.contains("[dry-run] $ docker compose -p drydock-images -f"), "{t}");
     let up = format!(
         "[dry-run] $ docker compose -p drydock -f {root}/infra/compose/compose.yaml -f {root}/infra/compose/compose.dev.yaml --env-file {root}/.env up --detach --wait --wait-timeout 300 --remove-orphans"
     );
@@ -114,11 +105,7 @@ fn bad_config_names_file_key_and_fix() {
     std::fs::create_dir_all(&dir).unwrap();
     let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
     let bad = dir.join("stack.toml");
-    std::fs::write(
-        &bad,
-        shipped.replace("source = \"auto\"", "source = \"cloud\""),
-    )
-    .unwrap();
+    std::fs::write(&bad, shipped.replace("source = \"auto\"", "source = \"cloud\"")).unwrap();
     let out = xtask(&["--config", bad.to_str().unwrap(), "dev-ps"]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -54,9 +54,7 @@ pub async fn list(pool: &PgPool, query: &ItemListQuery) -> sqlx::Result<ItemPage
         .bind(query.page.offset())
         .fetch_all(pool)
         .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
-        .fetch_one(pool)
-        .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM items").fetch_one(pool).await?;
     Ok(ItemPage {
         items,
         page: query.page.page,
@@ -67,22 +65,11 @@ pub async fn list(pool: &PgPool, query: &ItemListQuery) -> sqlx::Result<ItemPage
 
 pub async fn get<'e>(executor: impl PgExecutor<'e>, id: i64) -> sqlx::Result<Option<Item>> {
     let sql = format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = $1");
-    sqlx::query_as::<_, Item>(&sql)
-        .bind(id)
-        .fetch_optional(executor)
-        .await
-}
-
-pub async fn exists<'e>(executor: impl PgExecutor<'e>, id: i64) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM items WHERE id = $1)")
-        .bind(id)
-        .fetch_one(executor)
-        .await
+    sqlx::query_as::<_, Item>(&sql).bind(id).fetch_optional(executor).await
 }
 
 pub async fn create<'e>(executor: impl PgExecutor<'e>, item: &NewItem) -> sqlx::Result<Item> {
-    let sql =
-        format!("INSERT INTO items (name, description) VALUES ($1, $2) RETURNING {ITEM_COLUMNS}");
+    let sql = format!("INSERT INTO items (name, description) VALUES ($1, $2) RETURNING {ITEM_COLUMNS}");
     sqlx::query_as::<_, Item>(&sql)
         .bind(&item.name)
         .bind(&item.description)
@@ -115,9 +102,6 @@ mod tests {
     #[test]
     fn rating_sort_puts_unrated_last() {
         assert!(order_by(SortField::Rating, SortOrder::Asc).contains("asc NULLS LAST"));
-        assert_eq!(
-            order_by(SortField::Name, SortOrder::Desc),
-            "name desc, id desc"
-        );
+        assert_eq!(order_by(SortField::Name, SortOrder::Desc), "name desc, id desc");
     }
 }

@@ -12,10 +12,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Connects eagerly, retrying for a while: the one-shot `migrate` service may start just before PostgreSQL
 /// accepts connections even with a healthcheck (e.g. right after the init scripts restart the server).
-pub async fn connect_with_retry(
-    settings: &DatabaseSettings,
-    attempts: u32,
-) -> anyhow::Result<PgPool> {
+pub async fn connect_with_retry(settings: &DatabaseSettings, attempts: u32) -> anyhow::Result<PgPool> {
     let mut last_error = None;
     for attempt in 1..=attempts {
         match PgPoolOptions::new()
@@ -40,9 +37,6 @@ pub async fn connect_with_retry(
 }
 
 pub async fn run(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("applying migrations failed")?;
+    MIGRATOR.run(pool).await.context("applying migrations failed")?;
     Ok(())
 }

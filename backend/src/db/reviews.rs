@@ -27,11 +27,7 @@ pub struct ReviewPage {
 const REVIEW_COLUMNS: &str = "id, item_id, author, rating, body, created_at";
 
 /// `None` when the item does not exist (so the handler can answer 404 rather than an empty page).
-pub async fn list_for_item(
-    pool: &PgPool,
-    item_id: i64,
-    page: Page,
-) -> sqlx::Result<Option<ReviewPage>> {
+pub async fn list_for_item(pool: &PgPool, item_id: i64, page: Page) -> sqlx::Result<Option<ReviewPage>> {
     // The item's review_count is the total: it is maintained transactionally with the inserts.
     let total: Option<i64> = sqlx::query_scalar("SELECT review_count FROM items WHERE id = $1")
         .bind(item_id)
@@ -61,19 +57,14 @@ pub async fn list_for_item(
 /// The UPDATE comes first: it takes the item's row lock (serialising concurrent reviews of one item) and tells
 /// us whether the item exists. If the INSERT then fails, the transaction is rolled back when `tx` is dropped,
 /// so the summary never counts a review that was not stored.
-pub async fn create(
-    pool: &PgPool,
-    item_id: i64,
-    review: &NewReview,
-) -> sqlx::Result<Option<Review>> {
+pub async fn create(pool: &PgPool, item_id: i64, review: &NewReview) -> sqlx::Result<Option<Review>> {
     let mut tx = pool.begin().await?;
-    let updated = sqlx::query(
-        "UPDATE items SET review_count = review_count + 1, rating_sum = rating_sum + $2 WHERE id = $1",
-    )
-    .bind(item_id)
-    .bind(i64::from(review.rating))
-    .execute(&mut *tx)
-    .await?;
+    let updated =
+        sqlx::query("UPDATE items SET review_count = review_count + 1, rating_sum = rating_sum + $2 WHERE id = $1")
+            .bind(item_id)
+            .bind(i64::from(review.rating))
+            .execute(&mut *tx)
+            .await?;
     if updated.rows_affected() == 0 {
         return Ok(None);
     }

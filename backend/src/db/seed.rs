@@ -61,15 +61,13 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<usize> {
         let Some(id) = id else { continue };
         created += 1;
         for (author, rating, body) in demo.reviews {
-            sqlx::query(
-                "INSERT INTO reviews (item_id, author, rating, body) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(author)
-            .bind(rating)
-            .bind(body)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO reviews (item_id, author, rating, body) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(author)
+                .bind(rating)
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
         }
         // Keep the summary columns consistent with what was inserted, exactly as the API does.
         sqlx::query(

@@ -15,10 +15,7 @@ use crate::{
     validation::{NewItemRequest, RawListQuery},
 };
 
-pub async fn list(
-    State(state): State<AppState>,
-    ApiQuery(raw): ApiQuery<RawListQuery>,
-) -> Result<Response, AppError> {
+pub async fn list(State(state): State<AppState>, ApiQuery(raw): ApiQuery<RawListQuery>) -> Result<Response, AppError> {
     let query = raw.item_query()?;
     let field = query.cache_field();
     if let Some(body) = state.cache.get_list(&field).await {
@@ -51,10 +48,5 @@ pub async fn create(
     state.cache.invalidate_lists().await;
     tracing::info!(item_id = item.id, "item created");
     let location = format!("/api/v1/items/{}", item.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(item),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(item)).into_response())
 }

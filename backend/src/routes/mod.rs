@@ -10,12 +10,7 @@ use crate::error::AppError;
 
 /// A JSON body that is already serialised (e.g. straight from the cache).
 pub fn raw_json(status: axum::http::StatusCode, body: String) -> Response {
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, AppError> {
@@ -30,8 +25,7 @@ pub async fn not_found(method: axum::http::Method) -> AppError {
 }
 
 pub async fn method_not_allowed() -> Response {
-    let mut response =
-        AppError::BadRequest("method not allowed on this endpoint".to_owned()).into_response();
+    let mut response = AppError::BadRequest("method not allowed on this endpoint".to_owned()).into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response
 }

@@ -14,10 +14,7 @@ async fn item_and_list_are_cached_and_invalidated_by_reviews() {
         app.redis_exists(&format!("item:{id}")).await,
         "item cached after first read"
     );
-    assert!(
-        app.redis_exists("items:list").await,
-        "list cached after first read"
-    );
+    assert!(app.redis_exists("items:list").await, "list cached after first read");
 
     sqlx::query("UPDATE items SET name = 'Changed behind the cache' WHERE id = $1")
         .bind(id)
@@ -39,18 +36,12 @@ async fn item_and_list_are_cached_and_invalidated_by_reviews() {
         !app.redis_exists(&format!("item:{id}")).await,
         "review invalidates the item"
     );
-    assert!(
-        !app.redis_exists("items:list").await,
-        "review invalidates the lists"
-    );
+    assert!(!app.redis_exists("items:list").await, "review invalidates the lists");
 
     let item = json(app.get(&item_path).await).await;
     assert_eq!(item["name"], "Changed behind the cache");
     assert_eq!(
-        (
-            item["review_count"].as_i64(),
-            item["average_rating"].as_f64()
-        ),
+        (item["review_count"].as_i64(), item["average_rating"].as_f64()),
         (Some(1), Some(4.0))
     );
     let list = json(app.get("/api/v1/items").await).await;

@@ -6,11 +6,7 @@ async fn health_and_live_are_ok() {
     for path in ["/health", "/health/live"] {
         let resp = app.get(path).await;
         assert_eq!(resp.status(), 200, "{path}");
-        assert_eq!(
-            json(resp).await,
-            serde_json::json!({"status": "ok"}),
-            "{path}"
-        );
+        assert_eq!(json(resp).await, serde_json::json!({"status": "ok"}), "{path}");
     }
 }
 
@@ -32,16 +28,9 @@ async fn ready_reports_each_dependency() {
 async fn the_healthcheck_client_agrees_with_the_server() {
     let app = spawn_app().await;
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(backend::healthcheck::get_status(port, "/health").await.unwrap(), 200);
     assert_eq!(
-        backend::healthcheck::get_status(port, "/health")
-            .await
-            .unwrap(),
-        200
-    );
-    assert_eq!(
-        backend::healthcheck::get_status(port, "/health/ready")
-            .await
-            .unwrap(),
+        backend::healthcheck::get_status(port, "/health/ready").await.unwrap(),
         200
     );
 }
@@ -67,12 +56,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let resp = app.get("/api/v1/nothing-here").await;
     assert_eq!(resp.status(), 404);
     assert_eq!(json(resp).await["error"]["code"], "not_found");
-    let resp = app
-        .client
-        .delete(app.url("/api/v1/items"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.delete(app.url("/api/v1/items")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert!(json(resp).await["error"]["message"].is_string());
 }

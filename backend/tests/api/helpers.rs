@@ -15,6 +15,9 @@ pub struct TestApp {
     /// A pool on this test's database, for arranging and inspecting data behind the API's back.
     pub db: PgPool,
     pub redis: RedisConn,
+    /// Sending (or dropping) this is the app's SIGTERM.
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     settings: Settings,
     db_name: Option<String>,
 }
@@ -22,10 +25,7 @@ pub struct TestApp {
 /// Settings from the environment the test container provides. Missing services are a hard failure, not a skip:
 /// a silently skipped suite is how broken code ships.
 fn base_settings() -> Settings {
-    if std::env::var("DATABASE_HOST")
-        .map(|v| v.is_empty())
-        .unwrap_or(true)
-    {
+    if std::env::var("DATABASE_HOST").map(|v| v.is_empty()).unwrap_or(true) {
         panic!(
             "integration tests need PostgreSQL and Redis: run `cargo xtask test` (it starts them and sets \
              DATABASE_HOST, DATABASE_PORT, DATABASE_USER, DATABASE_PASSWORD, DATABASE_NAME, REDIS_HOST, REDIS_PORT)"
@@ -37,8 +37,7 @@ fn base_settings() -> Settings {
         "METRICS_PORT" => Some("9100".to_owned()),
         _ => std::env::var(name).ok(),
     };
-    let mut settings =
-        Settings::from_lookup(&lookup).unwrap_or_else(|e| panic!("test environment: {e}"));
+    let mut settings = Settings::from_lookup(&lookup).unwrap_or_else(|e| panic!("test environment: {e}"));
     settings.api_host = "127.0.0.1".to_owned();
     settings.api_port = 0;
     settings.metrics_port = 0;
@@ -81,9 +80,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let db = PgPool::connect_with(settings.database.connect_options())
         .await
         .expect("connect to test database");
-    backend::db::migrate::run(&db)
-        .await
-        .expect("migrate test database");
+    backend::db::migrate::run(&db).await.expect("migrate test database");
 
     // Applied after the database exists, so tests can point the app at a dead PostgreSQL or Redis.
     let mut app_settings = settings.clone();
@@ -101,12 +98,7 @@ pub async fn spawn_app_without_postgres() -> TestApp {
     start(settings.clone(), settings, db, None).await
 }
 
-async fn start(
-    app_settings: Settings,
-    settings: Settings,
-    db: PgPool,
-    db_name: Option<String>,
-) -> TestApp {
+async fn start(app_settings: Settings, settings: Settings, db: PgPool, db_name: Option<String>) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         backend::telemetry::init(backend::config::LogFormat::Pretty);
     }
@@ -114,7 +106,10 @@ async fn start(
     let address = format!("http://127.0.0.1:{}", app.api_port());
     let metrics_address = format!("http://127.0.0.1:{}", app.metrics_port());
     let redis = app.state().redis.clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stop.await;
+    }));
     TestApp {
         address,
         metrics_address,
@@ -124,6 +119,8 @@ async fn start(
             .unwrap(),
         db,
         redis,
+        shutdown: Some(shutdown),
+        server: Some(server),
         settings,
         db_name,
     }
@@ -137,16 +134,19 @@ fn nanos() -> u128 {
 }
 
 impl TestApp {
+    /// What SIGTERM does to the real process.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).send().await.expect("request")
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
@@ -158,12 +158,7 @@ impl TestApp {
             .expect("request")
     }
 
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> reqwest::Response {
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .header(reqwest::header::CONTENT_TYPE, content_type)
@@ -176,10 +171,7 @@ impl TestApp {
     /// Creates an item through the API and returns its JSON.
     pub async fn create_item(&self, name: &str) -> serde_json::Value {
         let resp = self
-            .post_json(
-                "/api/v1/items",
-                &serde_json::json!({"name": name, "description": "d"}),
-            )
+            .post_json("/api/v1/items", &serde_json::json!({"name": name, "description": "d"}))
             .await;
         assert_eq!(resp.status(), 201, "create item");
         resp.json().await.unwrap()
@@ -228,12 +220,9 @@ impl Drop for TestApp {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut conn =
-                    PgConnection::connect_with(&settings.connect_options_for(&maintenance)).await?;
-                conn.execute(
-                    format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#).as_str(),
-                )
-                .await?;
+                let mut conn = PgConnection::connect_with(&settings.connect_options_for(&maintenance)).await?;
+                conn.execute(format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#).as_str())
+                    .await?;
                 conn.close().await
             })
         });

@@ -21,10 +21,7 @@ async fn create_then_get_an_item() {
     assert_eq!(location, format!("/api/v1/items/{id}"));
     // RFC 3339 timestamp.
     let ts = created["created_at"].as_str().unwrap();
-    assert!(
-        ts.contains('T') && (ts.ends_with('Z') || ts.contains('+')),
-        "{ts}"
-    );
+    assert!(ts.contains('T') && (ts.ends_with('Z') || ts.contains('+')), "{ts}");
 
     let resp = app.get(&format!("/api/v1/items/{id}")).await;
     assert_eq!(resp.status(), 200);
@@ -43,11 +40,7 @@ async fn list_paginates_and_sorts() {
 
     let body = json(app.get("/api/v1/items?per_page=2").await).await;
     assert_eq!(
-        (
-            body["page"].as_i64(),
-            body["per_page"].as_i64(),
-            body["total"].as_i64()
-        ),
+        (body["page"].as_i64(), body["per_page"].as_i64(), body["total"].as_i64()),
         (Some(1), Some(2), Some(3))
     );
     let ids: Vec<i64> = body["items"]
@@ -95,16 +88,10 @@ async fn list_paginates_and_sorts() {
         [b, a, c]
     );
     let by_name = json(app.get("/api/v1/items?sort=name").await).await;
-    assert_eq!(
-        by_name["items"][0]["name"], "Apple",
-        "name sorts ascending by default"
-    );
+    assert_eq!(by_name["items"][0]["name"], "Apple", "name sorts ascending by default");
     let cherry = json(app.get(&format!("/api/v1/items/{c}")).await).await;
     assert_eq!(
-        (
-            cherry["review_count"].as_i64(),
-            cherry["average_rating"].as_f64()
-        ),
+        (cherry["review_count"].as_i64(), cherry["average_rating"].as_f64()),
         (Some(2), Some(4.5))
     );
 }
@@ -125,10 +112,7 @@ async fn bad_pagination_is_400() {
         assert_eq!(resp.status(), 400, "{query}");
         let body = json(resp).await;
         assert_eq!(body["error"]["code"], "bad_request", "{query}");
-        assert!(
-            body["error"]["message"].as_str().unwrap().len() > 10,
-            "{query}"
-        );
+        assert!(body["error"]["message"].as_str().unwrap().len() > 10, "{query}");
     }
 }
 
@@ -148,17 +132,13 @@ async fn unknown_and_invalid_ids() {
 #[tokio::test]
 async fn invalid_items_are_rejected_with_field_messages() {
     let app = spawn_app().await;
-    let resp = app
-        .post_json("/api/v1/items", &json!({"description": "no name"}))
-        .await;
+    let resp = app.post_json("/api/v1/items", &json!({"description": "no name"})).await;
     assert_eq!(resp.status(), 422);
     let body = json(resp).await;
     assert_eq!(body["error"]["code"], "validation_failed");
     assert_eq!(body["error"]["fields"]["name"], "is required");
 
-    let resp = app
-        .post_json("/api/v1/items", &json!({"name": "x".repeat(201)}))
-        .await;
+    let resp = app.post_json("/api/v1/items", &json!({"name": "x".repeat(201)})).await;
     assert_eq!(
         json(resp).await["error"]["fields"]["name"],
         "must be at most 200 characters"
@@ -178,18 +158,11 @@ async fn invalid_items_are_rejected_with_field_messages() {
 #[tokio::test]
 async fn malformed_json_is_400_and_wrong_content_type_is_415() {
     let app = spawn_app().await;
-    let resp = app
-        .post_raw("/api/v1/items", "application/json", "{\"name\": ")
-        .await;
+    let resp = app.post_raw("/api/v1/items", "application/json", "{\"name\": ").await;
     assert_eq!(resp.status(), 400);
     let body = json(resp).await;
     assert_eq!(body["error"]["code"], "bad_request");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("malformed JSON")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("malformed JSON"));
 
     let resp = app.post_raw("/api/v1/items", "text/plain", "name=x").await;
     assert_eq!(resp.status(), 415);

@@ -10,3 +10,4 @@ mod metrics;
 mod rate_limit;
 mod resilience;
 mod reviews;
+mod shutdown;

@@ -11,17 +11,10 @@ async fn writes_over_the_limit_get_429_with_retry_after() {
         app.create_item(&format!("item {i}")).await;
     }
     let resp = app
-        .post_json(
-            "/api/v1/items",
-            &serde_json::json!({"name": "one too many"}),
-        )
+        .post_json("/api/v1/items", &serde_json::json!({"name": "one too many"}))
         .await;
     assert_eq!(resp.status(), 429);
-    let retry_after: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(json(resp).await["error"]["code"], "rate_limited");
 

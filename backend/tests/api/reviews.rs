@@ -23,11 +23,7 @@ async fn create_and_list_reviews() {
     assert_eq!(app.create_review(id, 1).await.status(), 201);
     assert_eq!(app.create_review(id, 2).await.status(), 201);
 
-    let body = json(
-        app.get(&format!("/api/v1/items/{id}/reviews?per_page=2"))
-            .await,
-    )
-    .await;
+    let body = json(app.get(&format!("/api/v1/items/{id}/reviews?per_page=2")).await).await;
     assert_eq!(body["total"], 3);
     assert_eq!(body["per_page"], 2);
     let ratings: Vec<i64> = body["reviews"]
@@ -37,11 +33,7 @@ async fn create_and_list_reviews() {
         .map(|r| r["rating"].as_i64().unwrap())
         .collect();
     assert_eq!(ratings, [2, 1], "newest first");
-    let body = json(
-        app.get(&format!("/api/v1/items/{id}/reviews?page=2&per_page=2"))
-            .await,
-    )
-    .await;
+    let body = json(app.get(&format!("/api/v1/items/{id}/reviews?page=2&per_page=2")).await).await;
     assert_eq!(body["reviews"][0]["author"], "ann");
 
     let item = json(app.get(&format!("/api/v1/items/{id}")).await).await;
@@ -62,12 +54,7 @@ async fn reviews_of_unknown_items_are_404() {
         .await
         .unwrap();
     assert_eq!(count, 0);
-    assert_eq!(
-        app.get("/api/v1/items/1/reviews?per_page=500")
-            .await
-            .status(),
-        400
-    );
+    assert_eq!(app.get("/api/v1/items/1/reviews?per_page=500").await.status(), 400);
 }
 
 #[tokio::test]
@@ -82,10 +69,7 @@ async fn rating_out_of_range_is_422_with_a_field_message() {
         assert_eq!(body["error"]["fields"]["rating"], "must be between 1 and 5");
     }
     let resp = app
-        .post_json(
-            &format!("/api/v1/items/{id}/reviews"),
-            &json!({"rating": 3}),
-        )
+        .post_json(&format!("/api/v1/items/{id}/reviews"), &json!({"rating": 3}))
         .await;
     assert_eq!(json(resp).await["error"]["fields"]["author"], "is required");
     let resp = app
@@ -119,12 +103,11 @@ async fn a_failed_review_insert_rolls_back_the_summary() {
         !body.to_string().contains("boom"),
         "internal details are not leaked: {body}"
     );
-    let (count, sum): (i64, i64) =
-        sqlx::query_as("SELECT review_count, rating_sum FROM items WHERE id = $1")
-            .bind(id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let (count, sum): (i64, i64) = sqlx::query_as("SELECT review_count, rating_sum FROM items WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!((count, sum), (0, 0));
 }
 

@@ -4,9 +4,9 @@ import { h, replaceChildren } from "../dom";
 import { errorBox, loading, pageHeading } from "./common";
 
 const OVERALL: Record<string, string> = {
-  ok: "All systems operational",
-  degraded: "Degraded: the app works, some optional services are down",
-  unavailable: "Unavailable: a required service is down",
+  ok: "all services are up",
+  degraded: "the app works; an optional service is down",
+  unavailable: "a required service is down",
 };
 
 export function renderStatusTable(r: Readiness): HTMLElement {

@@ -66,10 +66,13 @@ impl Manifest {
     }
 
     pub fn read(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the manifest {}", path.display()))?;
         let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
-            format!("the manifest {} is not valid JSON of a drydock backup (damaged or edited?)", path.display())
+            format!(
+                "the manifest {} is not valid JSON of a drydock backup (damaged or edited?)",
+                path.display()
+            )
         })?;
         if manifest.format > FORMAT {
             bail!(
@@ -79,7 +82,10 @@ impl Manifest {
             );
         }
         if manifest.files.is_empty() || manifest.files[0].name != manifest.file {
-            bail!("the manifest {} lists no data file (damaged or edited?)", path.display());
+            bail!(
+                "the manifest {} lists no data file (damaged or edited?)",
+                path.display()
+            );
         }
         Ok(manifest)
     }
@@ -121,7 +127,10 @@ mod tests {
                     sha256: "11".repeat(32),
                 },
             ],
-            sanity: Sanity { tables: Some(4), keys: None },
+            sanity: Sanity {
+                tables: Some(4),
+                keys: None,
+            },
             reason: None,
         }
     }
@@ -130,7 +139,15 @@ mod tests {
     fn round_trips_through_json() {
         let m = sample();
         let text = m.to_json();
-        for key in ["\"engine\": \"postgres\"", "\"server_version\"", "\"sha256\"", "\"duration_secs\"", "\"git_revision\"", "\"tool_version\"", "\"tables\": 4"] {
+        for key in [
+            "\"engine\": \"postgres\"",
+            "\"server_version\"",
+            "\"sha256\"",
+            "\"duration_secs\"",
+            "\"git_revision\"",
+            "\"tool_version\"",
+            "\"tables\": 4",
+        ] {
             assert!(text.contains(key), "{key} missing in {text}");
         }
         assert!(!text.contains("\"reason\""), "absent reasons are omitted");

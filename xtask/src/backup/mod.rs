@@ -64,7 +64,10 @@ impl Engine {
             Engine::Mongodb => (&[0x1f, 0x8b], "a gzip-compressed mongodump archive"),
         };
         if !head.starts_with(magic) {
-            bail!("the data is not {what} (it starts with {:?})", String::from_utf8_lossy(&head[..head.len().min(8)]));
+            bail!(
+                "the data is not {what} (it starts with {:?})",
+                String::from_utf8_lossy(&head[..head.len().min(8)])
+            );
         }
         Ok(())
     }
@@ -87,7 +90,12 @@ pub fn require_mongo(ctx: &Ctx, compose: &Compose) -> Result<()> {
     }
     let service = Engine::Mongodb.service(ctx);
     let query = compose.cmd(["--profile", "*", "config", "--services"]);
-    let defined = ctx.run.probe(&query).filter(|p| p.success).map(|p| p.stdout).unwrap_or_default();
+    let defined = ctx
+        .run
+        .probe(&query)
+        .filter(|p| p.success)
+        .map(|p| p.stdout)
+        .unwrap_or_default();
     if !defined.lines().any(|l| l.trim() == service) {
         bail!(
             "MongoDB is not part of this stack: the compose files define no `{service}` service\n  fix: add the `mongo` profile's service to infra/compose/compose.yaml (services.mongo in infra/stack.toml names it)"
@@ -114,10 +122,15 @@ impl PgFacts {
             bail!("unexpected answer from the postgres container:\n{text}");
         };
         Ok(PgFacts {
-            target: PgTarget { user: user.to_string(), db: db.to_string() },
+            target: PgTarget {
+                user: user.to_string(),
+                db: db.to_string(),
+            },
             server_version: server.to_string(),
             tool_version: tool.to_string(),
-            tables: tables.parse().map_err(|_| anyhow::anyhow!("unexpected table count {tables:?}"))?,
+            tables: tables
+                .parse()
+                .map_err(|_| anyhow::anyhow!("unexpected table count {tables:?}"))?,
             compression: compression.to_string(),
         })
     }
@@ -125,7 +138,10 @@ impl PgFacts {
     /// What a dry run shows instead (nothing is asked).
     pub fn placeholder() -> PgFacts {
         PgFacts {
-            target: PgTarget { user: "$POSTGRES_USER".into(), db: "$POSTGRES_DB".into() },
+            target: PgTarget {
+                user: "$POSTGRES_USER".into(),
+                db: "$POSTGRES_DB".into(),
+            },
             server_version: "?".into(),
             tool_version: "?".into(),
             tables: 0,
@@ -163,7 +179,10 @@ impl RedisFacts {
                 facts.cli_version = line.to_string();
             } else if line.starts_with("db") {
                 // db0:keys=12,expires=0,avg_ttl=0
-                let keys = line.split([':', ',']).find_map(|kv| kv.strip_prefix("keys=")).and_then(|k| k.parse::<u64>().ok());
+                let keys = line
+                    .split([':', ','])
+                    .find_map(|kv| kv.strip_prefix("keys="))
+                    .and_then(|k| k.parse::<u64>().ok());
                 facts.keys += keys.unwrap_or(0);
             }
         }
@@ -199,7 +218,9 @@ impl RedisFacts {
 
 /// Asks a database container for its facts; a failure means it is not running or not ready, said plainly.
 pub fn ask(ctx: &Ctx, compose: &Compose, service: &str, cmd: &crate::process::Cmd) -> Result<Option<String>> {
-    let Some(probe) = ctx.run.probe(cmd) else { return Ok(None) };
+    let Some(probe) = ctx.run.probe(cmd) else {
+        return Ok(None);
+    };
     if !probe.success {
         bail!(
             "the `{service}` service of compose project `{}` is not running or not ready:\n  $ {}\n  {}\n  fix: start it (`cargo xtask dev-up`, or `cargo xtask dev-restart {service}`) and check `cargo xtask dev-logs {service}`",
@@ -222,13 +243,25 @@ mod tests {
         Engine::Mongodb.check_magic(&[0x1f, 0x8b, 8]).unwrap();
         let err = Engine::Postgres.check_magic(b"REDIS0012").unwrap_err().to_string();
         assert!(err.contains("not a pg_dump custom-format archive"), "{err}");
-        assert!(Engine::Redis.check_magic(b"").is_err(), "an empty file is never a backup");
+        assert!(
+            Engine::Redis.check_magic(b"").is_err(),
+            "an empty file is never a backup"
+        );
     }
 
     #[test]
     fn parses_pg_facts() {
-        let f = PgFacts::parse("drydock\ndrydock\n17.6 (Debian 17.6-1)\npg_dump (PostgreSQL) 17.6 (Debian 17.6-1)\n4\nzstd:1\n").unwrap();
-        assert_eq!(f.target, PgTarget { user: "drydock".into(), db: "drydock".into() });
+        let f = PgFacts::parse(
+            "drydock\ndrydock\n17.6 (Debian 17.6-1)\npg_dump (PostgreSQL) 17.6 (Debian 17.6-1)\n4\nzstd:1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            f.target,
+            PgTarget {
+                user: "drydock".into(),
+                db: "drydock".into()
+            }
+        );
         assert_eq!((f.tables, f.compression.as_str()), (4, "zstd:1"));
         assert!(PgFacts::parse("drydock\n").is_err());
     }
@@ -238,7 +271,10 @@ mod tests {
         let text = "redis-cli 8.0.2\nredis_version:8.0.2\ndb0:keys=3,expires=0,avg_ttl=0\ndb2:keys=4,expires=1\n@config\ndbfilename\ndump.rdb\nappendonly\nno\ndir\n/data\n";
         let f = RedisFacts::parse(text).unwrap();
         assert_eq!(f.keys, 7);
-        assert_eq!((f.dir.as_str(), f.dbfilename.as_str(), f.appendonly), ("/data", "dump.rdb", false));
+        assert_eq!(
+            (f.dir.as_str(), f.dbfilename.as_str(), f.appendonly),
+            ("/data", "dump.rdb", false)
+        );
         assert_eq!(f.server_version, "8.0.2");
         assert!(RedisFacts::parse("redis-cli 8.0.2\n").is_err());
     }

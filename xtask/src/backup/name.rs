@@ -49,7 +49,10 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 impl Timestamp {
     pub fn now() -> Timestamp {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         Timestamp(secs as i64)
     }
 
@@ -101,7 +104,14 @@ impl Timestamp {
             s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok()).flatten()
         };
         let shape_ok = b.len() == 16 && b[8] == b'T' && b[15] == b'Z';
-        let fields = (digits(0..4), digits(4..6), digits(6..8), digits(9..11), digits(11..13), digits(13..15));
+        let fields = (
+            digits(0..4),
+            digits(4..6),
+            digits(6..8),
+            digits(9..11),
+            digits(11..13),
+            digits(13..15),
+        );
         let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s)) = fields else {
             bail!("`{text}` is not a UTC timestamp of the form YYYYMMDDTHHMMSSZ");
         };
@@ -152,7 +162,14 @@ impl BackupName {
             return None;
         }
         let timestamp = Timestamp::parse_compact(ts).ok()?;
-        Some((BackupName { project: project.to_string(), service: service.to_string(), timestamp }, ext.to_string()))
+        Some((
+            BackupName {
+                project: project.to_string(),
+                service: service.to_string(),
+                timestamp,
+            },
+            ext.to_string(),
+        ))
     }
 }
 
@@ -165,7 +182,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// `3d 4h`, `12m`: the age of a backup.
@@ -201,8 +222,14 @@ mod tests {
         assert_eq!(ts.rfc3339(), "2026-01-02T03:04:05Z");
         assert_eq!(Timestamp(0).compact(), "19700101T000000Z");
         // A leap day and the last second of a year.
-        assert_eq!(Timestamp::from_civil(2024, 2, 29, 23, 59, 59).compact(), "20240229T235959Z");
-        assert_eq!(Timestamp::from_civil(2025, 12, 31, 23, 59, 59).0 + 1, Timestamp::from_civil(2026, 1, 1, 0, 0, 0).0);
+        assert_eq!(
+            Timestamp::from_civil(2024, 2, 29, 23, 59, 59).compact(),
+            "20240229T235959Z"
+        );
+        assert_eq!(
+            Timestamp::from_civil(2025, 12, 31, 23, 59, 59).0 + 1,
+            Timestamp::from_civil(2026, 1, 1, 0, 0, 0).0
+        );
     }
 
     #[test]
@@ -212,14 +239,14 @@ mod tests {
             assert_eq!(Timestamp::parse_compact(&ts.compact()).unwrap(), ts);
         }
         for bad in [
-            "20260102T030405",   // no Z
-            "20260102 030405Z",  // no T
+            "20260102T030405",    // no Z
+            "20260102 030405Z",   // no T
             "2026-01-02T030405Z", // separators
-            "20261302T030405Z",  // month 13
-            "20230229T000000Z",  // not a leap year
-            "20260431T000000Z",  // April has 30 days
-            "20260102T240000Z",  // hour 24
-            "20260102T036005Z",  // minute 60
+            "20261302T030405Z",   // month 13
+            "20230229T000000Z",   // not a leap year
+            "20260431T000000Z",   // April has 30 days
+            "20260102T240000Z",   // hour 24
+            "20260102T036005Z",   // minute 60
             "2026010xT030405Z",
             "",
         ] {
@@ -261,9 +288,9 @@ mod tests {
     fn foreign_names_do_not_parse() {
         for bad in [
             "drydock_redis_20260102T030405Z.rdb", // another service
-            "postgres_20260102T030405Z.dump",      // no project
+            "postgres_20260102T030405Z.dump",     // no project
             "drydock_postgres_20260102T030405.dump",
-            "drydock_postgres_20260102T030405Z",    // no extension
+            "drydock_postgres_20260102T030405Z", // no extension
             ".lock",
             "notes.txt",
         ] {

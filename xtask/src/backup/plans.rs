@@ -34,7 +34,7 @@ printf '%s\n%s\n' "$u" "$d"
 psql -XAtq -v ON_ERROR_STOP=1 -U "$u" -d "$d" -c 'show server_version' || exit 1
 pg_dump --version
 psql -XAtq -v ON_ERROR_STOP=1 -U "$u" -d "$d" -c "select count(*) from pg_tables where schemaname not in ('pg_catalog','information_schema')" || exit 1
-if pg_dump -U "$u" -d "$d" -Fc --compress=zstd:1 --schema-only -t drydock_no_such_table -f /dev/null 2>/dev/null; then echo zstd:1; else echo default; fi"#;
+if pg_dump -U "$u" -d "$d" -Fc --compress=zstd:1 --schema-only -N "*" >/dev/null 2>&1; then echo zstd:1; else echo default; fi"#;
 
 pub fn pg_facts(compose: &Compose, service: &str) -> Cmd {
     exec(compose, service, false).args(["sh", "-c", PG_FACTS])
@@ -95,10 +95,13 @@ pub fn pg_reset(compose: &Compose, service: &str, t: &PgTarget) -> [Cmd; 2] {
 }
 
 /// Runs a program in the Redis container with `REDISCLI_AUTH` taken from the container's `REDIS_PASSWORD`.
-pub const REDIS_AUTH: &str = r#"if [ -n "$REDIS_PASSWORD" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; exec "$0" "$@""#;
+pub const REDIS_AUTH: &str =
+    r#"if [ -n "$REDIS_PASSWORD" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; exec "$0" "$@""#;
 
 pub fn redis_cli(compose: &Compose, service: &str, args: &[String], tty: bool) -> Cmd {
-    exec(compose, service, tty).args(["sh", "-c", REDIS_AUTH, "redis-cli"]).args(args.iter().cloned())
+    exec(compose, service, tty)
+        .args(["sh", "-c", REDIS_AUTH, "redis-cli"])
+        .args(args.iter().cloned())
 }
 
 /// Facts of a Redis server: the client version, INFO server + keyspace, and where it keeps its RDB.
@@ -116,9 +119,28 @@ pub fn redis_facts(compose: &Compose, service: &str) -> Cmd {
     exec(compose, service, false).args(["sh", "-c", REDIS_FACTS])
 }
 
-/// A consistent RDB snapshot on stdout: the server forks and streams it through the replication protocol.
+/// A consistent RDB snapshot on stdout: BGSAVE (scheduled after one already running, so the snapshot is
+/// taken after this moment), wait until the save counter moves and the save succeeded, then stream the file.
+/// The RDB is written under a temporary name and renamed by Redis, so the file read is always whole (and an
+/// open file survives a later rename). Faster than `redis-cli --rdb`, which waits out
+/// `repl-diskless-sync-delay` (5 s), and needs no SYNC permission.
+pub const REDIS_SNAPSHOT: &str = r#"if [ -n "$REDIS_PASSWORD" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi
+info() { redis-cli INFO persistence | tr -d '\r' | sed -n "s/^$1://p"; }
+saves=$(info rdb_saves); busy=$(info rdb_bgsave_in_progress)
+[ -n "$saves" ] || { echo "cannot read INFO persistence (is the password right?)" >&2; exit 1; }
+want=$((saves + 1 + busy))
+redis-cli BGSAVE SCHEDULE >/dev/null || exit 1
+i=0
+while [ "$(info rdb_saves)" -lt "$want" ] || [ "$(info rdb_bgsave_in_progress)" != 0 ]; do
+  i=$((i + 1)); [ "$i" -le 6000 ] || { echo "BGSAVE did not finish within 10 minutes" >&2; exit 1; }
+  sleep 0.1
+done
+[ "$(info rdb_last_bgsave_status)" = ok ] || { echo "BGSAVE failed: see the redis log" >&2; exit 1; }
+dir=$(redis-cli CONFIG GET dir | tr -d '\r' | sed -n 2p); file=$(redis-cli CONFIG GET dbfilename | tr -d '\r' | sed -n 2p)
+exec cat "$dir/$file""#;
+
 pub fn redis_rdb(compose: &Compose, service: &str) -> Cmd {
-    redis_cli(compose, service, &["--rdb".to_string(), "-".to_string()], false)
+    exec(compose, service, false).args(["sh", "-c", REDIS_SNAPSHOT])
 }
 
 /// Writes the RDB read from stdin into the stopped service's data volume (a one-off container of the same
@@ -132,7 +154,18 @@ mv -f "$1/.drydock-restore.partial" "$1/$2""#;
 
 pub fn redis_place_rdb(compose: &Compose, service: &str, dir: &str, file: &str) -> Cmd {
     compose
-        .cmd(["run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", service, "-c", REDIS_PLACE_RDB, "sh"])
+        .cmd([
+            "run",
+            "--rm",
+            "--no-deps",
+            "-T",
+            "--entrypoint",
+            "sh",
+            service,
+            "-c",
+            REDIS_PLACE_RDB,
+            "sh",
+        ])
         .args([dir, file])
 }
 
@@ -157,12 +190,22 @@ pub fn mongorestore(compose: &Compose, service: &str) -> Cmd {
 }
 
 pub fn mongosh(compose: &Compose, service: &str, extra: &[String], tty: bool) -> Cmd {
-    exec(compose, service, tty).args(["sh", "-c", MONGO_AUTH, "mongosh", "--quiet"]).args(extra.iter().cloned())
+    exec(compose, service, tty)
+        .args(["sh", "-c", MONGO_AUTH, "mongosh", "--quiet"])
+        .args(extra.iter().cloned())
 }
 
 /// A throwaway container for `backups verify`: same image, no volume, no published port, removed after.
 pub fn throwaway(image: &str, name: &str, env: &[(&str, &str)], entrypoint: Option<&str>, args: &[&str]) -> Cmd {
-    let mut cmd = Cmd::new("docker").args(["run", "-d", "--rm", "--name", name, "--label", "drydock.backup-verify=1"]);
+    let mut cmd = Cmd::new("docker").args([
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        name,
+        "--label",
+        "drydock.backup-verify=1",
+    ]);
     for (k, v) in env {
         cmd = cmd.arg("-e").arg(format!("{k}={v}"));
     }
@@ -177,10 +220,24 @@ mod tests {
     use super::*;
 
     fn compose() -> Compose {
-        Compose { project: "dd".into(), files: vec!["/r/c.yaml".into()], env_file: Some("/r/.env".into()), env: vec![] }
+        Compose {
+            project: "dd".into(),
+            files: vec!["/r/c.yaml".into()],
+            env_file: Some("/r/.env".into()),
+            env: vec![],
+        }
     }
 
-    const PRE: [&str; 8] = ["docker", "compose", "-p", "dd", "-f", "/r/c.yaml", "--env-file", "/r/.env"];
+    const PRE: [&str; 8] = [
+        "docker",
+        "compose",
+        "-p",
+        "dd",
+        "-f",
+        "/r/c.yaml",
+        "--env-file",
+        "/r/.env",
+    ];
 
     fn tail(cmd: &Cmd) -> Vec<&str> {
         let argv = cmd.argv();
@@ -189,18 +246,42 @@ mod tests {
     }
 
     fn target() -> PgTarget {
-        PgTarget { user: "app".into(), db: "appdb".into() }
+        PgTarget {
+            user: "app".into(),
+            db: "appdb".into(),
+        }
     }
 
     #[test]
     fn pg_dump_streams_custom_format_with_the_best_compression() {
         assert_eq!(
             tail(&pg_dump(&compose(), "postgres", &target(), "zstd:1")),
-            ["exec", "-T", "postgres", "pg_dump", "-U", "app", "-d", "appdb", "--format=custom", "--compress=zstd:1"]
+            [
+                "exec",
+                "-T",
+                "postgres",
+                "pg_dump",
+                "-U",
+                "app",
+                "-d",
+                "appdb",
+                "--format=custom",
+                "--compress=zstd:1"
+            ]
         );
         assert_eq!(
             tail(&pg_dump(&compose(), "postgres", &target(), "default")),
-            ["exec", "-T", "postgres", "pg_dump", "-U", "app", "-d", "appdb", "--format=custom"]
+            [
+                "exec",
+                "-T",
+                "postgres",
+                "pg_dump",
+                "-U",
+                "app",
+                "-d",
+                "appdb",
+                "--format=custom"
+            ]
         );
         assert_eq!(
             tail(&pg_dumpall_globals(&compose(), "postgres", &target())),
@@ -244,22 +325,55 @@ mod tests {
         let extra = vec!["-c".to_string(), "select 1".to_string()];
         assert_eq!(
             tail(&psql(&compose(), "postgres", &target(), &extra, false)),
-            ["exec", "-T", "postgres", "psql", "-U", "app", "-d", "appdb", "-v", "ON_ERROR_STOP=1", "-c", "select 1"]
+            [
+                "exec",
+                "-T",
+                "postgres",
+                "psql",
+                "-U",
+                "app",
+                "-d",
+                "appdb",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "select 1"
+            ]
         );
-        assert_eq!(tail(&psql(&compose(), "postgres", &target(), &[], true)), ["exec", "postgres", "psql", "-U", "app", "-d", "appdb"]);
+        assert_eq!(
+            tail(&psql(&compose(), "postgres", &target(), &[], true)),
+            ["exec", "postgres", "psql", "-U", "app", "-d", "appdb"]
+        );
     }
 
     #[test]
     fn db_reset_drops_with_force_and_recreates() {
         let [drop, create] = pg_reset(&compose(), "postgres", &target());
-        assert_eq!(tail(&drop), ["exec", "-T", "postgres", "dropdb", "-U", "app", "--if-exists", "--force", "appdb"]);
-        assert_eq!(tail(&create), ["exec", "-T", "postgres", "createdb", "-U", "app", "-O", "app", "appdb"]);
+        assert_eq!(
+            tail(&drop),
+            [
+                "exec",
+                "-T",
+                "postgres",
+                "dropdb",
+                "-U",
+                "app",
+                "--if-exists",
+                "--force",
+                "appdb"
+            ]
+        );
+        assert_eq!(
+            tail(&create),
+            ["exec", "-T", "postgres", "createdb", "-U", "app", "-O", "app", "appdb"]
+        );
     }
 
     #[test]
     fn redis_commands_take_the_password_from_the_container() {
         let cmd = redis_rdb(&compose(), "redis");
-        assert_eq!(tail(&cmd), ["exec", "-T", "redis", "sh", "-c", REDIS_AUTH, "redis-cli", "--rdb", "-"]);
+        assert_eq!(tail(&cmd), ["exec", "-T", "redis", "sh", "-c", REDIS_SNAPSHOT]);
+        assert!(REDIS_SNAPSHOT.contains("BGSAVE SCHEDULE") && REDIS_SNAPSHOT.contains("rdb_last_bgsave_status"));
         assert!(REDIS_AUTH.contains("REDISCLI_AUTH=\"$REDIS_PASSWORD\""));
         assert!(!cmd.display().contains("-a "), "never -a <password>");
         let shell = redis_cli(&compose(), "redis", &[], true);
@@ -273,23 +387,75 @@ mod tests {
         let cmd = redis_place_rdb(&compose(), "redis", "/data", "dump.rdb");
         assert_eq!(
             tail(&cmd),
-            ["run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "redis", "-c", REDIS_PLACE_RDB, "sh", "/data", "dump.rdb"]
+            [
+                "run",
+                "--rm",
+                "--no-deps",
+                "-T",
+                "--entrypoint",
+                "sh",
+                "redis",
+                "-c",
+                REDIS_PLACE_RDB,
+                "sh",
+                "/data",
+                "dump.rdb"
+            ]
         );
         assert!(REDIS_PLACE_RDB.contains("redis-check-rdb"));
-        assert!(REDIS_PLACE_RDB.contains("mv -f"), "renamed over the old file only when complete");
+        assert!(
+            REDIS_PLACE_RDB.contains("mv -f"),
+            "renamed over the old file only when complete"
+        );
     }
 
     #[test]
     fn mongo_plans() {
-        assert_eq!(tail(&mongodump(&compose(), "mongo")), ["exec", "-T", "mongo", "sh", "-c", MONGO_AUTH, "mongodump", "--archive", "--gzip"]);
+        assert_eq!(
+            tail(&mongodump(&compose(), "mongo")),
+            [
+                "exec",
+                "-T",
+                "mongo",
+                "sh",
+                "-c",
+                MONGO_AUTH,
+                "mongodump",
+                "--archive",
+                "--gzip"
+            ]
+        );
         assert_eq!(
             tail(&mongorestore(&compose(), "mongo")),
-            ["exec", "-T", "mongo", "sh", "-c", MONGO_AUTH, "mongorestore", "--archive", "--gzip", "--drop", "--stopOnError"]
+            [
+                "exec",
+                "-T",
+                "mongo",
+                "sh",
+                "-c",
+                MONGO_AUTH,
+                "mongorestore",
+                "--archive",
+                "--gzip",
+                "--drop",
+                "--stopOnError"
+            ]
         );
         let extra = vec!["--eval".to_string(), "db.runCommand({ping: 1})".to_string()];
         assert_eq!(
             tail(&mongosh(&compose(), "mongo", &extra, false)),
-            ["exec", "-T", "mongo", "sh", "-c", MONGO_AUTH, "mongosh", "--quiet", "--eval", "db.runCommand({ping: 1})"]
+            [
+                "exec",
+                "-T",
+                "mongo",
+                "sh",
+                "-c",
+                MONGO_AUTH,
+                "mongosh",
+                "--quiet",
+                "--eval",
+                "db.runCommand({ping: 1})"
+            ]
         );
         assert_eq!(tail(&mongosh(&compose(), "mongo", &[], true))[..2], ["exec", "mongo"]);
         assert!(MONGO_AUTH.contains("MONGO_INITDB_ROOT_PASSWORD"));
@@ -300,7 +466,22 @@ mod tests {
         let cmd = throwaway("img:1", "v1", &[("A", "b")], Some("sleep"), &["infinity"]);
         assert_eq!(
             cmd.argv(),
-            ["docker", "run", "-d", "--rm", "--name", "v1", "--label", "drydock.backup-verify=1", "-e", "A=b", "--entrypoint", "sleep", "img:1", "infinity"]
+            [
+                "docker",
+                "run",
+                "-d",
+                "--rm",
+                "--name",
+                "v1",
+                "--label",
+                "drydock.backup-verify=1",
+                "-e",
+                "A=b",
+                "--entrypoint",
+                "sleep",
+                "img:1",
+                "infinity"
+            ]
         );
     }
 }

@@ -32,7 +32,13 @@ pub fn plan(candidates: &[Candidate], policy: &Retention) -> Vec<Decision> {
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     // Newest first; equal timestamps keep their input order.
     order.sort_by(|&a, &b| candidates[b].timestamp.cmp(&candidates[a].timestamp));
-    let mut decisions = vec![Decision { keep: false, reasons: Vec::new() }; candidates.len()];
+    let mut decisions = vec![
+        Decision {
+            keep: false,
+            reasons: Vec::new()
+        };
+        candidates.len()
+    ];
     let (mut days, mut weeks, mut months) = (HashSet::new(), HashSet::new(), HashSet::new());
     let mut seen_complete = 0u32;
     for &i in &order {
@@ -71,11 +77,19 @@ mod tests {
     use super::*;
 
     fn policy(last: u32, daily: u32, weekly: u32, monthly: u32) -> Retention {
-        Retention { keep_last: last, keep_daily: daily, keep_weekly: weekly, keep_monthly: monthly }
+        Retention {
+            keep_last: last,
+            keep_daily: daily,
+            keep_weekly: weekly,
+            keep_monthly: monthly,
+        }
     }
 
     fn at(y: i64, m: u32, d: u32, h: u32) -> Candidate {
-        Candidate { timestamp: Timestamp::from_civil(y, m, d, h, 0, 0), complete: true }
+        Candidate {
+            timestamp: Timestamp::from_civil(y, m, d, h, 0, 0),
+            complete: true,
+        }
     }
 
     fn kept(cands: &[Candidate], p: &Retention) -> Vec<String> {
@@ -91,31 +105,57 @@ mod tests {
 
     #[test]
     fn keep_last_counts_newest_first_whatever_the_input_order() {
-        let cands = [at(2026, 1, 1, 0), at(2026, 1, 3, 0), at(2026, 1, 2, 0), at(2026, 1, 4, 0)];
-        assert_eq!(kept(&cands, &policy(2, 0, 0, 0)), ["20260103T000000Z", "20260104T000000Z"]);
+        let cands = [
+            at(2026, 1, 1, 0),
+            at(2026, 1, 3, 0),
+            at(2026, 1, 2, 0),
+            at(2026, 1, 4, 0),
+        ];
+        assert_eq!(
+            kept(&cands, &policy(2, 0, 0, 0)),
+            ["20260103T000000Z", "20260104T000000Z"]
+        );
     }
 
     #[test]
     fn daily_keeps_the_newest_of_each_day() {
-        let cands = [at(2026, 1, 1, 1), at(2026, 1, 1, 23), at(2026, 1, 2, 5), at(2026, 1, 2, 6), at(2026, 1, 3, 0)];
+        let cands = [
+            at(2026, 1, 1, 1),
+            at(2026, 1, 1, 23),
+            at(2026, 1, 2, 5),
+            at(2026, 1, 2, 6),
+            at(2026, 1, 3, 0),
+        ];
         assert_eq!(
             kept(&cands, &policy(1, 2, 0, 0)),
             ["20260102T060000Z", "20260103T000000Z"],
             "day 3 (also last) and the newest of day 2"
         );
-        assert_eq!(kept(&cands, &policy(1, 3, 0, 0)), ["20260101T230000Z", "20260102T060000Z", "20260103T000000Z"]);
+        assert_eq!(
+            kept(&cands, &policy(1, 3, 0, 0)),
+            ["20260101T230000Z", "20260102T060000Z", "20260103T000000Z"]
+        );
     }
 
     #[test]
     fn weekly_and_monthly_buckets() {
         // Mondays 2026-01-05, -12, -19; a Sunday 2026-01-18 belongs to the week of the 12th.
-        let cands = [at(2026, 1, 5, 0), at(2026, 1, 12, 0), at(2026, 1, 18, 0), at(2026, 1, 19, 0), at(2025, 12, 31, 0)];
+        let cands = [
+            at(2026, 1, 5, 0),
+            at(2026, 1, 12, 0),
+            at(2026, 1, 18, 0),
+            at(2026, 1, 19, 0),
+            at(2025, 12, 31, 0),
+        ];
         assert_eq!(
             kept(&cands, &policy(1, 0, 2, 0)),
             ["20260118T000000Z", "20260119T000000Z"],
             "the 18th is the newest of the previous week"
         );
-        assert_eq!(kept(&cands, &policy(1, 0, 0, 2)), ["20251231T000000Z", "20260119T000000Z"]);
+        assert_eq!(
+            kept(&cands, &policy(1, 0, 0, 2)),
+            ["20251231T000000Z", "20260119T000000Z"]
+        );
     }
 
     #[test]
@@ -134,7 +174,10 @@ mod tests {
         let p = policy(0, 0, 0, 0);
         assert_eq!(kept(&cands, &p), ["20260102T000000Z"]);
         // An incomplete newer backup does not count as "the newest good one".
-        cands.push(Candidate { timestamp: Timestamp::from_civil(2026, 1, 3, 0, 0, 0), complete: false });
+        cands.push(Candidate {
+            timestamp: Timestamp::from_civil(2026, 1, 3, 0, 0, 0),
+            complete: false,
+        });
         let decisions = plan(&cands, &p);
         assert!(decisions[1].keep && decisions[1].reasons.contains(&"newest complete backup"));
         assert!(decisions[2].keep && decisions[2].reasons == vec!["incomplete: never pruned"]);
@@ -144,19 +187,28 @@ mod tests {
     #[test]
     fn incomplete_backups_do_not_use_up_the_policy() {
         let cands = [
-            Candidate { timestamp: Timestamp::from_civil(2026, 1, 5, 0, 0, 0), complete: false },
+            Candidate {
+                timestamp: Timestamp::from_civil(2026, 1, 5, 0, 0, 0),
+                complete: false,
+            },
             at(2026, 1, 4, 0),
             at(2026, 1, 3, 0),
             at(2026, 1, 2, 0),
         ];
-        assert_eq!(kept(&cands, &policy(2, 0, 0, 0)), ["20260103T000000Z", "20260104T000000Z", "20260105T000000Z"]);
+        assert_eq!(
+            kept(&cands, &policy(2, 0, 0, 0)),
+            ["20260103T000000Z", "20260104T000000Z", "20260105T000000Z"]
+        );
     }
 
     #[test]
     fn reasons_are_reported() {
         let cands = [at(2026, 1, 1, 0)];
         let d = &plan(&cands, &policy(7, 7, 4, 6))[0];
-        assert_eq!(d.reasons, vec!["newest complete backup", "last", "daily", "weekly", "monthly"]);
+        assert_eq!(
+            d.reasons,
+            vec!["newest complete backup", "last", "daily", "weekly", "monthly"]
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ impl AtomicFile {
             .mode(0o600)
             .open(&partial)
             .with_context(|| format!("cannot create {}", partial.display()))?;
-        Ok(AtomicFile { file: Some(file), partial, target: target.to_path_buf() })
+        Ok(AtomicFile {
+            file: Some(file),
+            partial,
+            target: target.to_path_buf(),
+        })
     }
 
     pub fn partial_path(&self) -> &Path {
@@ -93,7 +97,9 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes a small file atomically (the manifest).
 pub fn write_atomic(target: &Path, contents: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(target)?;
-    file.file().write_all(contents).with_context(|| format!("writing {} failed", file.partial_path().display()))?;
+    file.file()
+        .write_all(contents)
+        .with_context(|| format!("writing {} failed", file.partial_path().display()))?;
     file.commit()?;
     Ok(())
 }
@@ -117,7 +123,10 @@ pub fn lock(dir: &Path, service: &str) -> Result<ServiceLock> {
             path.display()
         )
     })?;
-    #[allow(clippy::incompatible_msrv, reason = "the xtask runs on the host toolchain (1.89+), not the backend's MSRV")]
+    #[allow(
+        clippy::incompatible_msrv,
+        reason = "the xtask runs on the host toolchain (1.89+), not the backend's MSRV"
+    )]
     match file.try_lock() {
         Ok(()) => Ok(ServiceLock { _file: file }),
         Err(TryLockError::WouldBlock) => bail!(
@@ -132,10 +141,14 @@ pub fn lock(dir: &Path, service: &str) -> Result<ServiceLock> {
 /// `*.partial` files, and data files whose manifest was never written (a crash between the renames).
 pub fn clean_leftovers(dir: &Path, service: &str) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(removed) };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(removed);
+    };
     let names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     for name in &names {
-        let Some((parsed, ext)) = BackupName::parse(name, service) else { continue };
+        let Some((parsed, ext)) = BackupName::parse(name, service) else {
+            continue;
+        };
         let orphan = ext != "json" && !names.contains(&parsed.manifest());
         if ext.ends_with("partial") || orphan {
             let path = dir.join(name);
@@ -163,13 +176,10 @@ impl Found {
         self.dir.join(self.name.manifest())
     }
 
-    /// The main data file (from the manifest).
-    pub fn data_path(&self) -> Option<PathBuf> {
-        self.manifest.as_ref().ok().map(|m| self.dir.join(&m.file))
-    }
-
     pub fn complete(&self) -> bool {
-        self.manifest.as_ref().is_ok_and(|m| m.files.iter().all(|f| self.dir.join(&f.name).is_file()))
+        self.manifest
+            .as_ref()
+            .is_ok_and(|m| m.files.iter().all(|f| self.dir.join(&f.name).is_file()))
     }
 
     /// Every file of this backup present on disk (for prune).
@@ -179,7 +189,11 @@ impl Found {
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&format!("{stem}.")) && !n.ends_with(PARTIAL_SUFFIX)))
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&format!("{stem}.")) && !n.ends_with(PARTIAL_SUFFIX))
+            })
             .map(|e| e.path())
             .collect();
         paths.sort();
@@ -197,8 +211,12 @@ pub fn scan(dir: &Path, service: &str) -> Result<Vec<Found>> {
     let mut stems: Vec<BackupName> = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
-        let Some((parsed, ext)) = BackupName::parse(&name, service) else { continue };
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some((parsed, ext)) = BackupName::parse(&name, service) else {
+            continue;
+        };
         if ext.ends_with("partial") || stems.contains(&parsed) {
             continue;
         }
@@ -214,7 +232,11 @@ pub fn scan(dir: &Path, service: &str) -> Result<Vec<Found>> {
             } else {
                 Err("no manifest (interrupted or foreign file)".to_string())
             };
-            Found { name, dir: dir.to_path_buf(), manifest }
+            Found {
+                name,
+                dir: dir.to_path_buf(),
+                manifest,
+            }
         })
         .collect())
 }
@@ -226,7 +248,9 @@ pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {} failed", path.display()))?;
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {} failed", path.display()))?;
         if n == 0 {
             break;
         }
@@ -270,7 +294,11 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<()> {
 /// the next free second after waiting for it, so names stay unique and truthful.
 pub fn fresh_name(dir: &Path, project: &str, service: &str) -> BackupName {
     loop {
-        let name = BackupName { project: project.into(), service: service.into(), timestamp: Timestamp::now() };
+        let name = BackupName {
+            project: project.into(),
+            service: service.into(),
+            timestamp: Timestamp::now(),
+        };
         let stem = format!("{}.", name.stem());
         let taken = fs::read_dir(dir)
             .into_iter()
@@ -324,7 +352,10 @@ mod tests {
         let dir = tempdir("lock");
         let held = lock(&dir, "postgres").unwrap();
         let err = format!("{:#}", lock(&dir, "postgres").err().unwrap());
-        assert!(err.contains("another backup, restore or prune of `postgres` is running"), "{err}");
+        assert!(
+            err.contains("another backup, restore or prune of `postgres` is running"),
+            "{err}"
+        );
         drop(held);
         lock(&dir, "postgres").unwrap();
         fs::remove_dir_all(&dir).unwrap();
@@ -349,7 +380,12 @@ mod tests {
             size: data.len() as u64,
             sha256: sha.clone(),
             compression: "none".into(),
-            files: vec![FileEntry { role: "rdb".into(), name: name.file("rdb"), size: data.len() as u64, sha256: sha }],
+            files: vec![FileEntry {
+                role: "rdb".into(),
+                name: name.file("rdb"),
+                size: data.len() as u64,
+                sha256: sha,
+            }],
             sanity: Sanity::default(),
             reason: None,
         }
@@ -358,12 +394,28 @@ mod tests {
     #[test]
     fn leftovers_scan_and_checks() {
         let dir = tempdir("scan");
-        let old = BackupName { project: "dd".into(), service: "redis".into(), timestamp: Timestamp(1_000_000) };
-        let new = BackupName { project: "dd".into(), service: "redis".into(), timestamp: Timestamp(2_000_000) };
-        let orphan = BackupName { project: "dd".into(), service: "redis".into(), timestamp: Timestamp(3_000_000) };
+        let old = BackupName {
+            project: "dd".into(),
+            service: "redis".into(),
+            timestamp: Timestamp(1_000_000),
+        };
+        let new = BackupName {
+            project: "dd".into(),
+            service: "redis".into(),
+            timestamp: Timestamp(2_000_000),
+        };
+        let orphan = BackupName {
+            project: "dd".into(),
+            service: "redis".into(),
+            timestamp: Timestamp(3_000_000),
+        };
         for n in [&old, &new] {
             fs::write(dir.join(n.file("rdb")), b"REDIS0012").unwrap();
-            write_atomic(&dir.join(n.manifest()), manifest_for(n, b"REDIS0012").to_json().as_bytes()).unwrap();
+            write_atomic(
+                &dir.join(n.manifest()),
+                manifest_for(n, b"REDIS0012").to_json().as_bytes(),
+            )
+            .unwrap();
         }
         fs::write(dir.join(orphan.file("rdb")), b"REDIS").unwrap();
         fs::write(dir.join(orphan.file("rdb.partial")), b"RE").unwrap();

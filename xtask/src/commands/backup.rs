@@ -63,7 +63,11 @@ pub fn run(ctx: &Ctx, engine: Engine, args: &BackupArgs) -> Result<()> {
     }
     let service = engine.service(ctx);
     let dir = service_dir(ctx, &service);
-    let _lock = if ctx.run.dry_run { None } else { Some(store::lock(&dir, &service)?) };
+    let _lock = if ctx.run.dry_run {
+        None
+    } else {
+        Some(store::lock(&dir, &service)?)
+    };
     take(ctx, &compose, engine, None)?;
     Ok(())
 }
@@ -76,17 +80,26 @@ pub fn all(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
     for engine in Engine::ALL {
         if engine == Engine::Mongodb {
             if let Err(why) = require_mongo(ctx, &compose) {
-                ctx.say(&format!("mongodb: skipped ({})", format!("{why:#}").lines().next().unwrap_or_default()));
+                ctx.say(&format!(
+                    "mongodb: skipped ({})",
+                    format!("{why:#}").lines().next().unwrap_or_default()
+                ));
                 continue;
             }
         }
         if let Err(err) = run(ctx, engine, args) {
-            eprintln!("{}", crate::process::Style::stderr().red(&format!("backup of {} failed: {err:#}", engine.name())));
+            eprintln!(
+                "{}",
+                crate::process::Style::stderr().red(&format!("backup of {} failed: {err:#}", engine.name()))
+            );
             failed.push(engine.name());
         }
     }
     if !failed.is_empty() {
-        bail!("backup-all: {} failed (see above); earlier backups are untouched", failed.join(", "));
+        bail!(
+            "backup-all: {} failed (see above); earlier backups are untouched",
+            failed.join(", ")
+        );
     }
     Ok(())
 }
@@ -122,12 +135,19 @@ fn postgres_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<St
             ext: "globals.sql",
             cmd: plans::pg_dumpall_globals(compose, service, &facts.target),
             check: |head| {
-                if head.starts_with(b"--") { Ok(()) } else { bail!("pg_dumpall wrote no SQL") }
+                if head.starts_with(b"--") {
+                    Ok(())
+                } else {
+                    bail!("pg_dumpall wrote no SQL")
+                }
             },
         },
     ];
-    let compression =
-        if facts.compression == "default" { "gzip (pg_dump default)".to_string() } else { facts.compression.clone() };
+    let compression = if facts.compression == "default" {
+        "gzip (pg_dump default)".to_string()
+    } else {
+        facts.compression.clone()
+    };
     let meta = Meta {
         engine: Engine::Postgres,
         service: service.to_string(),
@@ -135,7 +155,10 @@ fn postgres_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<St
         server_version: facts.server_version,
         tool_version: facts.tool_version,
         compression,
-        sanity: Sanity { tables: Some(facts.tables), keys: None },
+        sanity: Sanity {
+            tables: Some(facts.tables),
+            keys: None,
+        },
         reason,
     };
     Ok((parts, meta))
@@ -159,7 +182,10 @@ fn redis_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<Strin
         server_version: facts.server_version,
         tool_version: facts.cli_version,
         compression: "rdb (LZF)".into(),
-        sanity: Sanity { tables: None, keys: Some(facts.keys) },
+        sanity: Sanity {
+            tables: None,
+            keys: Some(facts.keys),
+        },
         reason,
     };
     Ok((parts, meta))
@@ -170,7 +196,14 @@ fn mongo_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<Strin
         ctx,
         compose,
         service,
-        &compose.cmd(["exec", "-T", service, "sh", "-c", "mongod --version | head -n 1; mongodump --version | head -n 1"]),
+        &compose.cmd([
+            "exec",
+            "-T",
+            service,
+            "sh",
+            "-c",
+            "mongod --version | head -n 1; mongodump --version | head -n 1",
+        ]),
     )?
     .unwrap_or_default();
     let mut lines = version.lines();
@@ -200,7 +233,12 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
         let name = store::fresh_name(&dir, &compose.project, &meta.service);
         for part in &parts {
             let target = store::partial_path(&dir.join(name.file(part.ext)));
-            ctx.run.stream_out(&part.cmd, &target, &mut std::io::sink(), &mut Progress::new("", None, true))?;
+            ctx.run.stream_out(
+                &part.cmd,
+                &target,
+                &mut std::io::sink(),
+                &mut Progress::new("", None, true),
+            )?;
         }
         return Ok(None);
     }
@@ -208,25 +246,63 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
         ctx.say(&format!("removed {} (left by an interrupted run)", leftover.display()));
     }
     let name = store::fresh_name(&dir, &compose.project, &meta.service);
-    ctx.say(&format!("backing up {} ({}) to {}", meta.service, meta.engine.name(), dir.join(name.file(parts[0].ext)).display()));
+    ctx.say(&format!(
+        "backing up {} ({}) to {}",
+        meta.service,
+        meta.engine.name(),
+        dir.join(name.file(parts[0].ext)).display()
+    ));
     let started_at = Timestamp::now();
     let started = Instant::now();
-    let mut written: Vec<(AtomicFile, &Part, Streamed, String)> = Vec::new();
-    for part in &parts {
-        let file_name = name.file(part.ext);
-        let mut file = AtomicFile::create(&dir.join(&file_name))?;
-        let partial = file.partial_path().to_path_buf();
-        let mut progress = Progress::new(&format!("{} {}", meta.service, part.role), None, ctx.run.quiet);
-        let streamed = ctx
-            .run
-            .stream_out(&part.cmd, &partial, file.file(), &mut progress)
-            .with_context(|| format!("the {} backup of `{}` failed; no backup was written", part.role, meta.service))?;
-        if streamed.bytes == 0 {
-            bail!("the {} backup of `{}` produced no data; no backup was written", part.role, meta.service);
-        }
-        (part.check)(&streamed.head)
-            .with_context(|| format!("the {} backup of `{}` is not valid; no backup was written", part.role, meta.service))?;
-        written.push((file, part, streamed, file_name));
+    // All parts stream at the same time (the globals dump is small: it then costs no extra wall time).
+    let runner = ctx.run;
+    let service = meta.service.clone();
+    let results: Vec<Result<(AtomicFile, &Part, Streamed, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let file_name = name.file(part.ext);
+                let target = dir.join(&file_name);
+                let service = service.clone();
+                scope.spawn(move || -> Result<(AtomicFile, &Part, Streamed, String)> {
+                    let mut file = AtomicFile::create(&target)?;
+                    let partial = file.partial_path().to_path_buf();
+                    // One progress line at a time: the main (largest) part's.
+                    let mut progress = Progress::new(&format!("{service} {}", part.role), None, runner.quiet || i > 0);
+                    let streamed = runner
+                        .stream_out(&part.cmd, &partial, file.file(), &mut progress)
+                        .with_context(|| {
+                            format!("the {} backup of `{service}` failed; no backup was written", part.role)
+                        })?;
+                    if streamed.bytes == 0 {
+                        bail!(
+                            "the {} backup of `{service}` produced no data; no backup was written",
+                            part.role
+                        );
+                    }
+                    (part.check)(&streamed.head).with_context(|| {
+                        format!(
+                            "the {} backup of `{service}` is not valid; no backup was written",
+                            part.role
+                        )
+                    })?;
+                    Ok((file, part, streamed, file_name))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a backup thread panicked")))
+            })
+            .collect()
+    });
+    // Any failure: every partial is removed when the AtomicFiles drop.
+    let mut written = Vec::new();
+    for result in results {
+        written.push(result?);
     }
     let duration = started.elapsed().as_secs_f64();
     let files: Vec<FileEntry> = written
@@ -272,5 +348,8 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
         &manifest.sha256[..12],
         duration
     ));
-    Ok(Some(Taken { manifest_path, manifest }))
+    Ok(Some(Taken {
+        manifest_path,
+        manifest,
+    }))
 }

@@ -52,10 +52,7 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     let env = ci_env(&ctx.config.project.name);
     let cargo_cmd = |args: &[&str]| Cmd::new(&cargo).args(args.iter().copied()).cwd(&root);
     let xtask = |args: &[&str]| {
-        let mut cmd = Cmd::new(&cargo)
-            .arg("xtask")
-            .args(args.iter().copied())
-            .cwd(&root);
+        let mut cmd = Cmd::new(&cargo).arg("xtask").args(args.iter().copied()).cwd(&root);
         if ctx.offline {
             cmd = cmd.arg("--offline");
         }
@@ -163,19 +160,11 @@ pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
         let outcome = match ctx.run.run(&step.cmd) {
             Ok(_) => Outcome::Passed,
             Err(err) => {
-                eprintln!(
-                    "{}",
-                    style.red(&format!("step {} failed: {err:#}", step.name))
-                );
+                eprintln!("{}", style.red(&format!("step {} failed: {err:#}", step.name)));
                 if step.name == "dev-up" || step.name == "health" {
                     // The stack's own words are the fastest way to the cause.
                     let mut logs = step.cmd.clone();
-                    logs.args = vec![
-                        "xtask".into(),
-                        "dev-logs".into(),
-                        "--tail".into(),
-                        "80".into(),
-                    ];
+                    logs.args = vec!["xtask".into(), "dev-logs".into(), "--tail".into(), "80".into()];
                     let _ = ctx.run.run(&logs);
                 }
                 Outcome::Failed
@@ -186,18 +175,9 @@ pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
     if ctx.run.dry_run {
         return Ok(());
     }
-    let passed = results
-        .iter()
-        .filter(|(o, _)| *o == Outcome::Passed)
-        .count();
-    let failed = results
-        .iter()
-        .filter(|(o, _)| *o == Outcome::Failed)
-        .count();
-    let skipped = results
-        .iter()
-        .filter(|(o, _)| *o == Outcome::Skipped)
-        .count();
+    let passed = results.iter().filter(|(o, _)| *o == Outcome::Passed).count();
+    let failed = results.iter().filter(|(o, _)| *o == Outcome::Failed).count();
+    let skipped = results.iter().filter(|(o, _)| *o == Outcome::Skipped).count();
     println!();
     println!("ci summary ({:.0} s):", started.elapsed().as_secs_f64());
     let out = Style::stdout();

@@ -70,10 +70,7 @@ fn toml_string(s: &str) -> String {
 pub fn readme_table() -> String {
     let mut out = format!("{TABLE_START}\n| group | command | what it does |\n|---|---|---|\n");
     for (group, name, about) in commands() {
-        out.push_str(&format!(
-            "| {group} | `{name}` | {} |\n",
-            about.replace('|', "\\|")
-        ));
+        out.push_str(&format!("| {group} | `{name}` | {} |\n", about.replace('|', "\\|")));
     }
     out.push_str(TABLE_END);
     out
@@ -95,12 +92,8 @@ fn readme_with_table(readme: &str) -> Result<String> {
 
 /// The generated files and their expected contents.
 pub fn expected(root: &Path) -> Result<Vec<(&'static str, String)>> {
-    let readme =
-        std::fs::read_to_string(root.join(README)).with_context(|| format!("reading {README}"))?;
-    Ok(vec![
-        (MAKEFILE, makefile()),
-        (README, readme_with_table(&readme)?),
-    ])
+    let readme = std::fs::read_to_string(root.join(README)).with_context(|| format!("reading {README}"))?;
+    Ok(vec![(MAKEFILE, makefile()), (README, readme_with_table(&readme)?)])
 }
 
 pub fn run(root: &Path, check: bool, quiet: bool) -> Result<()> {

@@ -43,10 +43,7 @@ pub fn up(ctx: &Ctx, args: &DevUpArgs) -> Result<()> {
     if args.build {
         up.push("--build");
     }
-    ctx.say(&format!(
-        "starting the dev stack (project {})",
-        compose.project
-    ));
+    ctx.say(&format!("starting the dev stack (project {})", compose.project));
     let started = Instant::now();
     if let Err(err) = ctx.run.run(&compose.cmd(up)) {
         explain_unhealthy(ctx, &compose);
@@ -69,11 +66,7 @@ fn print_urls(ctx: &Ctx, compose: &Compose) {
     let style = Style::stdout();
     for (service, port, what, scheme) in endpoints(ctx) {
         if let Some(addr) = stack::published(ctx, compose, &service, port) {
-            println!(
-                "  {:<18} {}",
-                what,
-                style.bold(&format!("{scheme}://{addr}"))
-            );
+            println!("  {:<18} {}", what, style.bold(&format!("{scheme}://{addr}")));
         }
     }
 }
@@ -87,18 +80,9 @@ fn explain_unhealthy(ctx: &Ctx, compose: &Compose) {
         return;
     };
     print_states(&states);
-    let bad: Vec<String> = states
-        .iter()
-        .filter(|s| !s.ok())
-        .map(|s| s.service.clone())
-        .collect();
+    let bad: Vec<String> = states.iter().filter(|s| !s.ok()).map(|s| s.service.clone()).collect();
     if !bad.is_empty() {
-        let mut args = vec![
-            "logs".to_string(),
-            "--no-color".into(),
-            "--tail".into(),
-            "60".into(),
-        ];
+        let mut args = vec!["logs".to_string(), "--no-color".into(), "--tail".into(), "60".into()];
         args.extend(bad);
         let _ = ctx.run.run(&compose.cmd(args));
     }
@@ -118,13 +102,7 @@ pub fn print_states(states: &[ServiceState]) {
         } else {
             s.state.clone()
         };
-        let line = format!(
-            "{:<12} {:<10} {:<10} {}",
-            s.service,
-            state,
-            health,
-            s.ports.join(", ")
-        );
+        let line = format!("{:<12} {:<10} {:<10} {}", s.service, state, health, s.ports.join(", "));
         println!("{}", if s.ok() { line } else { style.red(&line) });
     }
 }
@@ -150,9 +128,7 @@ pub fn restart(ctx: &Ctx, args: &ServicesArg) -> Result<()> {
     cmd.extend(args.services.iter().cloned());
     ctx.run.run(&compose.cmd(cmd))?;
     // `restart` does not wait for health; `up --wait` with nothing to change does.
-    let mut wait: Vec<String> = ["up", "--detach", "--wait", "--no-build"]
-        .map(String::from)
-        .to_vec();
+    let mut wait: Vec<String> = ["up", "--detach", "--wait", "--no-build"].map(String::from).to_vec();
     wait.extend(args.services.iter().cloned());
     ctx.run.run(&compose.cmd(wait))?;
     Ok(())
@@ -240,10 +216,7 @@ pub fn build(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let started = Instant::now();
     ctx.run.run(&compose.cmd(cmd))?;
     if !ctx.run.dry_run {
-        ctx.say(&format!(
-            "images built in {:.1} s",
-            started.elapsed().as_secs_f64()
-        ));
+        ctx.say(&format!("images built in {:.1} s", started.elapsed().as_secs_f64()));
     }
     Ok(())
 }
@@ -256,10 +229,7 @@ pub fn check_services(ctx: &Ctx, compose: &Compose, wanted: &[String]) -> Result
     let defined = defined_services(ctx, compose)?;
     for name in wanted {
         if !defined.iter().any(|d| d == name) {
-            bail!(
-                "unknown service `{name}`\n  fix: use one of: {}",
-                defined.join(", ")
-            );
+            bail!("unknown service `{name}`\n  fix: use one of: {}", defined.join(", "));
         }
     }
     Ok(())
@@ -275,10 +245,7 @@ fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect()),
-        Some(p) => bail!(
-            "the compose files are not valid:\n  $ {query}\n{}",
-            p.stderr.trim_end()
-        ),
+        Some(p) => bail!("the compose files are not valid:\n  $ {query}\n{}", p.stderr.trim_end()),
         None => Ok(Vec::new()),
     }
 }

@@ -28,12 +28,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn check(
-    name: &'static str,
-    status: Status,
-    detail: impl Into<String>,
-    fix: Option<String>,
-) -> Check {
+fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: Option<String>) -> Check {
     Check {
         name,
         status,
@@ -78,42 +73,24 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
     checks.push(if state.cli {
         check("docker cli", Status::Ok, "docker is on PATH", None)
     } else {
-        check(
-            "docker cli",
-            Status::Fail,
-            "docker is not installed",
-            setup_fix(),
-        )
+        check("docker cli", Status::Fail, "docker is not installed", setup_fix())
     });
     checks.push(match &state.server_version {
-        Some(v) => check(
-            "engine",
-            Status::Ok,
-            format!("Docker Engine {v} is running"),
-            None,
-        ),
+        Some(v) => check("engine", Status::Ok, format!("Docker Engine {v} is running"), None),
         None if state.daemon_installed => check(
             "engine",
             Status::Fail,
             "dockerd is installed but not running",
             setup_fix(),
         ),
-        None => check(
-            "engine",
-            Status::Fail,
-            "Docker Engine is not installed",
-            setup_fix(),
-        ),
+        None => check("engine", Status::Fail, "Docker Engine is not installed", setup_fix()),
     });
     checks.push(match &state.compose_version {
         Some(v) if state.compose_ok() => check("compose", Status::Ok, format!("Compose {v}"), None),
         Some(v) => check(
             "compose",
             Status::Fail,
-            format!(
-                "Compose {v} is older than {}.{}",
-                MIN_COMPOSE.0, MIN_COMPOSE.1
-            ),
+            format!("Compose {v} is older than {}.{}", MIN_COMPOSE.0, MIN_COMPOSE.1),
             setup_fix(),
         ),
         None => check(
@@ -134,9 +111,16 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
                 what,
                 Status::Warn,
                 format!("only {gib:.1} GiB free at {path}"),
-                Some(format!("free at least {MIN_FREE_GIB} GiB (e.g. `cargo xtask clean`, `docker builder prune`)")),
+                Some(format!(
+                    "free at least {MIN_FREE_GIB} GiB (e.g. `cargo xtask clean`, `docker builder prune`)"
+                )),
             ),
-            None => check(what, Status::Warn, format!("could not measure free space at {path}"), None),
+            None => check(
+                what,
+                Status::Warn,
+                format!("could not measure free space at {path}"),
+                None,
+            ),
         });
     }
 
@@ -166,9 +150,7 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
             check("base images", Status::Ok, "all present", None)
         } else {
             let fix = match resolved.source {
-                Source::Offline => {
-                    "cargo xtask images build-offline   (dev-up does this when needed)"
-                }
+                Source::Offline => "cargo xtask images build-offline   (dev-up does this when needed)",
                 Source::Registry => "cargo xtask dev-up pulls them (or `docker pull <image>`)",
             };
             check(
@@ -226,10 +208,7 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
             "env file",
             Status::Warn,
             format!("{} is missing", env_file.display()),
-            Some(format!(
-                "dev-up creates it from {}",
-                ctx.config.compose.env_example
-            )),
+            Some(format!("dev-up creates it from {}", ctx.config.compose.env_example)),
         )
     });
     checks
@@ -249,9 +228,7 @@ fn free_gib(ctx: &Ctx, path: &str) -> Option<f64> {
     while !p.exists() {
         p = p.parent()?.to_path_buf();
     }
-    let probe = ctx
-        .run
-        .probe(&Cmd::new("df").args(["-Pk", &p.display().to_string()]))?;
+    let probe = ctx.run.probe(&Cmd::new("df").args(["-Pk", &p.display().to_string()]))?;
     parse_df_available_kib(&probe.stdout).map(|kib| kib as f64 / 1024.0 / 1024.0)
 }
 

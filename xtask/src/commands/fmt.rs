@@ -8,11 +8,7 @@ use crate::process::Cmd;
 pub fn plan(ctx: &Ctx, check: bool) -> Cmd {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let cmd = Cmd::new(cargo).args(["fmt", "--all"]).cwd(&ctx.root);
-    if check {
-        cmd.args(["--", "--check"])
-    } else {
-        cmd
-    }
+    if check { cmd.args(["--", "--check"]) } else { cmd }
 }
 
 pub fn run(ctx: &Ctx, check: bool) -> Result<()> {

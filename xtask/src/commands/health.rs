@@ -92,17 +92,12 @@ fn api_report(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) -> Optio
             if r.status == 200
                 && r.header("content-type")
                     .is_some_and(|t| t.starts_with("application/json"))
-                && serde_json::from_str::<Value>(&r.body).ok()
-                    == Some(serde_json::json!({"status": "ok"})) =>
+                && serde_json::from_str::<Value>(&r.body).ok() == Some(serde_json::json!({"status": "ok"})) =>
         {
             Some(200)
         }
         Ok(r) => {
-            problems.push(format!(
-                "GET {base}/health answered {} {}",
-                r.status,
-                r.body.trim()
-            ));
+            problems.push(format!("GET {base}/health answered {} {}", r.status, r.body.trim()));
             Some(r.status)
         }
         Err(e) => {
@@ -120,16 +115,8 @@ fn api_report(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) -> Optio
                     r.status,
                     r.body.trim()
                 ));
-            } else if body
-                .as_ref()
-                .and_then(|b| b.get("status"))
-                .and_then(Value::as_str)
-                != Some("ok")
-            {
-                problems.push(format!(
-                    "the API reports itself degraded: {}",
-                    r.body.trim()
-                ));
+            } else if body.as_ref().and_then(|b| b.get("status")).and_then(Value::as_str) != Some("ok") {
+                problems.push(format!("the API reports itself degraded: {}", r.body.trim()));
             }
             (Some(r.status), body)
         }
@@ -171,8 +158,7 @@ fn print_report(report: &Report) {
         println!(
             "api readiness ({}/health/ready): {}",
             api.url,
-            api.ready_status
-                .map_or("no answer".into(), |s| s.to_string())
+            api.ready_status.map_or("no answer".into(), |s| s.to_string())
         );
         if let Some(checks) = api
             .ready
@@ -187,14 +173,7 @@ fn print_report(report: &Report) {
                     .and_then(Value::as_f64)
                     .map_or(String::new(), |l| format!(" {l:.1} ms"));
                 let line = format!("  {name:<10} {status}{latency}");
-                println!(
-                    "{}",
-                    if status == "up" {
-                        line
-                    } else {
-                        style.red(&line)
-                    }
-                );
+                println!("{}", if status == "up" { line } else { style.red(&line) });
             }
         }
     }

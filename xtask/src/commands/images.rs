@@ -44,33 +44,21 @@ fn list(ctx: &Ctx, json: bool) -> Result<()> {
         ("frontend".into(), format!("{prefix}/frontend:dev")),
     ];
     if source == images::Source::Offline {
-        wanted.insert(
-            0,
-            ("debian base".into(), ctx.config.images.offline.base.clone()),
-        );
+        wanted.insert(0, ("debian base".into(), ctx.config.images.offline.base.clone()));
     }
     if ctx.run.dry_run {
         for (_, image) in &wanted {
-            ctx.run.run(&Cmd::new("docker").args([
-                "image",
-                "inspect",
-                "--format",
-                "{{.Size}}",
-                image,
-            ]))?;
+            ctx.run
+                .run(&Cmd::new("docker").args(["image", "inspect", "--format", "{{.Size}}", image]))?;
         }
         return Ok(());
     }
     let rows: Vec<ImageRow> = wanted
         .into_iter()
         .map(|(role, image)| {
-            let probe = ctx.run.probe(&Cmd::new("docker").args([
-                "image",
-                "inspect",
-                "--format",
-                "{{.Size}}",
-                &image,
-            ]));
+            let probe = ctx
+                .run
+                .probe(&Cmd::new("docker").args(["image", "inspect", "--format", "{{.Size}}", &image]));
             let size = probe
                 .filter(|p| p.success)
                 .and_then(|p| p.stdout.trim().parse::<u64>().ok());
@@ -88,15 +76,13 @@ fn list(ctx: &Ctx, json: bool) -> Result<()> {
     }
     println!("{:<18} {:<44} {:>10}", "role", "image", "size");
     for row in &rows {
-        let size = row.size_bytes.map_or("missing".to_string(), |b| {
-            format!("{:.1} MB", b as f64 / 1e6)
-        });
+        let size = row
+            .size_bytes
+            .map_or("missing".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6));
         println!("{:<18} {:<44} {:>10}", row.role, row.image, size);
     }
     if rows.iter().all(|r| !r.present) {
-        bail!(
-            "no image of the stack exists yet\n  fix: cargo xtask dev-up (or `cargo xtask images build-offline`)"
-        );
+        bail!("no image of the stack exists yet\n  fix: cargo xtask dev-up (or `cargo xtask images build-offline`)");
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use crate::process::Progress;
 pub struct RestoreArgs {
     /// The backup to restore: its data file or its manifest (`backups/<service>/<name>.<ext>|.json`).
     pub file: Option<PathBuf>,
-    /// Restore the newest complete backup of the service.
+    /// Restore the newest complete backup of the service taken from this compose project.
     #[arg(long)]
     pub latest: bool,
     /// Which stack to restore into.
@@ -48,7 +48,11 @@ impl Chosen {
     }
 
     pub fn part(&self, role: &str) -> Option<PathBuf> {
-        self.manifest.files.iter().find(|f| f.role == role).map(|f| self.dir.join(&f.name))
+        self.manifest
+            .files
+            .iter()
+            .find(|f| f.role == role)
+            .map(|f| self.dir.join(&f.name))
     }
 }
 
@@ -56,12 +60,25 @@ impl Chosen {
 pub fn open(path: &Path, engine: Engine, service: &str) -> Result<Chosen> {
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
     if !path.exists() {
-        bail!("{} does not exist\n  fix: `cargo xtask backups list` shows the backups", path.display());
+        bail!(
+            "{} does not exist\n  fix: `cargo xtask backups list` shows the backups",
+            path.display()
+        );
     }
     // The file may belong to another engine's directory: try this service first, then any engine's.
-    let services = [service.to_string(), "postgres".into(), "redis".into(), "mongo".into(), "mongodb".into()];
+    let services = [
+        service.to_string(),
+        "postgres".into(),
+        "redis".into(),
+        "mongo".into(),
+        "mongodb".into(),
+    ];
     let Some((name, _)) = services.iter().find_map(|s| BackupName::parse(file_name, s)) else {
         bail!(
             "{} is not named like a drydock backup (<project>_<service>_<YYYYMMDDTHHMMSSZ>.<ext>)\n  fix: pass a file from `cargo xtask backups list`",
@@ -89,23 +106,33 @@ pub fn open(path: &Path, engine: Engine, service: &str) -> Result<Chosen> {
 }
 
 /// The newest complete backup of a service.
-pub fn latest(ctx: &Ctx, engine: Engine) -> Result<Chosen> {
+pub fn latest(ctx: &Ctx, engine: Engine, project: &str) -> Result<Chosen> {
     let service = engine.service(ctx);
     let dir = service_dir(ctx, &service);
     let found: Vec<Found> = store::scan(&dir, &service)?;
-    let Some(newest) = found.iter().find(|f| f.complete()) else {
-        bail!("there is no complete backup of `{service}` in {}\n  fix: take one with `cargo xtask backup-{}`", dir.display(), engine.name());
+    // Only this compose project's backups: a CI or bench project's newer backup must never be picked.
+    let Some(newest) = found.iter().find(|f| f.complete() && f.name.project == project) else {
+        bail!(
+            "there is no complete backup of `{service}` of compose project `{project}` in {}\n  fix: take one with `cargo xtask backup-{}`, or pass a file",
+            dir.display(),
+            engine.name()
+        );
     };
     open(&newest.manifest_path(), engine, &service)
 }
 
 /// Checksums and format of every file, before anything is touched.
 pub fn check(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
-    ctx.say(&format!("checking {} against its manifest (size, sha256)", chosen.data().display()));
+    ctx.say(&format!(
+        "checking {} against its manifest (size, sha256)",
+        chosen.data().display()
+    ));
     store::check_files(&chosen.dir, &chosen.manifest)?;
     let mut head = [0u8; 16];
     let n = std::io::Read::read(&mut std::fs::File::open(chosen.data())?, &mut head)?;
-    engine.check_magic(&head[..n]).with_context(|| format!("{} is damaged", chosen.data().display()))
+    engine
+        .check_magic(&head[..n])
+        .with_context(|| format!("{} is damaged", chosen.data().display()))
 }
 
 pub fn run(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
@@ -116,7 +143,7 @@ pub fn run(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
     let service = engine.service(ctx);
     let chosen = match &args.file {
         Some(path) => open(path, engine, &service)?,
-        None => latest(ctx, engine)?,
+        None => latest(ctx, engine, &compose.project)?,
     };
     check(ctx, engine, &chosen)?;
     match engine {
@@ -127,18 +154,34 @@ pub fn run(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
 }
 
 fn taken_from(chosen: &Chosen) -> String {
-    format!("{} (taken {}, {})", chosen.data().display(), chosen.manifest.started_at, human_bytes(chosen.manifest.size))
+    format!(
+        "{} (taken {}, {})",
+        chosen.data().display(),
+        chosen.manifest.started_at,
+        human_bytes(chosen.manifest.size)
+    )
 }
 
 /// Takes the lock and the safety backup; returns the lock guard and the safety backup's path.
-fn safety_backup(ctx: &Ctx, compose: &Compose, engine: Engine, chosen: &Chosen) -> Result<(Option<store::ServiceLock>, String)> {
+fn safety_backup(
+    ctx: &Ctx,
+    compose: &Compose,
+    engine: Engine,
+    chosen: &Chosen,
+) -> Result<(Option<store::ServiceLock>, String)> {
     let service = engine.service(ctx);
-    let lock = if ctx.run.dry_run { None } else { Some(store::lock(&service_dir(ctx, &service), &service)?) };
+    let lock = if ctx.run.dry_run {
+        None
+    } else {
+        Some(store::lock(&service_dir(ctx, &service), &service)?)
+    };
     ctx.say(&format!("safety backup of the current `{service}` data first"));
     let reason = format!("safety backup before restoring {}", chosen.manifest.file);
     let taken = backup::take(ctx, compose, engine, Some(reason))
         .context("the safety backup failed, so nothing was restored (the current data is untouched)")?;
-    let path = taken.map(|t| t.manifest_path.with_file_name(&t.manifest.file).display().to_string()).unwrap_or_default();
+    let path = taken
+        .map(|t| t.manifest_path.with_file_name(&t.manifest.file).display().to_string())
+        .unwrap_or_default();
     Ok((lock, path))
 }
 
@@ -165,7 +208,9 @@ fn postgres(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Res
     if ctx.run.dry_run {
         return Ok(());
     }
-    let after = ask(ctx, compose, service, &plans::pg_facts(compose, service))?.map(|t| PgFacts::parse(&t)).transpose()?;
+    let after = ask(ctx, compose, service, &plans::pg_facts(compose, service))?
+        .map(|t| PgFacts::parse(&t))
+        .transpose()?;
     let tables = after.map(|f| f.tables).unwrap_or_default();
     let expected = chosen.manifest.sanity.tables.unwrap_or(0);
     if tables < expected {
@@ -202,10 +247,16 @@ fn redis(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
     // Stop first: on shutdown Redis saves its RDB, which would overwrite a file placed earlier.
     ctx.run.run(&compose.cmd(["stop", service]))?;
     let mut progress = Progress::new("rdb", Some(chosen.manifest.size), ctx.run.quiet);
-    let placed = ctx.run.stream_in(&plans::redis_place_rdb(compose, service, &facts.dir, &facts.dbfilename), &chosen.data(), &mut progress);
+    let placed = ctx.run.stream_in(
+        &plans::redis_place_rdb(compose, service, &facts.dir, &facts.dbfilename),
+        &chosen.data(),
+        &mut progress,
+    );
     // Start again whatever happened: after a failure the old data is still in place.
     let started = ctx.run.run(&compose.cmd(["start", service]));
-    placed.with_context(|| format!("the restore failed before the data was replaced: `{service}` keeps its data; safety backup: {safety}"))?;
+    placed.with_context(|| {
+        format!("the restore failed before the data was replaced: `{service}` keeps its data; safety backup: {safety}")
+    })?;
     started.with_context(|| format!("`{service}` did not start after the restore; safety backup: {safety}"))?;
     if ctx.run.dry_run {
         return Ok(());
@@ -213,7 +264,9 @@ fn redis(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
     let after = wait_for_redis(ctx, compose, service)?;
     let expected = chosen.manifest.sanity.keys.unwrap_or(0);
     if after.keys == 0 && expected > 0 {
-        bail!("after the restore `{service}` has no keys but the backup had {expected}: check it; safety backup: {safety}");
+        bail!(
+            "after the restore `{service}` has no keys but the backup had {expected}: check it; safety backup: {safety}"
+        );
     }
     if after.keys != expected {
         ctx.say(&format!(
@@ -221,7 +274,10 @@ fn redis(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
             after.keys
         ));
     }
-    ctx.say(&format!("restored `{service}` from {} ({} keys); safety backup: {safety}", chosen.manifest.file, after.keys));
+    ctx.say(&format!(
+        "restored `{service}` from {} ({} keys); safety backup: {safety}",
+        chosen.manifest.file, after.keys
+    ));
     Ok(())
 }
 
@@ -251,6 +307,9 @@ fn mongo(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
     ctx.run
         .stream_in(&plans::mongorestore(compose, service), &chosen.data(), &mut progress)
         .with_context(|| format!("the restore of `{service}` failed; safety backup: {safety}"))?;
-    ctx.say(&format!("restored `{service}` from {}; safety backup: {safety}", chosen.manifest.file));
+    ctx.say(&format!(
+        "restored `{service}` from {}; safety backup: {safety}",
+        chosen.manifest.file
+    ));
     Ok(())
 }

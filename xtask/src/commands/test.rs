@@ -49,14 +49,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     if let Some(suite) = &args.suite
         && !SUITES.iter().any(|(name, _)| name == suite)
     {
-        bail!(
-            "unknown test suite `{suite}`\n  fix: use one of: backend, frontend (or no --suite for both)"
-        );
+        bail!("unknown test suite `{suite}`\n  fix: use one of: backend, frontend (or no --suite for both)");
     }
     if !args.args.is_empty() && args.suite.is_none() {
-        bail!(
-            "arguments after `--` go to one suite's test runner\n  fix: add --suite backend or --suite frontend"
-        );
+        bail!("arguments after `--` go to one suite's test runner\n  fix: add --suite backend or --suite frontend");
     }
     preflight(ctx)?;
     ensure_env_file(ctx)?;
@@ -77,10 +73,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
         }
     }
     if !failed.is_empty() {
-        bail!(
-            "{} failed (see the test output above)",
-            failed.join(" and ")
-        );
+        bail!("{} failed (see the test output above)", failed.join(" and "));
     }
     Ok(())
 }

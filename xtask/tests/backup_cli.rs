@@ -1,0 +1,302 @@
+//! The backup and database commands end to end without Docker: dry-run plans, refusals, and list / verify
+//! (checksums) / prune on synthetic backups in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A temporary directory with a copy of infra/stack.toml whose backups.dir points into it.
+struct Temp {
+    dir: PathBuf,
+}
+
+impl Temp {
+    fn new(tag: &str) -> Temp {
+        let dir = std::env::temp_dir().join(format!("xtask-backup-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
+        let backups = dir.join("backups").display().to_string();
+        std::fs::write(
+            dir.join("stack.toml"),
+            shipped.replace("dir = \"backups\"", &format!("dir = {backups:?}")),
+        )
+        .unwrap();
+        Temp { dir }
+    }
+
+    fn xtask(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--config")
+            .arg(self.dir.join("stack.toml"))
+            .args(args)
+            .env("DRYDOCK_PROJECT", "dd")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// A synthetic Redis backup (an RDB-looking file plus its manifest), as `backup-redis` writes them.
+    fn redis_backup(&self, ts: &str, data: &[u8]) -> PathBuf {
+        let dir = self.dir.join("backups/redis");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = format!("dd_redis_{ts}.rdb");
+        std::fs::write(dir.join(&file), data).unwrap();
+        let sha = sha256_hex(data);
+        let manifest = serde_json::json!({
+            "format": 1, "engine": "redis", "project": "dd", "service": "redis", "database": "all",
+            "server_version": "8.0.2", "tool_version": "redis-cli 8.0.2", "written_by": "test", "git_revision": "x",
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z", "duration_secs": 1.0,
+            "file": file, "size": data.len(), "sha256": sha, "compression": "rdb",
+            "files": [{"role": "rdb", "name": file, "size": data.len(), "sha256": sha}],
+            "sanity": {"keys": 1}
+        });
+        std::fs::write(dir.join(format!("dd_redis_{ts}.json")), manifest.to_string()).unwrap();
+        dir.join(file)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `sha256sum` of some bytes (the test does not link sha2: it asks the system tool).
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn backup_postgres_dry_run_shows_the_streamed_plan() {
+    let t = Temp::new("dry");
+    let out = t.xtask(&["--dry-run", "--offline", "backup-postgres"]);
+    let s = text(&out);
+    assert!(out.status.success(), "{s}");
+    assert!(
+        s.contains(
+            "exec -T postgres pg_dump -U '$POSTGRES_USER' -d '$POSTGRES_DB' --format=custom --compress=zstd:1 > "
+        ),
+        "{s}"
+    );
+    assert!(
+        s.contains("/backups/postgres/dd_postgres_") && s.contains(".dump.partial"),
+        "{s}"
+    );
+    assert!(
+        s.contains("exec -T postgres pg_dumpall -U '$POSTGRES_USER' --globals-only > "),
+        "{s}"
+    );
+    assert!(!t.dir.join("backups/postgres").exists(), "a dry run creates nothing");
+}
+
+#[test]
+fn backup_redis_dry_run_uses_a_snapshot() {
+    let t = Temp::new("dryr");
+    let out = t.xtask(&["--dry-run", "--offline", "backup-redis"]);
+    let s = text(&out);
+    assert!(out.status.success(), "{s}");
+    assert!(
+        s.contains("exec -T redis sh -c") && s.contains("BGSAVE SCHEDULE") && s.contains(".rdb.partial"),
+        "{s}"
+    );
+}
+
+#[test]
+fn mongo_commands_say_plainly_that_there_is_no_mongodb_here() {
+    let t = Temp::new("mongo");
+    for args in [
+        &["--offline", "backup-mongodb"][..],
+        &["--offline", "db-mongo"],
+        &["--offline", "--yes", "restore-mongodb", "--latest"],
+    ] {
+        let out = t.xtask(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("MongoDB is not available on this machine"),
+            "{}",
+            text(&out)
+        );
+        assert!(!text(&out).contains("$ docker"), "nothing ran: {}", text(&out));
+    }
+}
+
+#[test]
+fn restore_needs_a_file_or_latest() {
+    let t = Temp::new("usage");
+    let out = t.xtask(&["restore-postgres"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = t.xtask(&[
+        "--offline",
+        "restore-postgres",
+        "/nonexistent/dd_postgres_20260101T000000Z.dump",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+    let out = t.xtask(&["--offline", "restore-redis", "--latest"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("there is no complete backup of `redis`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn db_psql_dry_run_passes_arguments_without_a_tty() {
+    let t = Temp::new("psql");
+    let out = t.xtask(&["--dry-run", "--offline", "db-psql", "--", "-c", "select 1"]);
+    let s = text(&out);
+    assert!(out.status.success(), "{s}");
+    assert!(
+        s.contains("exec -T postgres psql -U '$POSTGRES_USER' -d '$POSTGRES_DB' -v ON_ERROR_STOP=1 -c 'select 1'"),
+        "{s}"
+    );
+    let out = t.xtask(&["--dry-run", "--offline", "db-migrate"]);
+    assert!(text(&out).contains("run --rm migrate"), "{}", text(&out));
+    let out = t.xtask(&["--dry-run", "--offline", "db-seed"]);
+    assert!(text(&out).contains("run --rm migrate seed"), "{}", text(&out));
+    let out = t.xtask(&["--dry-run", "--offline", "db-reset"]);
+    let s = text(&out);
+    assert!(
+        s.contains("dropdb -U '$POSTGRES_USER' --if-exists --force '$POSTGRES_DB'") && s.contains("createdb"),
+        "{s}"
+    );
+}
+
+#[test]
+fn db_reset_is_refused_without_a_terminal_or_yes() {
+    let t = Temp::new("reset");
+    // No stack runs here: the refusal must come before any change (the facts probe fails first, or the prompt).
+    let out = t.xtask(&["--offline", "db-reset"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!text(&out).contains("dropdb"), "{}", text(&out));
+}
+
+#[test]
+fn list_verify_and_prune_synthetic_backups() {
+    let t = Temp::new("manage");
+    let out = t.xtask(&["--offline", "backups", "list"]);
+    assert!(text(&out).contains("no backups in"), "{}", text(&out));
+
+    let old = t.redis_backup("20260101T000000Z", b"REDIS0012 old");
+    t.redis_backup("20260102T000000Z", b"REDIS0012 mid");
+    let newest = t.redis_backup("20260103T000000Z", b"REDIS0012 new");
+    std::fs::write(
+        t.dir.join("backups/redis/dd_redis_20260104T000000Z.rdb.partial"),
+        b"REDIS half",
+    )
+    .unwrap();
+
+    let out = t.xtask(&["--offline", "-q", "backups", "list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3, "partials are not backups");
+    assert_eq!(rows[0]["file"], "dd_redis_20260103T000000Z.rdb", "newest first");
+    assert_eq!(rows[0]["taken_at"], "2026-01-03T00:00:00Z");
+    let out = t.xtask(&["--offline", "backups", "list"]);
+    assert!(text(&out).contains("newest good redis backup"), "{}", text(&out));
+
+    let out = t.xtask(&[
+        "--offline",
+        "backups",
+        "verify",
+        "--checksum-only",
+        newest.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("checksums match"));
+    std::fs::write(&old, b"REDIS0012 OLD").unwrap();
+    let out = t.xtask(&[
+        "--offline",
+        "backups",
+        "verify",
+        "--checksum-only",
+        old.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("does not match its manifest's SHA-256"),
+        "{}",
+        text(&out)
+    );
+    let out = t.xtask(&["--offline", "backups", "verify", "--checksum-only", "--all"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("1 of 3 backup(s) failed verification"),
+        "{}",
+        text(&out)
+    );
+    // A backup of another engine is refused by a restore before anything runs.
+    let out = t.xtask(&["--offline", "--yes", "restore-postgres", newest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("is a redis backup, not a postgres one"),
+        "{}",
+        text(&out)
+    );
+
+    // Prune: plan first; without --yes nothing is deleted; the newest is always kept.
+    let policy = [
+        "--keep-last",
+        "1",
+        "--keep-daily",
+        "0",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+    ];
+    let mut args = vec!["--offline", "backups", "prune"];
+    args.extend(policy);
+    let out = t.xtask(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let s = text(&out);
+    assert!(
+        s.contains("keep    dd_redis_20260103T000000Z  (newest complete backup, last)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("delete  dd_redis_20260101T000000Z") && s.contains("refusing"),
+        "{s}"
+    );
+    assert!(old.exists());
+    let mut args = vec!["--offline", "--yes", "backups", "prune"];
+    args.extend(policy);
+    let out = t.xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!old.exists() && newest.exists());
+    let left: Vec<String> = std::fs::read_dir(t.dir.join("backups/redis"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dd_"))
+        .collect();
+    assert_eq!(
+        left.len(),
+        3,
+        "the newest backup (data + manifest) and the partial, which prune never touches: {left:?}"
+    );
+}

@@ -1,0 +1,600 @@
+//! Backups against real PostgreSQL and Redis containers: round trips and every fault of issue 8 injected for
+//! real. They need Docker and the offline images (`cargo xtask images build-offline`), so they are ignored by
+//! a plain `cargo test`; run them with
+//!
+//!     cargo test -p xtask --test backup_real -- --ignored --test-threads=1
+//!
+//! Each test starts its own compose project (`drydock-bt-<name>`, postgres and redis only, ephemeral ports),
+//! writes its backups into a temporary directory (through a copy of infra/stack.toml), and removes the
+//! project with its volumes when it ends, even on failure. Faults that need mounts (a full disk, a read-only
+//! directory) need root, as on the CI machines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The end of a long text (failure messages stay readable).
+fn tail(text: &str) -> &str {
+    let cut = text.len().saturating_sub(3000);
+    let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[cut..]
+}
+
+struct Stack {
+    project: String,
+    dir: PathBuf,
+    mounts: Vec<PathBuf>,
+}
+
+impl Stack {
+    fn up(tag: &str) -> Stack {
+        let project = format!("drydock-bt-{tag}");
+        let dir = std::env::temp_dir().join(format!("{project}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let stack = Stack {
+            project,
+            dir,
+            mounts: Vec::new(),
+        };
+        stack.write_config("stack.toml", &stack.dir.join("backups"));
+        let _ = stack.compose(&["down", "--volumes", "--remove-orphans"]);
+        let out = stack.compose(&["up", "--detach", "--wait", "postgres", "redis"]);
+        assert!(out.status.success(), "the test stack did not start:\n{}", text(&out));
+        stack
+    }
+
+    /// A copy of infra/stack.toml whose backups.dir is `backups`.
+    fn write_config(&self, name: &str, backups: &Path) -> PathBuf {
+        let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
+        let config = shipped.replace(
+            "dir = \"backups\"",
+            &format!("dir = {:?}", backups.display().to_string()),
+        );
+        assert_ne!(config, shipped, "infra/stack.toml no longer has dir = \"backups\"");
+        let path = self.dir.join(name);
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("DRYDOCK_PROJECT", &self.project)
+            .env("DRYDOCK_POSTGRES_PORT", "0")
+            .env("DRYDOCK_REDIS_PORT", "0")
+            .env("DRYDOCK_API_PORT", "0")
+            .env("DRYDOCK_APP_PORT", "0")
+            .env("DRYDOCK_FRONTEND_PORT", "0")
+            .env("POSTGRES_USER", "drydock")
+            .env("POSTGRES_PASSWORD", "bt-postgres-password")
+            .env("POSTGRES_DB", "drydock")
+            .env("REDIS_PASSWORD", "bt-redis-password")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+    }
+
+    fn compose(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("docker");
+        let root = root();
+        cmd.args(["compose", "-p", &self.project, "-f"])
+            .arg(root.join("infra/compose/compose.yaml"))
+            .arg("-f")
+            .arg(root.join("infra/compose/compose.dev.yaml"))
+            .args(args);
+        self.env(&mut cmd);
+        cmd.output().unwrap()
+    }
+
+    fn xtask_cmd(&self, config: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(["--offline", "--config"])
+            .arg(self.dir.join(config))
+            .args(args);
+        self.env(&mut cmd);
+        cmd
+    }
+
+    fn xtask(&self, args: &[&str]) -> Output {
+        self.xtask_cmd("stack.toml", args).output().unwrap()
+    }
+
+    fn xtask_ok(&self, args: &[&str]) -> String {
+        let out = self.xtask(args);
+        assert!(out.status.success(), "xtask {args:?} failed:\n{}", tail(&text(&out)));
+        text(&out)
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.xtask_cmd("stack.toml", args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let out = self.xtask(&["-q", "db-psql", "--", "-XAt", "-c", sql]);
+        assert!(out.status.success(), "psql {}:\n{}", tail(sql), tail(&text(&out)));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn redis(&self, args: &[&str]) -> String {
+        let mut all = vec!["-q", "db-redis", "--"];
+        all.extend_from_slice(args);
+        let out = self.xtask(&all);
+        assert!(out.status.success(), "redis-cli {args:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a shell script in the redis container with the password in REDISCLI_AUTH, `input` on its stdin.
+    fn redis_in_container(&self, input: &str, script: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .args([
+                "exec",
+                "-i",
+                "-e",
+                "REDISCLI_AUTH=bt-redis-password",
+                &self.container("redis"),
+                "sh",
+                "-c",
+                script,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{script}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn backups(&self, service: &str) -> PathBuf {
+        self.dir.join("backups").join(service)
+    }
+
+    /// File name → content hash of every file in a service's backup directory (the lock file excluded).
+    fn files(&self, service: &str) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(self.backups(service)).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != ".lock" {
+                files.insert(name, std::fs::read(entry.path()).unwrap());
+            }
+        }
+        files
+    }
+
+    fn container(&self, service: &str) -> String {
+        String::from_utf8_lossy(&self.compose(&["ps", "-q", service]).stdout)
+            .trim()
+            .to_string()
+    }
+
+    fn mount_tmpfs(&mut self, dir: &Path, options: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount tmpfs (needs root): {}", text(&out));
+        self.mounts.push(dir.to_path_buf());
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for m in self.mounts.drain(..) {
+            let _ = Command::new("umount").arg(&m).output();
+        }
+        let _ = self.compose(&["down", "--volumes", "--remove-orphans", "--timeout", "5"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until a `.partial` file with data exists in `dir` (a backup is streaming).
+fn wait_for_partial(dir: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let streaming = std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // The planted crash leftovers are from 2020; a live backup's name has today's timestamp.
+            name.ends_with(".dump.partial") && !name.contains("_2020") && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if streaming {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the backup ended ({status}) before it could be interrupted: make the test database bigger");
+        }
+        assert!(Instant::now() < deadline, "no backup started streaming within 60 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn finish(child: Child) -> (bool, String) {
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), text(&out))
+}
+
+fn no_partials(files: &BTreeMap<String, Vec<u8>>) {
+    assert!(
+        !files.keys().any(|n| n.ends_with(".partial")),
+        "a partial file was left: {:?}",
+        files.keys()
+    );
+}
+
+const PG_SNAPSHOT: &str = "select string_agg(t::text, '|' order by id) from items t; select string_agg(r::text, '|' order by id) from reviews r; select count(*) from pg_tables where schemaname = 'public'";
+
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test backup_real -- --ignored --test-threads=1"]
+fn postgres_round_trip_verify_list_and_prune() {
+    let s = Stack::up("pg");
+    s.psql(
+        "create table items (id int primary key, name text not null, price numeric(10,2), tags text[], meta jsonb, created timestamptz default '2026-01-01');
+         create table reviews (id serial primary key, item_id int references items(id), body text);
+         insert into items select g, 'item ' || g, g * 1.5, array['a', 'b' || g], jsonb_build_object('n', g) from generate_series(1, 2000) g;
+         insert into reviews (item_id, body) select (g % 2000) + 1, repeat('x', g % 50) from generate_series(1, 5000) g;
+         create role reporting nologin; grant select on items to reporting;",
+    );
+    let before = s.psql(PG_SNAPSHOT);
+    assert!(before.contains("item 2000"));
+
+    let out = s.xtask_ok(&["backup-postgres"]);
+    assert!(out.contains("backup of postgres written"), "{out}");
+    let files = s.files("postgres");
+    assert_eq!(files.len(), 3, "dump, globals and manifest: {:?}", files.keys());
+    let manifest_name = files.keys().find(|n| n.ends_with(".json")).unwrap().clone();
+    assert!(
+        manifest_name.starts_with("drydock-bt-pg_postgres_")
+            && manifest_name.len() == "drydock-bt-pg_postgres_20260101T000000Z.json".len()
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&files[&manifest_name]).unwrap();
+    for key in [
+        "engine",
+        "server_version",
+        "database",
+        "size",
+        "sha256",
+        "duration_secs",
+        "git_revision",
+        "tool_version",
+    ] {
+        assert!(manifest.get(key).is_some(), "manifest lacks {key}: {manifest}");
+    }
+    assert_eq!(manifest["engine"], "postgres");
+    assert_eq!(manifest["database"], "drydock");
+    assert_eq!(
+        manifest["compression"], "zstd:1",
+        "PostgreSQL 17's pg_dump supports zstd"
+    );
+    assert_eq!(manifest["sanity"]["tables"], 2);
+    let globals = files.iter().find(|(n, _)| n.ends_with(".globals.sql")).unwrap().1;
+    assert!(
+        String::from_utf8_lossy(globals).contains("CREATE ROLE reporting"),
+        "roles are in the globals file"
+    );
+    let dump = s.backups("postgres").join(manifest["file"].as_str().unwrap());
+
+    // Wipe: drop a table, change rows, add one the backup does not have.
+    s.psql("drop table reviews; update items set name = 'changed'; insert into items values (9999, 'new')");
+    assert_eq!(
+        s.psql("select count(*) from items where name = 'changed'").trim(),
+        "2000"
+    );
+
+    // Without --yes and without a terminal: refused, nothing touched.
+    let refused = s.xtask(&["restore-postgres", "--latest"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("refusing to replace database `drydock`"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(s.files("postgres").len(), 3, "no safety backup before the confirmation");
+
+    let out = s.xtask_ok(&["--yes", "restore-postgres", "--latest"]);
+    assert!(out.contains("safety backup"), "{out}");
+    assert!(out.contains("restored database `drydock`"), "{out}");
+    let after = s.psql(PG_SNAPSHOT);
+    // --clean drops only what the archive has: the rows come back exactly; rows added since are gone with the table.
+    assert!(
+        after == before,
+        "not the same rows after the restore:\n{}",
+        tail(&after)
+    );
+    assert_eq!(
+        s.files("postgres").len(),
+        6,
+        "the safety backup was kept beside the restored one"
+    );
+
+    // Restore a specific file, then verify everything with a test restore in a throwaway container.
+    s.xtask_ok(&["--yes", "restore-postgres", dump.to_str().unwrap()]);
+    assert_eq!(s.psql(PG_SNAPSHOT), before);
+    assert_eq!(s.files("postgres").len(), 9, "every restore takes a safety backup");
+    let out = s.xtask_ok(&["backups", "verify", "--all"]);
+    assert_eq!(out.matches("test restore passed").count(), 3, "{out}");
+    let leftover = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=drydock.backup-verify=1"])
+        .output()
+        .unwrap();
+    assert!(leftover.stdout.is_empty(), "verify containers are removed");
+
+    // list --json
+    let out = s.xtask(&["-q", "backups", "list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["complete"] == true && r["status"] == "ok"));
+    assert!(
+        rows[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("safety backup")
+    );
+
+    // prune keeps the newest; shows its plan; deletes only with --yes.
+    let refused = s.xtask(&[
+        "backups",
+        "prune",
+        "--keep-last",
+        "1",
+        "--keep-daily",
+        "0",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused).contains("delete"), "{}", text(&refused));
+    assert_eq!(s.files("postgres").len(), 9);
+    let out = s.xtask_ok(&[
+        "--yes",
+        "backups",
+        "prune",
+        "--keep-last",
+        "1",
+        "--keep-daily",
+        "0",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+    ]);
+    assert!(out.contains("deleted 2 backup"), "{out}");
+    assert_eq!(s.files("postgres").len(), 3);
+}
+
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test backup_real -- --ignored --test-threads=1"]
+fn redis_round_trip() {
+    let s = Stack::up("redis");
+    let mut commands = String::from("hset hash:1 a 1 b 2\nrpush list:1 x y z\nset ttl:1 soon EX 3600\n");
+    for i in 0..300 {
+        commands.push_str(&format!("set key:{i} \"value {i}\"\n"));
+    }
+    s.redis_in_container(&commands, "redis-cli >/dev/null");
+    // Every key with its type and value, in one round trip.
+    let snapshot = || {
+        s.redis_in_container(
+            "",
+            r#"redis-cli --scan | sort | while read -r k; do t=$(redis-cli type "$k"); case "$t" in string) v=$(redis-cli get "$k");; hash) v=$(redis-cli hgetall "$k");; list) v=$(redis-cli lrange "$k" 0 -1);; *) v="?$t";; esac; printf '%s %s %s\n' "$k" "$t" "$v"; done"#,
+        )
+    };
+    let keys_before = s.redis(&["dbsize"]);
+    assert_eq!(keys_before.trim(), "303");
+    let out = s.xtask_ok(&["backup-redis"]);
+    assert!(out.contains("backup of redis written"), "{out}");
+    let before = snapshot();
+    s.redis(&["flushall"]);
+    s.redis(&["set", "intruder", "1"]);
+    let out = s.xtask_ok(&["--yes", "restore-redis", "--latest"]);
+    assert!(out.contains("restored `redis`") && out.contains("303 keys"), "{out}");
+    let after = snapshot();
+    assert!(
+        after.contains("key:299 string value 299") && after.contains("list:1 list x"),
+        "{after}"
+    );
+    assert_eq!(after, before, "key for key");
+    let ttl: i64 = s.redis(&["ttl", "ttl:1"]).trim().parse().unwrap();
+    assert!(ttl > 3000, "TTLs survive");
+    let out = s.xtask_ok(&["backups", "verify", "--all"]);
+    assert_eq!(
+        out.matches("test restore passed").count(),
+        2,
+        "the backup and the safety backup: {out}"
+    );
+}
+
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test backup_real -- --ignored --test-threads=1"]
+fn faults_never_leave_a_finished_looking_file() {
+    let mut s = Stack::up("faults");
+    // Big enough that a dump streams for a few seconds, so faults land mid-stream.
+    s.psql(
+        "create table big as select g as id, md5(g::text) as a, md5((g * 3)::text) || md5((g * 5)::text) as b from generate_series(1, 2500000) g;
+         alter table big add primary key (id);",
+    );
+    let pg = s.backups("postgres");
+    s.xtask_ok(&["backup-postgres"]);
+    let good = s.files("postgres");
+    assert_eq!(good.len(), 3);
+    let good_dump = pg.join(good.keys().find(|n| n.ends_with(".dump")).unwrap());
+
+    // A crash leftover: a partial file and a data file whose manifest was never written. The next run cleans them.
+    std::fs::write(
+        pg.join("drydock-bt-faults_postgres_20200101T000000Z.dump.partial"),
+        b"PGDMP half",
+    )
+    .unwrap();
+    std::fs::write(
+        pg.join("drydock-bt-faults_postgres_20200102T000000Z.dump"),
+        b"PGDMP no manifest",
+    )
+    .unwrap();
+
+    // 1. The dump process is killed mid-stream.
+    let mut child = s.spawn(&["backup-postgres"]);
+    wait_for_partial(&pg, &mut child);
+    let killed = Command::new("docker")
+        .args(["exec", &s.container("postgres"), "sh", "-c"])
+        .arg(r#"for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = pg_dump ] && kill -9 "${p#/proc/}"; done; true"#)
+        .output()
+        .unwrap();
+    assert!(killed.status.success());
+    let (ok, out) = finish(child);
+    assert!(!ok, "a killed dump must fail the backup:\n{out}");
+    assert!(
+        out.contains("removed") && out.contains("left by an interrupted run"),
+        "leftovers cleaned first:\n{out}"
+    );
+    assert!(
+        out.contains("the dump backup of `postgres` failed; no backup was written"),
+        "{out}"
+    );
+    assert_eq!(
+        s.files("postgres"),
+        good,
+        "no new file, leftovers gone, the earlier backup untouched"
+    );
+
+    // 2. Two backups of one service at once: the second fails at once, the first succeeds.
+    let mut first = s.spawn(&["backup-postgres"]);
+    wait_for_partial(&pg, &mut first);
+    let second = s.xtask(&["backup-postgres"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        text(&second).contains("another backup, restore or prune of `postgres` is running"),
+        "{}",
+        text(&second)
+    );
+    let (ok, out) = finish(first);
+    assert!(ok, "{out}");
+    let two = s.files("postgres");
+    assert_eq!(two.len(), 6);
+    no_partials(&two);
+
+    // 3. The database container stops during the dump.
+    let mut child = s.spawn(&["backup-postgres"]);
+    wait_for_partial(&pg, &mut child);
+    let stopped = s.compose(&["kill", "postgres"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let (ok, out) = finish(child);
+    assert!(!ok, "{out}");
+    assert!(out.contains("no backup was written"), "{out}");
+    assert_eq!(s.files("postgres"), two);
+    // ... and with the container down, a clear message and nothing written.
+    let down = s.xtask(&["backup-postgres"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(text(&down).contains("is not running or not ready"), "{}", text(&down));
+    assert_eq!(s.files("postgres"), two);
+    let up = s.compose(&["up", "--detach", "--wait", "postgres"]);
+    assert!(up.status.success(), "{}", text(&up));
+
+    // 4. The disk fills up: a 1 MB tmpfs as the backups directory.
+    let small = s.dir.join("small");
+    s.mount_tmpfs(&small, "size=1m");
+    s.write_config("small.toml", &small);
+    let out = s.xtask_cmd("small.toml", &["backup-postgres"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("No space left on device"), "{}", text(&out));
+    let left: Vec<_> = std::fs::read_dir(small.join("postgres"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from(".lock")],
+        "nothing but the lock file"
+    );
+
+    // 5. The backups directory is not writable (a read-only mount: root ignores permission bits).
+    let ro = s.dir.join("ro");
+    s.mount_tmpfs(&ro, "size=1m,ro");
+    s.write_config("ro.toml", &ro);
+    let out = s.xtask_cmd("ro.toml", &["backup-redis"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot create the backups directory") || text(&out).contains("is not writable"),
+        "{}",
+        text(&out)
+    );
+
+    // 6. A truncated and an edited backup: verify and restore refuse before touching anything.
+    let data = std::fs::read(&good_dump).unwrap();
+    let before_tables = s.psql("select count(*) from big");
+    std::fs::write(&good_dump, &data[..data.len() / 2]).unwrap();
+    let out = s.xtask(&["backups", "verify", good_dump.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("truncated"), "{}", text(&out));
+    let count = s.files("postgres").len();
+    let out = s.xtask(&["--yes", "restore-postgres", good_dump.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("truncated") && !text(&out).contains("safety backup"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.files("postgres").len(), count, "no safety backup, nothing restored");
+    let mut edited = data.clone();
+    let middle = edited.len() / 2;
+    edited[middle] ^= 0xff;
+    std::fs::write(&good_dump, &edited).unwrap();
+    let out = s.xtask(&["--yes", "restore-postgres", good_dump.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("does not match its manifest's SHA-256"),
+        "{}",
+        text(&out)
+    );
+    let out = s.xtask(&["backups", "verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 of 2 backup(s) failed verification"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.psql("select count(*) from big"), before_tables);
+    // A backup of another engine is refused by name.
+    let rdb = s.xtask_ok(&["backup-redis"]);
+    assert!(rdb.contains("backup of redis written"));
+    let redis_file = std::fs::read_dir(s.backups("redis"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".rdb"))
+        .unwrap()
+        .path();
+    let out = s.xtask(&["--yes", "restore-postgres", redis_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("is a redis backup, not a postgres one"),
+        "{}",
+        text(&out)
+    );
+
+    // MongoDB: no image on this machine, said plainly.
+    let out = s.xtask(&["backup-mongodb"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("MongoDB is not available on this machine"),
+        "{}",
+        text(&out)
+    );
+}

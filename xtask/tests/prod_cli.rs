@@ -1,0 +1,301 @@
+//! Production, release and lint commands end to end without Docker: refusals and `--dry-run` plans.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn xtask_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args)
+        .env("CARGO", "cargo")
+        .env_remove("DRYDOCK_PROJECT")
+        .env_remove("DRYDOCK_SECRETS_DIR")
+        .env_remove("DRYDOCK_PROD_BIND")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn xtask(args: &[&str]) -> Output {
+    xtask_env(args, &[])
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-prod-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn write_secret(dir: &Path, file: &str, value: &str) {
+    let p = dir.join(file);
+    std::fs::write(&p, format!("{value}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+}
+
+#[test]
+fn help_lists_the_production_and_images_groups() {
+    let t = text(&xtask(&[]));
+    for needle in [
+        "Production:",
+        "prod-deploy",
+        "prod-rollback",
+        "Images:",
+        "build",
+        "push",
+        "lint",
+    ] {
+        assert!(t.contains(needle), "missing {needle} in\n{t}");
+    }
+}
+
+#[test]
+fn prod_up_refuses_missing_secrets_before_running_anything() {
+    let dir = temp_dir("missing");
+    let out = xtask_env(
+        &["--offline", "prod-up", "--tag", "sha-0000000"],
+        &[("DRYDOCK_SECRETS_DIR", dir.to_str().unwrap())],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("postgres_password.txt (compose secret `postgres_password`) is missing"),
+        "{t}"
+    );
+    assert!(t.contains("fix: cargo xtask prod-up --generate-secrets"), "{t}");
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn prod_up_refuses_the_example_passwords() {
+    let dir = temp_dir("example");
+    write_secret(&dir, "postgres_password.txt", "drydock-dev-password");
+    write_secret(&dir, "redis_password.txt", "changeme");
+    let out = xtask_env(
+        &["--offline", "prod-up", "--tag", "sha-0000000"],
+        &[("DRYDOCK_SECRETS_DIR", dir.to_str().unwrap())],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("postgres_password.txt is the example password from .env.example"),
+        "{t}"
+    );
+    assert!(t.contains("redis_password.txt is a well-known default password"), "{t}");
+    assert!(
+        !t.contains("drydock-dev-password"),
+        "the refused value itself must not be printed:\n{t}"
+    );
+    assert!(!t.contains("$ docker"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn prod_up_refuses_secrets_the_containers_cannot_read() {
+    let dir = temp_dir("mode");
+    write_secret(&dir, "postgres_password.txt", "Zq8v2LmN4pR7sT1wX9yB3cD5");
+    write_secret(&dir, "redis_password.txt", "Hk3m9QpW2xV7nB4tY6rL1sD8");
+    std::fs::set_permissions(dir.join("redis_password.txt"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    let out = xtask_env(
+        &["--offline", "prod-up", "--tag", "sha-0000000"],
+        &[("DRYDOCK_SECRETS_DIR", dir.to_str().unwrap())],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("redis_password.txt is not readable by the containers' non-root users"),
+        "{t}"
+    );
+    assert!(t.contains("chmod 0444"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn generate_secrets_creates_strong_readonly_files_once() {
+    let dir = temp_dir("generate");
+    let env = [("DRYDOCK_SECRETS_DIR", dir.to_str().unwrap())];
+    // --dry-run stops after the secrets step would run; generation itself is real (it is not a Docker step).
+    let out = xtask_env(
+        &[
+            "--offline",
+            "--dry-run",
+            "prod-up",
+            "--generate-secrets",
+            "--tag",
+            "sha-0000000",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // In a dry run nothing is written.
+    assert!(!dir.join("postgres_password.txt").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn prod_up_dry_run_prints_the_plan() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "prod-up",
+        "--tag",
+        "sha-1234567",
+        "--monitoring",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let root = root().display().to_string();
+    let up = format!(
+        "docker compose -p drydock-prod -f {root}/infra/compose/compose.yaml -f {root}/infra/compose/compose.prod.yaml"
+    );
+    assert!(t.contains(&up), "{t}");
+    assert!(
+        t.contains(
+            "--profile monitoring up --detach --wait --wait-timeout 300 --remove-orphans --no-build --pull never"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("Grafana: unavailable in offline mode"), "{t}");
+    assert!(
+        t.contains("docker network connect --alias api --alias api-live drydock-prod_frontend"),
+        "{t}"
+    );
+}
+
+#[test]
+fn prod_deploy_dry_run_shows_the_rolling_plan() {
+    let out = xtask(&["--offline", "--dry-run", "prod-deploy", "--tag", "sha-7654321"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for needle in [
+        "step 1/5: migrations",
+        "run --rm --no-deps --pull never migrate",
+        "up --detach --no-deps --no-recreate --no-build --pull never --scale api=1 api",
+        "step 3/5: waiting up to 180 s",
+        "step 4/5: shifting traffic",
+        "step 5/5: draining",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+    }
+}
+
+#[test]
+fn prod_deploy_swarm_dry_run_uses_stack_deploy() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "prod-deploy",
+        "--swarm",
+        "--tag",
+        "sha-7654321",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("config --format json"), "{t}");
+    assert!(
+        t.contains("docker stack deploy --prune --resolve-image never --compose-file"),
+        "{t}"
+    );
+    assert!(t.contains("drydock-prod-swarm"), "{t}");
+}
+
+#[test]
+fn prod_scale_refuses_stateful_services() {
+    let out = xtask(&["--offline", "prod-scale", "postgres", "2"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("`postgres` cannot be scaled") && t.contains("fix:"), "{t}");
+}
+
+#[test]
+fn prod_down_asks_first() {
+    let out = xtask(&["--offline", "prod-down"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("refusing to stop the production stack `drydock-prod`"),
+        "{t}"
+    );
+}
+
+#[test]
+fn bad_tag_and_registry_are_usage_errors() {
+    let t = text(&xtask(&["--offline", "prod-deploy", "--tag", "a/b"]));
+    assert!(t.contains("\"a/b\" is not a valid image tag"), "{t}");
+    let t = text(&xtask(&["--offline", "push", "--registry", "https://r.example.com"]));
+    assert!(t.contains("is not a registry host") && t.contains("fix:"), "{t}");
+    let out = xtask(&["--offline", "build", "--tag", "nightly"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn build_dry_run_tags_by_commit() {
+    let out = xtask(&["--offline", "--dry-run", "build", "--tag", "staging"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("build api frontend proxy"), "{t}");
+    let tag = t
+        .split("docker tag drydock/api:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no docker tag line in\n{t}"));
+    assert!(tag.starts_with("sha-") && tag.len() == 11, "{tag}");
+    assert!(
+        t.contains(&format!("docker tag drydock/api:{tag} drydock/api:staging")),
+        "{t}"
+    );
+}
+
+#[test]
+fn push_dry_run_retags_for_the_registry() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "push",
+        "--registry",
+        "127.0.0.1:5000",
+        "--tag",
+        "sha-1234567",
+        "api",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("docker tag drydock/api:sha-1234567 127.0.0.1:5000/drydock/api:sha-1234567"),
+        "{t}"
+    );
+    assert!(t.contains("docker push 127.0.0.1:5000/drydock/api:sha-1234567"), "{t}");
+}
+
+#[test]
+fn lint_dry_run_names_every_gate() {
+    let out = xtask(&["--offline", "--dry-run", "lint"]);
+    let t = text(&out);
+    for gate in [
+        "hadolint",
+        "compose config",
+        "compose-lint",
+        "shellcheck",
+        "promtool",
+        "image secrets",
+    ] {
+        assert!(t.contains(&format!(": {gate}")), "missing gate {gate} in\n{t}");
+    }
+}

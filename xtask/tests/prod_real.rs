@@ -1,0 +1,873 @@
+//! Real production tests: the hardened stack, zero-downtime deploys and rollbacks under load, scaling,
+//! self-healing, TLS, pushing to a registry and Swarm. They need Docker (and build the release images if
+//! missing), take minutes, and use their own compose projects (`drydock-prodtest*`) and loopback ports
+//! (19080-19443, 15000, 19180), so they never touch a developer's stacks. Run them one at a time:
+//!
+//!   cargo test -p xtask --test prod_real -- --ignored --test-threads=1 --nocapture
+//!
+//! Load is generated here (std only): a few threads sending GETs through the edge proxy on 127.0.0.1,
+//! bounded in rate, count and time. A request fails when it errors or answers anything but 200.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const PROJECT: &str = "drydock-prodtest";
+const HTTP_PORT: u16 = 19080;
+const HTTPS_PORT: u16 = 19443;
+const V1: &str = "prodtest-v1";
+const V2: &str = "prodtest-v2";
+const BROKEN: &str = "prodtest-broken";
+const CRASHING: &str = "prodtest-crash";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn work_dir() -> PathBuf {
+    root().join("target/drydock/prodtest")
+}
+
+fn test_env(project: &str) -> Vec<(String, String)> {
+    let w = work_dir();
+    vec![
+        ("DRYDOCK_PROJECT".into(), project.into()),
+        ("DRYDOCK_SECRETS_DIR".into(), w.join("secrets").display().to_string()),
+        ("DRYDOCK_TLS_DIR".into(), w.join("tls").display().to_string()),
+        ("DRYDOCK_PROD_HTTP_PORT".into(), HTTP_PORT.to_string()),
+        ("DRYDOCK_PROD_HTTPS_PORT".into(), HTTPS_PORT.to_string()),
+        ("DRYDOCK_PROMETHEUS_PORT".into(), "19090".into()),
+        ("DRYDOCK_GRAFANA_PORT".into(), "19300".into()),
+        ("NO_COLOR".into(), "1".into()),
+        ("CARGO".into(), "cargo".into()),
+    ]
+}
+
+/// Runs `cargo xtask --offline <args>` for `project`, echoing its output.
+fn xtask(project: &str, args: &[&str]) -> Output {
+    eprintln!("+ cargo xtask --offline {}", args.join(" "));
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--offline")
+        .args(args)
+        .envs(test_env(project))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(project: &str, args: &[&str]) -> String {
+    let out = xtask(project, args);
+    assert!(
+        out.status.success(),
+        "cargo xtask {} failed:\n{}",
+        args.join(" "),
+        text(&out)
+    );
+    text(&out)
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed:\n{}",
+        args.join(" "),
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn image_exists(image: &str) -> bool {
+    docker(&["image", "inspect", image]).status.success()
+}
+
+/// The release images as `prodtest-v1`, a "new" API image `prodtest-v2` (same binary, another label), a
+/// broken one that starts but never becomes healthy (listens on 127.0.0.2 only) and one that crashes at start.
+fn prepare_images() {
+    // The tag `cargo xtask build` gives this commit, from its dry run ("... release images ... as sha-xxxxxxx").
+    let plan = text(
+        &Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["--offline", "--dry-run", "build"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap(),
+    );
+    let head = plan
+        .split(" as sha-")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(|h| format!("sha-{h}"))
+        .unwrap_or_else(|| panic!("no tag in the build plan:\n{plan}"));
+    if !["api", "frontend", "proxy"]
+        .iter()
+        .all(|n| image_exists(&format!("drydock/{n}:{head}")))
+    {
+        ok(PROJECT, &["build"]);
+    }
+    for name in ["api", "frontend", "proxy"] {
+        docker_ok(&[
+            "tag",
+            &format!("drydock/{name}:{head}"),
+            &format!("drydock/{name}:{V1}"),
+        ]);
+    }
+    let commit = |tag: &str, change: &str| {
+        let c = docker_ok(&["create", &format!("drydock/api:{V1}")]).trim().to_string();
+        docker_ok(&["commit", "--change", change, &c, &format!("drydock/api:{tag}")]);
+        docker_ok(&["rm", &c]);
+    };
+    commit(V2, "LABEL drydock.test.release=v2");
+    commit(BROKEN, "ENV API_HOST=127.0.0.2");
+    commit(CRASHING, "ENV REQUEST_TIMEOUT_MS=not-a-number");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// load
+
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    total: u64,
+    failed: u64,
+    failures: Vec<String>,
+    /// Failures of requests that started after `mark`.
+    failed_after_mark: u64,
+    total_after_mark: u64,
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    mark: Arc<Mutex<Option<Instant>>>,
+    stats: Arc<Mutex<Stats>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// `workers` threads, each sending one GET every `interval` to 127.0.0.1:`port`, alternating the API list
+/// and /health; every thread stops after `max` (time) or 20 000 requests at the latest.
+fn start_load(port: u16, workers: usize, interval: Duration, max: Duration) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let mark: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let handles = (0..workers)
+        .map(|w| {
+            let (stop, stats, mark) = (stop.clone(), stats.clone(), mark.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < max && i < 20_000 {
+                    let path = if (i + w as u64) % 2 == 0 {
+                        "/api/v1/items?per_page=5"
+                    } else {
+                        "/health"
+                    };
+                    let sent = Instant::now();
+                    let result = get(port, path, "127.0.0.1");
+                    let after_mark = mark.lock().unwrap().is_some_and(|m| sent >= m);
+                    let mut s = stats.lock().unwrap();
+                    s.total += 1;
+                    if after_mark {
+                        s.total_after_mark += 1;
+                    }
+                    match result {
+                        Ok((200, _, _)) => {}
+                        other => {
+                            s.failed += 1;
+                            if after_mark {
+                                s.failed_after_mark += 1;
+                            }
+                            if s.failures.len() < 20 {
+                                s.failures.push(format!("{path}: {other:?}"));
+                            }
+                        }
+                    }
+                    drop(s);
+                    i += 1;
+                    std::thread::sleep(interval.saturating_sub(sent.elapsed()));
+                }
+            })
+        })
+        .collect();
+    Load {
+        stop,
+        mark,
+        stats,
+        workers: handles,
+    }
+}
+
+impl Load {
+    fn mark_now(&self) {
+        *self.mark.lock().unwrap() = Some(Instant::now());
+    }
+
+    fn finish(self) -> Stats {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.workers {
+            h.join().unwrap();
+        }
+        self.stats.lock().unwrap().clone()
+    }
+}
+
+/// HTTP/1.0 GET: (status, headers, body).
+fn get(port: u16, path: &str, host: &str) -> Result<(u16, String, String), String> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(format!("bad response {head:?}"))?;
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+fn wait_for_200(port: u16, path: &str, within: Duration) {
+    let started = Instant::now();
+    loop {
+        if let Ok((200, _, _)) = get(port, path, "127.0.0.1") {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{path} did not answer 200 within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn report(what: &str, s: &Stats) {
+    println!("LOAD {what}: {}/{} requests failed", s.failed, s.total);
+    for f in &s.failures {
+        println!("  failure: {f}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// stack inspection
+
+fn api_containers(project: &str) -> Vec<String> {
+    docker_ok(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        "label=com.docker.compose.service=api",
+        "--filter",
+        "label=com.docker.compose.oneoff=False",
+    ])
+    .lines()
+    .map(String::from)
+    .collect()
+}
+
+fn inspect(id: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&docker_ok(&["inspect", id])).unwrap();
+    v[0].clone()
+}
+
+fn project_containers(project: &str) -> Vec<String> {
+    docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ])
+    .lines()
+    .map(String::from)
+    .collect()
+}
+
+fn secrets() -> Vec<String> {
+    ["postgres_password.txt", "redis_password.txt"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(work_dir().join("secrets").join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Every container: read-only root, all capabilities dropped, no-new-privileges, a memory limit, a restart
+/// policy, log rotation, not root, no password in its environment; only the proxy publishes ports; the proxy
+/// is not on the databases' network.
+fn assert_hardened(project: &str) {
+    let secret_values = secrets();
+    let mut findings = Vec::new();
+    for id in project_containers(project) {
+        let c = inspect(&id);
+        let name = c["Name"].as_str().unwrap_or("?").to_string();
+        let service = c["Config"]["Labels"]["com.docker.compose.service"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let hc = &c["HostConfig"];
+        if hc["ReadonlyRootfs"] != true {
+            findings.push(format!("{name}: root filesystem writable"));
+        }
+        if !hc["CapDrop"].as_array().is_some_and(|a| a.iter().any(|x| x == "ALL")) {
+            findings.push(format!("{name}: capabilities not dropped"));
+        }
+        if !hc["SecurityOpt"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.as_str().unwrap_or("").starts_with("no-new-privileges"))
+        }) {
+            findings.push(format!("{name}: no-new-privileges missing"));
+        }
+        if hc["Memory"].as_u64().unwrap_or(0) == 0 || hc["NanoCpus"].as_u64().unwrap_or(0) == 0 {
+            findings.push(format!("{name}: no memory/cpu limit"));
+        }
+        if hc["LogConfig"]["Config"]["max-size"].is_null() {
+            findings.push(format!("{name}: no log rotation"));
+        }
+        let user = c["Config"]["User"].as_str().unwrap_or("");
+        if user.is_empty() || user == "root" || user == "0" || user.starts_with("0:") {
+            findings.push(format!("{name}: runs as root (User={user:?})"));
+        }
+        let env = c["Config"]["Env"].to_string();
+        if secret_values.iter().any(|s| env.contains(s.as_str())) {
+            findings.push(format!("{name}: a password is in its environment"));
+        }
+        let ports = hc["PortBindings"].as_object().map(|p| !p.is_empty()).unwrap_or(false);
+        if ports && service != "proxy" && service != "prometheus" {
+            findings.push(format!("{name}: publishes ports"));
+        }
+        if service == "proxy"
+            && c["NetworkSettings"]["Networks"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.ends_with("_backend"))
+        {
+            findings.push(format!("{name}: the proxy can reach the databases' network"));
+        }
+    }
+    println!(
+        "HARDENING findings (running containers of {project}): {}",
+        findings.len()
+    );
+    assert!(findings.is_empty(), "hardening findings:\n{}", findings.join("\n"));
+}
+
+/// The upstream addresses the proxy logged since `since` (`upstream=<ip:port>` in its access log).
+fn upstreams_since(project: &str, since: &str) -> BTreeMap<String, u64> {
+    let proxy = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        "label=com.docker.compose.service=proxy",
+    ]);
+    let out = docker(&["logs", "--since", since, proxy.trim()]);
+    let mut counts = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let up = line.split("upstream=").nth(1).and_then(|r| r.split_whitespace().next());
+        if let Some(up) = up.filter(|u| u.ends_with(":8000")) {
+            *counts.entry(up.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Random secret files for the test project (what `prod-up --generate-secrets` makes).
+fn ensure_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = work_dir().join("secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for f in [
+        "postgres_password.txt",
+        "redis_password.txt",
+        "grafana_admin_password.txt",
+    ] {
+        let p = dir.join(f);
+        if p.exists() {
+            continue;
+        }
+        let mut bytes = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut bytes)
+            .unwrap();
+        let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&p, value + "\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+}
+
+fn cleanup(project: &str) {
+    let _ = xtask(project, &["--yes", "prod-down", "--volumes"]);
+    let _ = std::fs::remove_file(root().join(".drydock").join(format!("deploy-{project}.json")));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// tests
+
+#[test]
+#[ignore = "needs Docker and builds/starts the production stack (minutes); run with --ignored --test-threads=1"]
+fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
+    prepare_images();
+    cleanup(PROJECT);
+    let _ = std::fs::remove_dir_all(work_dir().join("tls"));
+
+    // Secrets are generated; the example passwords were refused by the CLI tests.
+    ok(PROJECT, &["prod-up", "--tag", V1, "--generate-secrets"]);
+    wait_for_200(HTTP_PORT, "/api/v1/items", Duration::from_secs(60));
+    assert_hardened(PROJECT);
+    let (status, _, _) = get(HTTP_PORT, "/metrics", "127.0.0.1").unwrap();
+    assert_eq!(status, 404, "/metrics must not be reachable through the proxy");
+    assert_eq!(api_containers(PROJECT).len(), 2, "two API replicas in production");
+
+    // 1. zero-downtime deploy of a new image
+    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(300));
+    std::thread::sleep(Duration::from_secs(3));
+    ok(PROJECT, &["prod-deploy", "--tag", V2]);
+    std::thread::sleep(Duration::from_secs(3));
+    let s = load.finish();
+    report("prod-deploy v1 -> v2", &s);
+    assert!(s.total > 100, "too little load: {}", s.total);
+    assert_eq!(s.failed, 0, "requests failed during the deploy");
+    for id in api_containers(PROJECT) {
+        assert_eq!(inspect(&id)["Config"]["Image"], format!("drydock/api:{V2}"));
+    }
+
+    // 2. a broken image (starts, never healthy) is rolled back by itself, without a failed request
+    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(300));
+    std::thread::sleep(Duration::from_secs(2));
+    let out = xtask(PROJECT, &["prod-deploy", "--tag", BROKEN, "--timeout", "40"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let s = load.finish();
+    report("prod-deploy of a broken image (rolled back)", &s);
+    assert_eq!(out.status.code(), Some(1), "a broken deploy must fail");
+    assert!(text(&out).contains("rolled back"), "{}", text(&out));
+    assert_eq!(s.failed, 0, "requests failed during the broken deploy");
+    let ids = api_containers(PROJECT);
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        assert_eq!(
+            inspect(id)["Config"]["Image"],
+            format!("drydock/api:{V2}"),
+            "still on v2"
+        );
+    }
+
+    // 2b. an image that crashes at start: detected at once, rolled back
+    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(120));
+    let out = xtask(PROJECT, &["prod-deploy", "--tag", CRASHING, "--timeout", "60"]);
+    let s = load.finish();
+    report("prod-deploy of a crashing image (rolled back)", &s);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(s.failed, 0);
+
+    // 3. scale to three replicas: requests spread over the three
+    ok(PROJECT, &["prod-scale", "api", "3"]);
+    assert_eq!(api_containers(PROJECT).len(), 3);
+    std::thread::sleep(Duration::from_secs(6)); // the proxy's DNS cache (valid=5s)
+    let since = docker_ok(&["info", "--format", "{{json .SystemTime}}"])
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(10));
+    let s = load.finish();
+    report("after prod-scale api 3", &s);
+    assert_eq!(s.failed, 0);
+    let spread = upstreams_since(PROJECT, &since);
+    println!("SCALE upstream distribution over {} replicas: {spread:?}", spread.len());
+    let api_ips: BTreeSet<String> = api_containers(PROJECT)
+        .iter()
+        .flat_map(|id| {
+            let c = inspect(id);
+            c["NetworkSettings"]["Networks"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k.ends_with("_frontend"))
+                .map(|(_, n)| format!("{}:8000", n["IPAddress"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let served: BTreeSet<String> = spread.keys().cloned().collect();
+    assert_eq!(served, api_ips, "every replica (and only replicas) served requests");
+    let total: u64 = spread.values().sum();
+    assert!(spread.values().all(|&n| n * 10 >= total), "uneven spread: {spread:?}");
+
+    // 4. a replica killed under load is restarted; no request fails after the restart
+    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+    let victim = api_containers(PROJECT)[0].clone();
+    let pid = inspect(&victim)["State"]["Pid"].as_u64().unwrap();
+    let restarts_before = inspect(&victim)["RestartCount"].as_u64().unwrap();
+    println!("KILL: SIGKILL to pid {pid} ({})", &victim[..12]);
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    loop {
+        let c = inspect(&victim);
+        if c["RestartCount"].as_u64().unwrap() > restarts_before && c["State"]["Health"]["Status"] == "healthy" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the killed replica was not replaced: {}",
+            c["State"]
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "KILL: replica restarted and healthy after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    load.mark_now();
+    std::thread::sleep(Duration::from_secs(10));
+    let s = load.finish();
+    report("container killed under load (whole run)", &s);
+    println!(
+        "LOAD after the restart: {}/{} requests failed",
+        s.failed_after_mark, s.total_after_mark
+    );
+    assert_eq!(s.failed_after_mark, 0, "requests failed after the restart");
+    let live = text(&xtask(PROJECT, &["prod-ps"]));
+    assert!(live.contains("receiving traffic (api-live)"), "{live}");
+
+    // 5. rollback to the previous image, under load
+    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(300));
+    ok(PROJECT, &["prod-rollback"]);
+    let s = load.finish();
+    report("prod-rollback v2 -> v1", &s);
+    assert_eq!(s.failed, 0);
+    for id in api_containers(PROJECT) {
+        assert_eq!(inspect(&id)["Config"]["Image"], format!("drydock/api:{V1}"));
+    }
+
+    cleanup(PROJECT);
+}
+
+#[test]
+#[ignore = "needs Docker; starts the production stack with the monitoring profile (minutes)"]
+fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
+    prepare_images();
+    ensure_secrets();
+    let out = ok(PROJECT, &["prod-up", "--tag", V1, "--monitoring"]);
+    assert!(out.contains("Grafana: unavailable in offline mode"), "{out}");
+    let started = Instant::now();
+    let wanted = ["api", "postgres", "redis", "node", "prometheus"];
+    loop {
+        let (_, _, body) = get(19090, "/api/v1/targets?state=active", "127.0.0.1").unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let targets = v["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+        let up: BTreeSet<String> = targets
+            .iter()
+            .filter(|t| t["health"] == "up")
+            .map(|t| t["labels"]["job"].as_str().unwrap_or("").to_string())
+            .collect();
+        let api_up = targets
+            .iter()
+            .filter(|t| t["labels"]["job"] == "api" && t["health"] == "up")
+            .count();
+        if wanted.iter().all(|j| up.contains(*j)) && api_up == 2 {
+            println!("MONITORING targets up: {up:?} ({api_up} API replicas)");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "targets not all up: {targets:#?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let (_, _, rules) = get(19090, "/api/v1/rules", "127.0.0.1").unwrap();
+    for alert in [
+        "ApiDown",
+        "ApiHighErrorRate",
+        "ApiHighLatency",
+        "PostgresDown",
+        "RedisDown",
+        "BackupDiskFillingUp",
+    ] {
+        assert!(rules.contains(alert), "alert {alert} not loaded");
+    }
+    assert_hardened(PROJECT);
+    cleanup(PROJECT);
+}
+
+#[test]
+#[ignore = "needs Docker and the release proxy image"]
+fn proxy_serves_tls_with_hsts_and_redirects_http() {
+    prepare_images();
+    let dir = work_dir().join("tls-proxy");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("tls.key"))
+        .arg("-out")
+        .arg(dir.join("tls.crt"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // nginx runs as uid 101: a test key may be world-readable (see infra/secrets/README.md for real keys).
+    for f in ["tls.key", "tls.crt"] {
+        assert!(
+            Command::new("chmod")
+                .arg("0644")
+                .arg(dir.join(f))
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let name = "drydock-prodtest-tls-proxy";
+    let _ = docker(&["rm", "-f", name]);
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges:true",
+        "-e",
+        "PROXY_PUBLIC_HTTPS_PORT=19543",
+        "-v",
+        &format!("{}:/etc/nginx/tls:ro", dir.display()),
+        "-p",
+        "127.0.0.1:19580:8080",
+        "-p",
+        "127.0.0.1:19543:8443",
+        &format!("drydock/proxy:{V1}"),
+    ]);
+    let started = Instant::now();
+    let redirect = loop {
+        match get(19580, "/some/page?x=1", "example.test") {
+            Ok(r) => break r,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(300)),
+            Err(e) => panic!("proxy did not answer: {e}"),
+        }
+    };
+    assert_eq!(redirect.0, 301, "{redirect:?}");
+    assert!(
+        redirect
+            .1
+            .contains("Location: https://example.test:19543/some/page?x=1"),
+        "{}",
+        redirect.1
+    );
+    let health = get(19580, "/proxy-health", "127.0.0.1").unwrap();
+    assert_eq!(health.0, 200, "the healthcheck endpoint stays on plain HTTP");
+    let curl = Command::new("curl")
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--max-time",
+            "5",
+            "https://127.0.0.1:19543/proxy-health",
+        ])
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&curl.stdout).to_string();
+    println!("TLS response headers:\n{headers}");
+    assert!(
+        headers.starts_with("HTTP/2 200") || headers.starts_with("HTTP/1.1 200"),
+        "{headers}"
+    );
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=63072000; includesubdomains"),
+        "{headers}"
+    );
+    let logs = text(&docker(&["logs", name]));
+    assert!(logs.contains("TLS on 8443"), "{logs}");
+    docker_ok(&["rm", "-f", name]);
+}
+
+#[test]
+#[ignore = "needs Docker; builds the offline registry image and pushes the release images to it on 127.0.0.1"]
+fn push_to_a_local_registry() {
+    prepare_images();
+    if !image_exists("drydock/registry:2.8") {
+        let st = Command::new("docker")
+            .args(["compose", "-p", "drydock-images", "-f"])
+            .arg(root().join("infra/images/compose.yaml"))
+            .args(["build", "registry"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let name = "drydock-prodtest-registry";
+    let _ = docker(&["rm", "-f", "-v", name]);
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-p",
+        "127.0.0.1:15000:5000",
+        "drydock/registry:2.8",
+    ]);
+    let started = Instant::now();
+    while get(15000, "/v2/", "127.0.0.1").map(|r| r.0) != Ok(200) {
+        assert!(started.elapsed() < Duration::from_secs(20), "registry did not start");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ok(PROJECT, &["push", "--registry", "127.0.0.1:15000", "--tag", V1]);
+    for n in ["api", "frontend", "proxy"] {
+        let (status, _, body) = get(15000, &format!("/v2/drydock/{n}/tags/list"), "127.0.0.1").unwrap();
+        println!("PUSH registry tags of drydock/{n}: {body}");
+        assert_eq!(status, 200);
+        assert!(body.contains(V1), "{body}");
+        let _ = docker(&["rmi", &format!("127.0.0.1:15000/drydock/{n}:{V1}")]);
+    }
+    docker_ok(&["rm", "-f", "-v", name]);
+}
+
+#[test]
+#[ignore = "needs Docker; turns this engine into a single-node swarm for the test (and back) — minutes"]
+fn swarm_deploy_start_first_and_automatic_rollback_under_load() {
+    prepare_images();
+    let project = "drydock-prodtest";
+    let stack = format!("{project}-swarm");
+    let state = docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .trim()
+        .to_string();
+    let we_started_swarm = state != "active";
+    if we_started_swarm {
+        docker_ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    }
+    let _ = docker(&["stack", "rm", &stack]);
+    let _ = std::fs::remove_file(root().join(".drydock").join(format!("deploy-{stack}.json")));
+    std::thread::sleep(Duration::from_secs(5));
+
+    let result = std::panic::catch_unwind(|| {
+        ensure_secrets();
+        ok(project, &["prod-deploy", "--swarm", "--tag", V1, "--timeout", "300"]);
+        // Swarm's ingress cannot publish on loopback only: a relay container on the stack's attachable
+        // network publishes the proxy on 127.0.0.1:19180.
+        let relay_conf = work_dir().join("relay.conf");
+        std::fs::write(
+            &relay_conf,
+            "server { listen 8080; resolver 127.0.0.11 valid=5s; set $u http://proxy:8080; location / { proxy_pass $u; proxy_next_upstream error timeout http_502; } }\n",
+        )
+        .unwrap();
+        let relay = "drydock-prodtest-swarm-relay";
+        let _ = docker(&["rm", "-f", relay]);
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            relay,
+            "--network",
+            &format!("{stack}_frontend"),
+            "-p",
+            "127.0.0.1:19180:8080",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "-v",
+            &format!("{}:/etc/nginx/conf.d/default.conf:ro", relay_conf.display()),
+            "drydock/nginx:1.26",
+        ]);
+        wait_for_200(19180, "/api/v1/items", Duration::from_secs(120));
+
+        let load = start_load(19180, 4, Duration::from_millis(40), Duration::from_secs(400));
+        std::thread::sleep(Duration::from_secs(3));
+        ok(project, &["prod-deploy", "--swarm", "--tag", V2, "--timeout", "300"]);
+        std::thread::sleep(Duration::from_secs(3));
+        let s = load.finish();
+        report("swarm: prod-deploy --swarm v1 -> v2", &s);
+        assert_eq!(s.failed, 0);
+
+        let load = start_load(19180, 4, Duration::from_millis(40), Duration::from_secs(400));
+        let out = xtask(
+            project,
+            &["prod-deploy", "--swarm", "--tag", CRASHING, "--timeout", "300"],
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let s = load.finish();
+        report("swarm: deploy of a crashing image (automatic rollback)", &s);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("rolled the API back"), "{}", text(&out));
+        assert_eq!(s.failed, 0);
+        let image = docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            &format!("{stack}_api"),
+        ]);
+        assert!(image.contains(V2), "after the rollback the service runs {image}");
+        let _ = docker(&["rm", "-f", relay]);
+    });
+    let _ = docker(&["stack", "rm", &stack]);
+    if we_started_swarm {
+        std::thread::sleep(Duration::from_secs(10));
+        let _ = docker(&["swarm", "leave", "--force"]);
+    }
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+#[ignore = "needs Docker, hadolint, compose-lint and shellcheck (cargo xtask setup)"]
+fn lint_gates_pass() {
+    let out = ok(PROJECT, &["lint"]);
+    assert!(out.contains("6 passed, 0 failed"), "{out}");
+}
