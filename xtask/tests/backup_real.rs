@@ -328,8 +328,18 @@ fn postgres_round_trip_verify_list_and_prune() {
     s.xtask_ok(&["--yes", "restore-postgres", dump.to_str().unwrap()]);
     assert_eq!(s.psql(PG_SNAPSHOT), before);
     assert_eq!(s.files("postgres").len(), 9, "every restore takes a safety backup");
+    // --latest skips safety backups: restoring "the latest" again restores the same backup, not the state before.
+    s.psql("delete from reviews where id > 10; update items set price = 0");
+    let out = s.xtask_ok(&["--yes", "restore-postgres", "--latest"]);
+    assert!(
+        out.contains(&format!("from {}", manifest["file"].as_str().unwrap())),
+        "{}",
+        tail(&out)
+    );
+    assert_eq!(s.psql(PG_SNAPSHOT), before);
+    assert_eq!(s.files("postgres").len(), 12);
     let out = s.xtask_ok(&["backups", "verify", "--all"]);
-    assert_eq!(out.matches("test restore passed").count(), 3, "{out}");
+    assert_eq!(out.matches("test restore passed").count(), 4, "{out}");
     let leftover = Command::new("docker")
         .args(["ps", "-aq", "--filter", "label=drydock.backup-verify=1"])
         .output()
@@ -339,7 +349,7 @@ fn postgres_round_trip_verify_list_and_prune() {
     // list --json
     let out = s.xtask(&["-q", "backups", "list", "--json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r["complete"] == true && r["status"] == "ok"));
     assert!(
         rows[0]["reason"]
@@ -363,7 +373,7 @@ fn postgres_round_trip_verify_list_and_prune() {
     ]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(text(&refused).contains("delete"), "{}", text(&refused));
-    assert_eq!(s.files("postgres").len(), 9);
+    assert_eq!(s.files("postgres").len(), 12);
     let out = s.xtask_ok(&[
         "--yes",
         "backups",
@@ -377,7 +387,7 @@ fn postgres_round_trip_verify_list_and_prune() {
         "--keep-monthly",
         "0",
     ]);
-    assert!(out.contains("deleted 2 backup"), "{out}");
+    assert!(out.contains("deleted 3 backup"), "{out}");
     assert_eq!(s.files("postgres").len(), 3);
 }
 

@@ -123,10 +123,6 @@ pub fn lock(dir: &Path, service: &str) -> Result<ServiceLock> {
             path.display()
         )
     })?;
-    #[allow(
-        clippy::incompatible_msrv,
-        reason = "the xtask runs on the host toolchain (1.89+), not the backend's MSRV"
-    )]
     match file.try_lock() {
         Ok(()) => Ok(ServiceLock { _file: file }),
         Err(TryLockError::WouldBlock) => bail!(

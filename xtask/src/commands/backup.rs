@@ -78,14 +78,11 @@ pub fn all(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
     let compose = ctx.compose(args.env)?;
     let mut failed = Vec::new();
     for engine in Engine::ALL {
-        if engine == Engine::Mongodb {
-            if let Err(why) = require_mongo(ctx, &compose) {
-                ctx.say(&format!(
-                    "mongodb: skipped ({})",
-                    format!("{why:#}").lines().next().unwrap_or_default()
-                ));
-                continue;
-            }
+        if engine == Engine::Mongodb
+            && let Err(why) = require_mongo(ctx, &compose)
+        {
+            ctx.say(&format!("mongodb: skipped ({})", format!("{why:#}").lines().next().unwrap_or_default()));
+            continue;
         }
         if let Err(err) = run(ctx, engine, args) {
             eprintln!(

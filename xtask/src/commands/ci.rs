@@ -46,77 +46,63 @@ pub struct Step {
 }
 
 /// The plan, as data: tests assert on it and `--dry-run` prints it.
+///
+/// Order: the host checks first (seconds to minutes, no engine needed), then images, the container
+/// suites, the running stack (health, browser, backups), the real fault and production tests, and the
+/// tear-down that always runs.
 pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let root = ctx.root.clone();
     let env = ci_env(&ctx.config.project.name);
-    let cargo_cmd = |args: &[&str]| Cmd::new(&cargo).args(args.iter().copied()).cwd(&root);
-    let xtask = |args: &[&str]| {
-        let mut cmd = Cmd::new(&cargo).arg("xtask").args(args.iter().copied()).cwd(&root);
-        if ctx.offline {
-            cmd = cmd.arg("--offline");
-        }
+    let isolated = |mut cmd: Cmd| {
         for (k, v) in &env {
             cmd = cmd.env(k, v);
         }
         cmd
     };
-    let mut steps = vec![
-        Step {
-            name: "fmt",
-            cmd: cargo_cmd(&["fmt", "--all", "--", "--check"]),
-            always: false,
-            needs: vec![],
-        },
-        Step {
-            name: "clippy",
-            cmd: cargo_cmd(&[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--locked",
-                "--",
-                "-D",
-                "warnings",
-            ]),
-            always: false,
-            needs: vec![],
-        },
-        Step {
-            name: "cargo test",
-            cmd: cargo_cmd(&["test", "--workspace", "--locked"]),
-            always: false,
-            needs: vec![],
-        },
-    ];
-    if ctx.images().source == Source::Offline {
-        steps.push(Step {
-            name: "offline images",
-            cmd: xtask(&["images", "build-offline"]),
-            always: false,
-            needs: vec![],
-        });
-    }
-    let images_step = steps.len();
-    steps.push(Step {
-        name: "image builds",
-        cmd: xtask(&["dev-build"]),
-        always: false,
-        needs: vec![],
-    });
-    let up = steps.len();
-    steps.push(Step {
-        name: "dev-up",
-        cmd: xtask(&["dev-up"]),
-        always: false,
-        needs: vec![images_step],
-    });
-    steps.push(Step {
-        name: "health",
-        cmd: xtask(&["health"]),
-        always: false,
-        needs: vec![up],
-    });
+    let cargo_cmd = |args: &[&str]| Cmd::new(&cargo).args(args.iter().copied()).cwd(&root);
+    let xtask = |args: &[&str]| {
+        let cmd = Cmd::new(&cargo).arg("xtask").args(args.iter().copied()).cwd(&root);
+        isolated(if ctx.offline { cmd.arg("--offline") } else { cmd })
+    };
+    let mut steps: Vec<Step> = Vec::new();
+    let mut add = |name: &'static str, cmd: Cmd, needs: Vec<usize>| {
+        steps.push(Step { name, cmd, always: false, needs });
+        steps.len() - 1
+    };
+    add("fmt", cargo_cmd(&["fmt", "--all", "--", "--check"]), vec![]);
+    add(
+        "clippy",
+        cargo_cmd(&["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"]),
+        vec![],
+    );
+    add("cargo test", cargo_cmd(&["test", "--workspace", "--locked"]), vec![]);
+    let base = if ctx.images().source == Source::Offline {
+        vec![add("offline images", xtask(&["images", "build-offline"]), vec![])]
+    } else {
+        vec![]
+    };
+    let images = add("image builds", xtask(&["dev-build"]), base.clone());
+    add("lint", xtask(&["lint"]), vec![images]);
+    add("test", xtask(&["test"]), base.clone());
+    let up = add("dev-up", xtask(&["dev-up"]), vec![images]);
+    add("health", xtask(&["health"]), vec![up]);
+    add("test-e2e", xtask(&["test-e2e"]), vec![up]);
+    let backup = add("backup-all", xtask(&["backup-all"]), vec![up]);
+    add("restore-postgres", xtask(&["restore-postgres", "--latest", "--yes"]), vec![backup]);
+    add("restore-redis", xtask(&["restore-redis", "--latest", "--yes"]), vec![backup]);
+    add("backups verify", xtask(&["backups", "verify", "--latest"]), vec![backup]);
+    // The real fault-injection and production tests run their own compose projects.
+    add(
+        "backup fault tests",
+        isolated(cargo_cmd(&["test", "-p", "xtask", "--locked", "--test", "backup_real", "--", "--ignored", "--test-threads=1"])),
+        base.clone(),
+    );
+    add(
+        "production tests",
+        isolated(cargo_cmd(&["test", "-p", "xtask", "--locked", "--test", "prod_real", "--", "--ignored", "--test-threads=1"])),
+        vec![images],
+    );
     if !args.keep_stack {
         steps.push(Step {
             name: "dev-down",

@@ -491,6 +491,18 @@ pub fn swarm_stack(mut config: Value, publish: bool) -> Result<Value> {
                 .collect();
             s.insert("ports".into(), json!(ports));
         }
+        // `docker stack deploy` ignores the `tmpfs` key: the same mounts as long-syntax tmpfs volumes.
+        if let Some(Value::Array(paths)) = s.remove("tmpfs") {
+            let mounts: Vec<Value> = paths
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|p| json!({"type": "tmpfs", "target": p.split(':').next().unwrap_or(p)}))
+                .collect();
+            let vols = s.entry("volumes").or_insert(json!([]));
+            if let Some(v) = vols.as_array_mut() {
+                v.extend(mounts);
+            }
+        }
         if let Some(vols) = s.get_mut("volumes").and_then(Value::as_array_mut) {
             for v in vols.iter_mut() {
                 if let Some(o) = v.as_object_mut() {
@@ -599,6 +611,7 @@ mod tests {
                 "api": {
                     "build": {"context": "."}, "depends_on": {"postgres": {}}, "restart": "unless-stopped",
                     "security_opt": ["no-new-privileges:true"], "entrypoint": null, "image": "drydock/api:sha-1",
+                    "tmpfs": ["/tmp"],
                     "deploy": {"replicas": 2, "resources": {"limits": {"cpus": 1, "memory": "268435456", "pids": 200}}, "placement": {}},
                     "secrets": [{"source": "postgres_password", "target": "/run/secrets/postgres_password"}]
                 },

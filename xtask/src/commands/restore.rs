@@ -27,7 +27,7 @@ use crate::process::Progress;
 pub struct RestoreArgs {
     /// The backup to restore: its data file or its manifest (`backups/<service>/<name>.<ext>|.json`).
     pub file: Option<PathBuf>,
-    /// Restore the newest complete backup of the service taken from this compose project.
+    /// Restore the newest complete backup of this compose project's service (safety backups are skipped).
     #[arg(long)]
     pub latest: bool,
     /// Which stack to restore into.
@@ -111,7 +111,13 @@ pub fn latest(ctx: &Ctx, engine: Engine, project: &str) -> Result<Chosen> {
     let dir = service_dir(ctx, &service);
     let found: Vec<Found> = store::scan(&dir, &service)?;
     // Only this compose project's backups: a CI or bench project's newer backup must never be picked.
-    let Some(newest) = found.iter().find(|f| f.complete() && f.name.project == project) else {
+    // Safety backups (taken by restores) are skipped, so `--latest` twice restores the same backup twice.
+    let regular = |f: &&Found| f.manifest.as_ref().is_ok_and(|m| m.reason.is_none());
+    let Some(newest) = found
+        .iter()
+        .filter(regular)
+        .find(|f| f.complete() && f.name.project == project)
+    else {
         bail!(
             "there is no complete backup of `{service}` of compose project `{project}` in {}\n  fix: take one with `cargo xtask backup-{}`, or pass a file",
             dir.display(),
