@@ -86,7 +86,8 @@ pub enum Command {
     DbMongo(crate::commands::db::DbShellArgs),
 
     // quality
-    /// Security gates: hadolint, compose config + compose-lint, shellcheck, promtool, no secrets in images.
+    /// Security gates: hadolint, compose config + compose-lint, shellcheck, promtool, actionlint + yamllint
+    /// (CI files), no secrets in images.
     Lint(crate::commands::lint::LintArgs),
     /// Run the backend and frontend test suites inside containers (backend against real PostgreSQL and Redis).
     Test(TestArgs),
@@ -249,7 +250,7 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub follow: bool,
     /// Lines to show from the end of each service's log.
-    #[arg(long, default_value = "200", value_name = "N|all")]
+    #[arg(long, default_value = "200", value_name = "N|all", value_parser = parse_tail)]
     pub tail: String,
     /// Compose service names (default: all).
     pub services: Vec<String>,
@@ -277,10 +278,10 @@ pub struct BuildArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TestArgs {
     /// Run one suite only.
-    #[arg(long, value_name = "backend|frontend")]
+    #[arg(long, value_parser = ["backend", "frontend"])]
     pub suite: Option<String>,
-    /// Arguments for that suite's test runner (after `--`).
-    #[arg(last = true)]
+    /// Arguments for that suite's test runner (after `--`; needs --suite).
+    #[arg(last = true, requires = "suite")]
     pub args: Vec<String>,
 }
 
@@ -299,6 +300,7 @@ pub struct CiArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ImagesArgs {
     #[command(subcommand)]
     pub action: Option<ImagesAction>,
@@ -325,6 +327,15 @@ pub struct HealthArgs {
     /// Print machine-readable JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--tail`: a number of lines or `all`. Checked by clap, so a bad value is a usage error (exit 2).
+fn parse_tail(value: &str) -> Result<String, String> {
+    if value == "all" || value.parse::<u32>().is_ok() {
+        Ok(value.to_string())
+    } else {
+        Err("not a number of lines; use a number such as 100, or `all`".to_string())
+    }
 }
 
 /// The clap command with the grouped command list in its help.
@@ -402,6 +413,45 @@ mod tests {
             cli.command,
             Some(Command::DevDown(DownArgs { volumes: true }))
         ));
+    }
+
+    #[test]
+    fn suites_offered_are_the_suites_that_exist() {
+        let cmd = Cli::command();
+        let test = cmd.find_subcommand("test").unwrap();
+        let suite = test.get_arguments().find(|a| a.get_id() == "suite").unwrap();
+        let offered: Vec<String> = suite
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        let existing: Vec<String> = crate::commands::test::SUITES
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        assert_eq!(offered, existing);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for argv in [
+            &["xtask", "dev-logs", "--tail", "lots"][..],
+            &["xtask", "prod-logs", "--tail", "1e3"],
+            &["xtask", "test", "--suite", "nosuch"],
+            &["xtask", "test", "--", "--nocapture"],
+            &["xtask", "images", "--json", "build-offline"],
+        ] {
+            let err = command().try_get_matches_from(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{argv:?}: {err}");
+        }
+        for argv in [
+            &["xtask", "dev-logs", "--tail", "all"][..],
+            &["xtask", "dev-logs", "--tail", "50", "api"],
+            &["xtask", "test", "--suite", "backend", "--", "--nocapture"],
+            &["xtask", "images", "--json"],
+        ] {
+            command().try_get_matches_from(argv).unwrap();
+        }
     }
 
     #[test]

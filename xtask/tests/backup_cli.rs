@@ -1,20 +1,11 @@
 //! The backup and database commands end to end without Docker: dry-run plans, refusals, and list / verify
 //! (checksums) / prune on synthetic backups in a temporary directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+mod common;
+use common::{root, text};
 
 /// A temporary directory with a copy of infra/stack.toml whose backups.dir points into it.
 struct Temp {
@@ -258,6 +249,11 @@ fn list_verify_and_prune_synthetic_backups() {
         "{}",
         text(&out)
     );
+    assert!(
+        text(&out).contains(&format!("fix: cargo xtask restore-redis {}", newest.display())),
+        "{}",
+        text(&out)
+    );
 
     // Prune: plan first; without --yes nothing is deleted; the newest is always kept.
     let policy = [
@@ -299,4 +295,16 @@ fn list_verify_and_prune_synthetic_backups() {
         3,
         "the newest backup (data + manifest) and the partial, which prune never touches: {left:?}"
     );
+}
+
+#[test]
+fn verify_without_backups_says_how_to_make_one() {
+    let t = Temp::new("verify-none");
+    for which in ["--latest", "--all"] {
+        let out = t.xtask(&["--offline", "backups", "verify", "--checksum-only", which]);
+        assert_eq!(out.status.code(), Some(1), "{which}");
+        let s = text(&out);
+        assert!(s.contains("there are no backups"), "{which}: {s}");
+        assert!(s.contains("fix: cargo xtask backup-all"), "{which}: {s}");
+    }
 }

@@ -1,31 +1,10 @@
 //! The xtask binary end to end, without Docker: usage errors, refusals and `--dry-run` plans.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        // Plans name cargo by $CARGO; a fixed value keeps the expected lines independent of the toolchain path.
-        .env("CARGO", "cargo")
-        .env_remove("DRYDOCK_PROJECT")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+mod common;
+use common::{root, text, xtask};
 
 #[test]
 fn no_arguments_prints_the_grouped_list() {
@@ -128,11 +107,88 @@ fn missing_config_says_how_to_fix() {
 
 #[test]
 fn bad_tail_is_rejected_before_anything_runs() {
-    let out = xtask(&["--offline", "dev-logs", "--tail", "lots"]);
+    for command in ["dev-logs", "prod-logs"] {
+        let out = xtask(&["--offline", command, "--tail", "lots"]);
+        // A bad value is a usage error: exit 2, like every other one clap reports.
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let t = text(&out);
+        assert!(
+            t.contains("invalid value 'lots' for '--tail <N|all>'") && t.contains("not a number of lines"),
+            "{t}"
+        );
+        assert!(!t.contains("$ docker"), "{t}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_run_nothing() {
+    for (args, says) in [
+        (
+            &["--dry-run", "test", "--suite", "nosuch"][..],
+            "[possible values: backend, frontend]",
+        ),
+        (&["--dry-run", "test", "--", "--nocapture"], "--suite"),
+        (
+            &["--dry-run", "images", "--json", "build-offline"],
+            "cannot be used with",
+        ),
+        (&["--dry-run", "-v", "-q", "dev-ps"], "cannot be used with"),
+        (
+            &["--dry-run", "restore-postgres", "--latest", "x.dump"],
+            "cannot be used with",
+        ),
+        (
+            &["--dry-run", "health", "--env", "staging"],
+            "[possible values: dev, prod]",
+        ),
+    ] {
+        let out = xtask(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}:\n{t}");
+        assert!(t.contains(says), "{args:?}: expected {says:?} in\n{t}");
+        assert!(!t.contains("$ "), "{args:?}: nothing may run:\n{t}");
+    }
+}
+
+#[test]
+fn unknown_service_in_prod_logs_names_the_choices() {
+    if which("docker").is_none() {
+        eprintln!("skipped: needs the docker CLI (compose lists the services; no engine needed)");
+        return;
+    }
+    let out = xtask(&["--offline", "prod-logs", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
-    assert!(t.contains("--tail \"lots\" is not a number"), "{t}");
-    assert!(!t.contains("$ docker"), "{t}");
+    assert!(
+        t.contains("unknown service `nosuch`") && t.contains("fix: use one of:"),
+        "{t}"
+    );
+    assert!(t.contains("api") && t.contains("proxy"), "{t}");
+    assert!(!t.contains(" logs "), "nothing may run:\n{t}");
+}
+
+#[test]
+fn output_is_plain_without_a_terminal_even_without_no_color() {
+    // Captured output is not a terminal: no colour codes, whether or not NO_COLOR is set.
+    for args in [&["dev-upp"][..], &["--dry-run", "--offline", "lint-fix"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert!(!t.is_empty() && !t.contains('\x1b'), "{args:?}: escape codes in\n{t:?}");
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
 }
 
 #[test]

@@ -2,38 +2,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn xtask_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(args)
-        .env("CARGO", "cargo")
-        .env_remove("DRYDOCK_PROJECT")
-        .env_remove("DRYDOCK_SECRETS_DIR")
-        .env_remove("DRYDOCK_PROD_BIND")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn xtask(args: &[&str]) -> Output {
-    xtask_env(args, &[])
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+mod common;
+use common::{root, text, xtask, xtask_env};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xtask-prod-cli-{name}-{}", std::process::id()));
@@ -294,6 +265,8 @@ fn lint_dry_run_names_every_gate() {
         "compose-lint",
         "shellcheck",
         "promtool",
+        "actionlint",
+        "yamllint",
         "image secrets",
     ] {
         assert!(t.contains(&format!(": {gate}")), "missing gate {gate} in\n{t}");

@@ -1,4 +1,5 @@
-//! HTTP routes. `health` is for orchestrators and probes; `items` and `reviews` are the public JSON API.
+//! HTTP routes. `health` is for orchestrators and probes; `items` and `reviews` are the public JSON API
+//! (everything under `/api/v1`).
 
 pub mod health;
 pub mod items;

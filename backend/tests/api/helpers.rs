@@ -42,6 +42,8 @@ fn base_settings() -> Settings {
     settings.api_port = 0;
     settings.metrics_port = 0;
     settings.readiness_cache = std::time::Duration::ZERO;
+    // Tests run in parallel (one per CPU) against one server; small pools keep them under max_connections (100).
+    settings.database.max_connections = 5;
     // High enough that only the rate-limit tests ever hit it.
     settings.rate_limit.writes_per_window = 10_000;
     settings
@@ -77,7 +79,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("create test database");
     conn.close().await.ok();
     settings.database.name = db_name.clone();
-    let db = PgPool::connect_with(settings.database.connect_options())
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(settings.database.connect_options())
         .await
         .expect("connect to test database");
     backend::db::migrate::run(&db).await.expect("migrate test database");

@@ -81,7 +81,10 @@ pub fn all(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
         if engine == Engine::Mongodb
             && let Err(why) = require_mongo(ctx, &compose)
         {
-            ctx.say(&format!("mongodb: skipped ({})", format!("{why:#}").lines().next().unwrap_or_default()));
+            ctx.say(&format!(
+                "mongodb: skipped ({})",
+                format!("{why:#}").lines().next().unwrap_or_default()
+            ));
             continue;
         }
         if let Err(err) = run(ctx, engine, args) {

@@ -201,7 +201,9 @@ pub fn verify(ctx: &Ctx, file: Option<&std::path::Path>, all: bool, latest: bool
             }
         }
         if targets.is_empty() {
-            bail!("there are no backups of compose project `{project}` to verify");
+            bail!(
+                "there are no backups of compose project `{project}` to verify\n  fix: cargo xtask backup-all makes them (`cargo xtask backups list` shows what there is)"
+            );
         }
     } else if all {
         for engine in Engine::ALL {
@@ -216,7 +218,7 @@ pub fn verify(ctx: &Ctx, file: Option<&std::path::Path>, all: bool, latest: bool
         }
         if targets.is_empty() {
             bail!(
-                "there are no backups to verify in {}",
+                "there are no backups to verify in {}\n  fix: cargo xtask backup-all makes them",
                 ctx.path(&ctx.config.backups.dir).display()
             );
         }

@@ -67,13 +67,27 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     };
     let mut steps: Vec<Step> = Vec::new();
     let mut add = |name: &'static str, cmd: Cmd, needs: Vec<usize>| {
-        steps.push(Step { name, cmd, always: false, needs });
+        steps.push(Step {
+            name,
+            cmd,
+            always: false,
+            needs,
+        });
         steps.len() - 1
     };
     add("fmt", cargo_cmd(&["fmt", "--all", "--", "--check"]), vec![]);
     add(
         "clippy",
-        cargo_cmd(&["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"]),
+        cargo_cmd(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
         vec![],
     );
     add("cargo test", cargo_cmd(&["test", "--workspace", "--locked"]), vec![]);
@@ -89,20 +103,37 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     add("health", xtask(&["health"]), vec![up]);
     add("test-e2e", xtask(&["test-e2e"]), vec![up]);
     let backup = add("backup-all", xtask(&["backup-all"]), vec![up]);
-    add("restore-postgres", xtask(&["restore-postgres", "--latest", "--yes"]), vec![backup]);
-    add("restore-redis", xtask(&["restore-redis", "--latest", "--yes"]), vec![backup]);
-    add("backups verify", xtask(&["backups", "verify", "--latest"]), vec![backup]);
+    add(
+        "restore-postgres",
+        xtask(&["restore-postgres", "--latest", "--yes"]),
+        vec![backup],
+    );
+    add(
+        "restore-redis",
+        xtask(&["restore-redis", "--latest", "--yes"]),
+        vec![backup],
+    );
+    add(
+        "backups verify",
+        xtask(&["backups", "verify", "--latest"]),
+        vec![backup],
+    );
     // The real fault-injection and production tests run their own compose projects.
-    add(
-        "backup fault tests",
-        isolated(cargo_cmd(&["test", "-p", "xtask", "--locked", "--test", "backup_real", "--", "--ignored", "--test-threads=1"])),
-        base.clone(),
-    );
-    add(
-        "production tests",
-        isolated(cargo_cmd(&["test", "-p", "xtask", "--locked", "--test", "prod_real", "--", "--ignored", "--test-threads=1"])),
-        vec![images],
-    );
+    let real_tests = |test: &str| {
+        isolated(cargo_cmd(&[
+            "test",
+            "-p",
+            "xtask",
+            "--locked",
+            "--test",
+            test,
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ]))
+    };
+    add("backup fault tests", real_tests("backup_real"), base.clone());
+    add("production tests", real_tests("prod_real"), vec![images]);
     if !args.keep_stack {
         steps.push(Step {
             name: "dev-down",

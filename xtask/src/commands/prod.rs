@@ -707,30 +707,7 @@ pub fn ps(ctx: &Ctx, json: bool) -> Result<()> {
 }
 
 pub fn logs(ctx: &Ctx, args: &LogsArgs) -> Result<()> {
-    if args.tail != "all" && args.tail.parse::<u32>().is_err() {
-        bail!(
-            "--tail {:?} is not a number of lines\n  fix: use a number such as 100, or `all`",
-            args.tail
-        );
-    }
-    let compose = current_compose(ctx)?;
-    let mut cmd: Vec<String> = vec![
-        "--profile".into(),
-        "*".into(),
-        "logs".into(),
-        "--tail".into(),
-        args.tail.clone(),
-    ];
-    if args.follow {
-        cmd.push("--follow".into());
-    }
-    cmd.extend(args.services.iter().cloned());
-    let mut cmd = compose.cmd(cmd);
-    if args.follow {
-        cmd = cmd.interactive();
-    }
-    ctx.run.run(&cmd)?;
-    Ok(())
+    crate::commands::dev::logs_of(ctx, &current_compose(ctx)?, &["--profile", "*"], args)
 }
 
 pub fn scale(ctx: &Ctx, args: &ProdScaleArgs) -> Result<()> {

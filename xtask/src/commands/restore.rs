@@ -96,10 +96,12 @@ pub fn open(path: &Path, engine: Engine, service: &str) -> Result<Chosen> {
     let manifest = Manifest::read(&manifest_path)?;
     if manifest.engine != engine.name() {
         bail!(
-            "{} is a {} backup, not a {} one: refusing to restore it into `{service}`",
+            "{} is a {} backup, not a {} one: refusing to restore it into `{service}`\n  fix: cargo xtask restore-{} {}",
             path.display(),
             manifest.engine,
-            engine.name()
+            engine.name(),
+            manifest.engine,
+            path.display()
         );
     }
     Ok(Chosen { dir, manifest })

@@ -12,7 +12,7 @@ use crate::process::Cmd;
 use crate::provision::preflight;
 
 /// The suites, in order: (name, compose service in the `test` profile).
-const SUITES: [(&str, &str); 2] = [("backend", "backend-test"), ("frontend", "frontend-test")];
+pub const SUITES: [(&str, &str); 2] = [("backend", "backend-test"), ("frontend", "frontend-test")];
 
 /// What runs, as data: build the test images, start the databases, run each suite.
 pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
