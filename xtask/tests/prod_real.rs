@@ -5,6 +5,12 @@
 //!
 //!   cargo test -p xtask --test prod_real -- --ignored --test-threads=1 --nocapture
 //!
+//! One run at a time: every test takes `target/drydock/prodtest.lock`. `DRYDOCK_TEST_REUSE_IMAGES=1` reuses
+//! the last `prodtest-v1` images when this commit's release images are not built (local re-runs).
+//! The Swarm test turns the engine into a single-node swarm and leaves it afterwards when it started it;
+//! on Docker 20.10 containers started meanwhile by someone else can lose Docker's embedded DNS when the
+//! node leaves the swarm, so run it when no other stack is being started on the engine (as CI does).
+//!
 //! Load is generated here (std only): a few threads sending GETs through the edge proxy on 127.0.0.1,
 //! bounded in rate, count and time. A request fails when it errors or answers anything but 200.
 
@@ -107,6 +113,47 @@ fn image_exists(image: &str) -> bool {
 
 /// The release images as `prodtest-v1`, a "new" API image `prodtest-v2` (same binary, another label), a
 /// broken one that starts but never becomes healthy (listens on 127.0.0.2 only) and one that crashes at start.
+/// One production test at a time on this machine (they share project names, ports and the swarm): a lock
+/// file holding the owner's pid, taken over when that process is gone. Released when the guard drops.
+struct TestLock(PathBuf);
+
+impl Drop for TestLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn lock() -> TestLock {
+    let path = root().join("target/drydock/prodtest.lock");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let started = Instant::now();
+    loop {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                write!(f, "{}", std::process::id()).unwrap();
+                return TestLock(path);
+            }
+            Err(_) => {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                let alive = !owner.trim().is_empty() && Path::new(&format!("/proc/{}", owner.trim())).exists();
+                if !alive {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(1800),
+                    "another production test run (pid {owner}) holds {} for 30 min",
+                    path.display()
+                );
+                if started.elapsed().as_secs().is_multiple_of(60) {
+                    println!("waiting for the production test run of pid {} to finish", owner.trim());
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 fn prepare_images() {
     // The tag `cargo xtask build` gives this commit, from its dry run ("... release images ... as sha-xxxxxxx").
     let plan = text(
@@ -453,6 +500,7 @@ fn cleanup(project: &str) {
 #[test]
 #[ignore = "needs Docker and builds/starts the production stack (minutes); run with --ignored --test-threads=1"]
 fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
+    let _lock = lock();
     prepare_images();
     cleanup(PROJECT);
     let _ = std::fs::remove_dir_all(work_dir().join("tls"));
@@ -598,7 +646,9 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
 #[test]
 #[ignore = "needs Docker; starts the production stack with the monitoring profile (minutes)"]
 fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
+    let _lock = lock();
     prepare_images();
+    cleanup(PROJECT);
     ensure_secrets();
     let out = ok(PROJECT, &["prod-up", "--tag", V1, "--monitoring"]);
     assert!(out.contains("Grafana: unavailable in offline mode"), "{out}");
@@ -645,6 +695,7 @@ fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
 #[test]
 #[ignore = "needs Docker and the release proxy image"]
 fn proxy_serves_tls_with_hsts_and_redirects_http() {
+    let _lock = lock();
     prepare_images();
     let dir = work_dir().join("tls-proxy");
     let _ = std::fs::remove_dir_all(&dir);
@@ -755,6 +806,7 @@ fn proxy_serves_tls_with_hsts_and_redirects_http() {
 #[test]
 #[ignore = "needs Docker; builds the offline registry image and pushes the release images to it on 127.0.0.1"]
 fn push_to_a_local_registry() {
+    let _lock = lock();
     prepare_images();
     if !image_exists("drydock/registry:2.8") {
         let st = Command::new("docker")
@@ -795,6 +847,7 @@ fn push_to_a_local_registry() {
 #[test]
 #[ignore = "needs Docker; turns this engine into a single-node swarm for the test (and back) — minutes"]
 fn swarm_deploy_start_first_and_automatic_rollback_under_load() {
+    let _lock = lock();
     prepare_images();
     let project = "drydock-prodtest";
     let stack = format!("{project}-swarm");
@@ -903,6 +956,7 @@ fn remove_stack(stack: &str) {
 #[test]
 #[ignore = "needs Docker and the lint tools (cargo xtask setup)"]
 fn lint_gates_pass() {
+    let _lock = lock();
     let out = ok(PROJECT, &["lint"]);
     assert!(out.contains("8 passed, 0 failed"), "{out}");
 }
