@@ -62,9 +62,18 @@ impl Ctx {
         })
     }
 
-    /// The compose invocation for an environment.
+    /// The compose invocation for an environment (files, project, image variables only).
     pub fn compose(&self, env: Env) -> Result<Compose> {
         Compose::for_env(self, env)
+    }
+
+    /// The compose invocation for commands that address a running stack (health, shells, backups): for prod
+    /// it also carries the deployed image tags and the secrets-file variables the prod overlay needs.
+    pub fn stack(&self, env: Env) -> Result<Compose> {
+        match env {
+            Env::Dev => self.compose(env),
+            Env::Prod => crate::commands::prod::current_compose(self),
+        }
     }
 
     /// Asks before a destructive step. `--yes` answers for the user; without a terminal and without

@@ -57,7 +57,7 @@ struct Meta {
 }
 
 pub fn run(ctx: &Ctx, engine: Engine, args: &BackupArgs) -> Result<()> {
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     if engine == Engine::Mongodb {
         require_mongo(ctx, &compose)?;
     }
@@ -75,7 +75,7 @@ pub fn run(ctx: &Ctx, engine: Engine, args: &BackupArgs) -> Result<()> {
 /// `backup-all`: every engine the stack has (MongoDB only when it is part of it); all are attempted, and
 /// the command fails if any failed.
 pub fn all(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     let mut failed = Vec::new();
     for engine in Engine::ALL {
         if engine == Engine::Mongodb

@@ -49,7 +49,7 @@ pub fn migrate(ctx: &Ctx, args: &DbArgs) -> Result<()> {
     if args.env == Env::Dev {
         ensure_env_file(ctx)?;
     }
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     ctx.run.run(&compose.cmd(["run", "--rm", "migrate"]))?;
     Ok(())
 }
@@ -58,13 +58,13 @@ pub fn seed(ctx: &Ctx, args: &DbArgs) -> Result<()> {
     if args.env == Env::Dev {
         ensure_env_file(ctx)?;
     }
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     ctx.run.run(&compose.cmd(["run", "--rm", "migrate", "seed"]))?;
     Ok(())
 }
 
 pub fn reset(ctx: &Ctx, args: &DbArgs) -> Result<()> {
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     let service = Engine::Postgres.service(ctx);
     let facts = match ask(ctx, &compose, &service, &plans::pg_facts(&compose, &service))? {
         Some(text) => PgFacts::parse(&text)?,
@@ -83,7 +83,7 @@ pub fn reset(ctx: &Ctx, args: &DbArgs) -> Result<()> {
 }
 
 pub fn psql(ctx: &Ctx, args: &DbShellArgs) -> Result<()> {
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     let service = Engine::Postgres.service(ctx);
     let facts = match ask(ctx, &compose, &service, &plans::pg_facts(&compose, &service))? {
         Some(text) => PgFacts::parse(&text)?,
@@ -96,7 +96,7 @@ pub fn psql(ctx: &Ctx, args: &DbShellArgs) -> Result<()> {
 }
 
 pub fn redis(ctx: &Ctx, args: &DbShellArgs) -> Result<()> {
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     let service = Engine::Redis.service(ctx);
     let tty = tty(&args.args);
     let cmd = plans::redis_cli(&compose, &service, &args.args, tty);
@@ -105,7 +105,7 @@ pub fn redis(ctx: &Ctx, args: &DbShellArgs) -> Result<()> {
 }
 
 pub fn mongo(ctx: &Ctx, args: &DbShellArgs) -> Result<()> {
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     require_mongo(ctx, &compose)?;
     let service = Engine::Mongodb.service(ctx);
     let tty = tty(&args.args);

@@ -33,7 +33,7 @@ pub struct ApiReport {
 
 /// Gathers the report: compose state plus `/health` and `/health/ready` of the API.
 pub fn gather(ctx: &Ctx, env: Env) -> Result<Report> {
-    let compose = ctx.compose(env)?;
+    let compose = ctx.stack(env)?;
     let services = stack::services(ctx, &compose)?;
     let mut problems: Vec<String> = services
         .iter()
@@ -59,6 +59,7 @@ pub fn gather(ctx: &Ctx, env: Env) -> Result<Report> {
         ));
     }
     let api = api_report(ctx, &compose, &mut problems);
+    edge_check(ctx, &compose, &mut problems);
     Ok(Report {
         env: env.name(),
         project: compose.project.clone(),
@@ -75,6 +76,24 @@ fn api_base(ctx: &Ctx, compose: &Compose) -> Option<String> {
     stack::published(ctx, compose, &s.api, 8000)
         .or_else(|| stack::published(ctx, compose, &s.proxy, 8080))
         .map(|addr| format!("http://{addr}"))
+}
+
+/// Users arrive through the edge proxy: `/health` must also answer there (proxy → API routing and DNS).
+fn edge_check(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) {
+    if ctx.run.dry_run {
+        return;
+    }
+    let Some(addr) = stack::published(ctx, compose, &ctx.config.services.proxy, 8080) else {
+        return;
+    };
+    match http::get(&format!("http://{addr}/health"), Duration::from_secs(5)) {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => problems.push(format!(
+            "through the edge proxy, GET http://{addr}/health answered {} (the proxy cannot reach the API)",
+            r.status
+        )),
+        Err(e) => problems.push(format!("the edge proxy at http://{addr} does not answer: {e:#}")),
+    }
 }
 
 fn api_report(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) -> Option<ApiReport> {

@@ -634,8 +634,8 @@ fn explain_unhealthy(ctx: &Ctx, compose: &Compose) {
 }
 
 /// The compose invocation for commands that only look at or stop the stack (tags from the deploy state).
-/// Other commands that address the production stack (health, backups) should use this too: it supplies the
-/// image tags and the (empty) password variables the base file interpolates.
+/// `Ctx::stack(Env::Prod)` returns this, so health, shells and backups address prod the same way: it supplies
+/// the image tags and the (empty) password variables the base file interpolates.
 pub fn current_compose(ctx: &Ctx) -> Result<Compose> {
     let project = ctx.compose(Env::Prod)?.project;
     let state = DeployState::load(ctx, &project)?;

@@ -144,7 +144,7 @@ pub fn check(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
 }
 
 pub fn run(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
-    let compose = ctx.compose(args.env)?;
+    let compose = ctx.stack(args.env)?;
     if engine == Engine::Mongodb {
         require_mongo(ctx, &compose)?;
     }
