@@ -95,6 +95,8 @@ pub enum Command {
     TestE2e(E2eArgs),
     /// Apply the automatic lint fixes (clippy suggestions, rustfmt).
     LintFix,
+    /// Benchmarks (reports, not tests): `bench api` drives the API with wrk over loopback.
+    Bench(BenchCmd),
     /// Format the Rust workspace (--check: only report).
     Fmt(CheckFlag),
     /// Run everything CI checks, step by step, and print `N passed, N failed`.
@@ -166,7 +168,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         "Database",
         &["db-migrate", "db-seed", "db-reset", "db-psql", "db-mongo", "db-redis"],
     ),
-    ("Quality", &["test", "test-e2e", "fmt", "lint", "lint-fix", "ci"]),
+    (
+        "Quality",
+        &["test", "test-e2e", "fmt", "lint", "lint-fix", "bench", "ci"],
+    ),
     ("Images", &["build", "push", "images"]),
     (
         "Production",
@@ -283,6 +288,19 @@ pub struct TestArgs {
     /// Arguments for that suite's test runner (after `--`; needs --suite).
     #[arg(last = true, requires = "suite")]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchCmd {
+    #[command(subcommand)]
+    pub target: BenchTarget,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchTarget {
+    /// Requests/s and p50/p99 of a cached read and a write, on a throwaway stack (the backup benchmark is
+    /// `cargo xtask backups bench`).
+    Api(crate::commands::bench_api::ApiBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -74,6 +74,9 @@ fn run(global: &cli::Global, command: Command) -> Result<()> {
         Command::Test(a) => commands::test::run(&ctx, &a),
         Command::TestE2e(a) => commands::e2e::run(&ctx, &a),
         Command::LintFix => commands::lint_fix::run(&ctx),
+        Command::Bench(b) => match &b.target {
+            cli::BenchTarget::Api(a) => commands::bench_api::run(&ctx, a),
+        },
         Command::Fmt(a) => commands::fmt::run(&ctx, a.check),
         Command::Clean(a) => commands::clean::run(&ctx, a.volumes),
         Command::Images(a) => commands::images::run(&ctx, &a),

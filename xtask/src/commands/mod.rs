@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod backups;
 pub mod bench;
+pub mod bench_api;
 pub mod ci;
 pub mod clean;
 pub mod codegen;
