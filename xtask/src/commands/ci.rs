@@ -177,12 +177,17 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         .args(filter.iter().copied())
     };
     add("backup fault tests", real_tests("backup_real", &[]), base.clone());
+    // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
         "production tests",
-        real_tests("prod_real", &["--skip", "swarm"]),
+        real_tests("prod_real", &["--skip", "swarm", "--nocapture"]),
         vec![images],
     );
-    let swarm = add("swarm test", real_tests("prod_real", &["swarm"]), vec![images]);
+    let swarm = add(
+        "swarm test",
+        real_tests("prod_real", &["swarm", "--nocapture"]),
+        vec![images],
+    );
     steps[swarm].guard = Some(swarm_test_is_safe);
     if !args.keep_stack {
         steps.push(Step {
