@@ -148,6 +148,7 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
             "chromium",
             "the browser tests",
         ),
+        (!program_exists("wrk"), "wrk", "the API benchmark"),
     ];
     let missing: Vec<&str> = apt_packages
         .iter()
