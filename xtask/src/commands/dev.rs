@@ -32,14 +32,16 @@ pub fn up(ctx: &Ctx, args: &DevUpArgs) -> Result<()> {
     images::ensure(ctx)?;
     let compose = ctx.compose(Env::Dev)?;
     let timeout = args.timeout.to_string();
-    let mut up = vec![
+    // `--watch` adds the `watch` profile: Vite's dev server (frontend-dev) starts with the stack.
+    let mut up = if args.watch { vec!["--profile", "watch"] } else { vec![] };
+    up.extend([
         "up",
         "--detach",
         "--wait",
         "--wait-timeout",
         &timeout,
         "--remove-orphans",
-    ];
+    ]);
     if args.build {
         up.push("--build");
     }
@@ -51,14 +53,18 @@ pub fn up(ctx: &Ctx, args: &DevUpArgs) -> Result<()> {
             "the dev stack did not become healthy within {timeout} s: see the states and logs above\n  fix: correct the failing service, then `cargo xtask dev-up` again (`cargo xtask dev-logs <service>` for more)"
         )));
     }
-    if ctx.run.dry_run {
-        return Ok(());
+    if !ctx.run.dry_run {
+        ctx.say(&format!(
+            "every service is healthy ({:.1} s after start)",
+            started.elapsed().as_secs_f64()
+        ));
+        print_urls(ctx, &compose);
     }
-    ctx.say(&format!(
-        "every service is healthy ({:.1} s after start)",
-        started.elapsed().as_secs_f64()
-    ));
-    print_urls(ctx, &compose);
+    if args.watch {
+        ctx.say("watching backend/ and frontend/ for changes (Ctrl-C stops watching; the stack keeps running)");
+        ctx.run
+            .run(&compose.cmd(["--profile", "watch", "watch", "--no-up"]).interactive())?;
+    }
     Ok(())
 }
 
