@@ -13,7 +13,7 @@ use crate::process::Cmd;
 
 pub fn plan(ctx: &Ctx, dev: &Compose, volumes: bool) -> Vec<Cmd> {
     let ci_project = ci_project(&ctx.config.project.name);
-    let mut down = vec!["down", "--remove-orphans"];
+    let mut down = vec!["--profile", "*", "down", "--remove-orphans"];
     if volumes {
         down.push("--volumes");
     }

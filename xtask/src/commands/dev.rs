@@ -115,7 +115,8 @@ pub fn print_states(states: &[ServiceState]) {
 
 pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
     let compose = ctx.compose(Env::Dev)?;
-    let mut cmd = vec!["down", "--remove-orphans"];
+    // Every profile: services started with `--watch` (or `test`) stop too.
+    let mut cmd = vec!["--profile", "*", "down", "--remove-orphans"];
     if args.volumes {
         ctx.confirm(&format!(
             "delete every volume of compose project `{}` (all PostgreSQL and Redis data of the dev stack)",
