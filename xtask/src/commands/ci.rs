@@ -135,7 +135,15 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     );
     add("cargo test", cargo_cmd(&["test", "--workspace", "--locked"]), vec![]);
     let base = if ctx.images().source == Source::Offline {
-        vec![add("offline images", xtask(&["images", "build-offline"]), vec![])]
+        let built = add("offline images", xtask(&["images", "build-offline"]), vec![]);
+        // The contracts the offline images promise (postgres init and auth, redis persistence, runtime without
+        // a shell, read-only nginx...), checked on containers that publish nothing.
+        add(
+            "offline image contracts",
+            Cmd::new("bash").arg("infra/images/smoke-test.sh").cwd(&root),
+            vec![built],
+        );
+        vec![built]
     } else {
         vec![]
     };
