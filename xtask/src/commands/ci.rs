@@ -281,7 +281,7 @@ pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
             Outcome::Failed => (out.red("FAILED "), format!("{secs:>7.1} s")),
             Outcome::Skipped => (out.yellow("skipped"), String::new()),
         };
-        println!("  {mark} {:<16} {line}", step.name);
+        println!("  {mark} {:<24} {line}", step.name);
     }
     if skipped > 0 {
         println!("{passed} passed, {failed} failed, {skipped} skipped");
