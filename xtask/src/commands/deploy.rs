@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::commands::prod::{
     DeployState, check_secrets, check_tag, container_ids, head_tag, image, inspect, prod_compose, promote,
-    require_images, wait_healthy,
+    require_images, scale_cmd, wait_healthy,
 };
 use crate::config::Env;
 use crate::context::Ctx;
@@ -141,19 +141,7 @@ fn rolling(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<()> 
 
     // 2. new replicas, not yet behind the proxy
     ctx.say("step 2/5: starting the new replicas (not receiving traffic)");
-    let scale = format!("{api}={}", old.len() + n);
-    ctx.run.run(&compose.cmd([
-        "up",
-        "--detach",
-        "--no-deps",
-        "--no-recreate",
-        "--no-build",
-        "--pull",
-        "never",
-        "--scale",
-        &scale,
-        &api,
-    ]))?;
+    ctx.run.run(&scale_cmd(&compose, &api, old.len() + n, &[]))?;
     let new: Vec<String> = container_ids(ctx, &project, &api)?
         .into_iter()
         .filter(|id| !old.contains(id))

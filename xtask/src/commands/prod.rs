@@ -633,6 +633,26 @@ fn explain_unhealthy(ctx: &Ctx, compose: &Compose) {
     }
 }
 
+/// `up --scale service=replicas` that touches nothing else: no dependencies, no recreation of running
+/// replicas, no build or pull (scaling and rolling deploys use images that already exist).
+pub fn scale_cmd(compose: &Compose, service: &str, replicas: usize, extra: &[&str]) -> Cmd {
+    let scale = format!("{service}={replicas}");
+    compose
+        .cmd([
+            "up",
+            "--detach",
+            "--no-deps",
+            "--no-recreate",
+            "--no-build",
+            "--pull",
+            "never",
+            "--scale",
+            &scale,
+        ])
+        .args(extra.iter().copied())
+        .arg(service)
+}
+
 /// The compose invocation for commands that only look at or stop the stack (tags from the deploy state).
 /// `Ctx::stack(Env::Prod)` returns this, so health, shells and backups address prod the same way: it supplies
 /// the image tags and the (empty) password variables the base file interpolates.
@@ -730,7 +750,6 @@ pub fn scale(ctx: &Ctx, args: &ProdScaleArgs) -> Result<()> {
     let compose = current_compose(ctx)?;
     let project = compose.project.clone();
     let before = container_ids(ctx, &project, &args.service)?;
-    let scale = format!("{}={}", args.service, args.replicas);
     let timeout = args.timeout.to_string();
     ctx.say(&format!(
         "scaling {} from {} to {} replica(s)",
@@ -738,21 +757,12 @@ pub fn scale(ctx: &Ctx, args: &ProdScaleArgs) -> Result<()> {
         before.len(),
         args.replicas
     ));
-    ctx.run.run(&compose.cmd([
-        "up",
-        "--detach",
-        "--no-deps",
-        "--no-recreate",
-        "--no-build",
-        "--pull",
-        "never",
-        "--scale",
-        &scale,
-        "--wait",
-        "--wait-timeout",
-        &timeout,
+    ctx.run.run(&scale_cmd(
+        &compose,
         &args.service,
-    ]))?;
+        args.replicas as usize,
+        &["--wait", "--wait-timeout", &timeout],
+    ))?;
     if args.service == s.api {
         let now = container_ids(ctx, &project, &s.api)?;
         for id in now.iter().filter(|id| !before.contains(id)) {
