@@ -3,11 +3,13 @@
 //! `cargo xtask --help` lists the commands grouped as in the design (`GROUPS`); a test checks that every
 //! command sits in exactly one group, so a new command cannot go missing from the help.
 
-use std::path::PathBuf;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use anyhow::Result;
 
-use crate::config::{CONFIG_PATH, Env};
+use crate::commands;
+use crate::commands::codegen::Entry;
+use crate::context::{Ctx, Global, project_root};
 
 /// drydock's operations CLI: develop, test, back up and ship the stack with typed commands.
 #[derive(Debug, Parser)]
@@ -20,133 +22,97 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Flags every command accepts.
-#[derive(Debug, Clone, Args)]
-pub struct Global {
-    /// Print every command that would run, and run nothing.
-    #[arg(long, global = true)]
-    pub dry_run: bool,
-    /// Show the working directory and environment of each command.
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
-    pub verbose: bool,
-    /// Print only results and errors.
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
-    /// Answer yes to confirmations of destructive steps (required without a terminal).
-    #[arg(long, global = true)]
-    pub yes: bool,
-    /// Build every base image locally from Debian packages, whatever infra/stack.toml says.
-    #[arg(long, global = true)]
-    pub offline: bool,
-    /// The stack description to use.
-    #[arg(long, global = true, value_name = "FILE", default_value = CONFIG_PATH)]
-    pub config: PathBuf,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    // environment
     /// Install and start what the stack needs (Docker Engine, Compose v2, image tools) where it safely can.
-    Setup,
+    Setup(commands::setup::SetupArgs),
     /// Check every prerequisite and print a fix for each problem.
-    Doctor(JsonFlag),
+    Doctor(commands::doctor::DoctorArgs),
     /// Regenerate Makefile.toml and README's command table from this CLI (--check: fail if they are stale).
-    Codegen(CheckFlag),
+    Codegen(commands::codegen::CodegenArgs),
     /// Print a shell completion script (e.g. `cargo xtask completions bash > ~/.local/share/bash-completion/completions/xtask`).
-    Completions(CompletionsArgs),
-
-    // development
+    Completions(commands::completions::CompletionsArgs),
     /// Build what is missing, start the dev stack, wait until every service is healthy, print the URLs.
-    DevUp(DevUpArgs),
+    DevUp(commands::dev_up::DevUpArgs),
     /// Stop and remove the dev stack's containers and networks (volumes only with --volumes).
-    DevDown(DownArgs),
+    DevDown(commands::dev_down::DevDownArgs),
     /// Restart dev services (all, or those named) and wait until they are healthy.
-    DevRestart(ServicesArg),
+    DevRestart(commands::dev_restart::DevRestartArgs),
     /// List the dev stack's services with state and health.
-    DevPs(JsonFlag),
+    DevPs(commands::dev_ps::DevPsArgs),
     /// Show the dev stack's logs (all services, or those named).
-    DevLogs(LogsArgs),
+    DevLogs(commands::dev_logs::DevLogsArgs),
     /// Open a shell (or run a command) in a dev service; default: the API.
-    DevShell(ShellArgs),
+    DevShell(commands::dev_shell::DevShellArgs),
     /// Rebuild the dev stack's images (all, or those named).
-    DevBuild(BuildArgs),
-
-    // database
+    DevBuild(commands::dev_build::DevBuildArgs),
     /// Apply the database migrations (the backend's one-shot `migrate` service).
-    DbMigrate(crate::commands::db::DbArgs),
+    DbMigrate(commands::db_migrate::DbMigrateArgs),
     /// Load the demo data (idempotent; `migrate seed`).
-    DbSeed(crate::commands::db::DbArgs),
+    DbSeed(commands::db_seed::DbSeedArgs),
     /// Drop and recreate the application database, then migrate (asks first, naming it; or --yes).
-    DbReset(crate::commands::db::DbArgs),
+    DbReset(commands::db_reset::DbResetArgs),
     /// PostgreSQL shell on the application database; with args after `--` runs them (`-- -c 'select 1'`).
-    DbPsql(crate::commands::db::DbShellArgs),
+    DbPsql(commands::db_psql::DbPsqlArgs),
     /// Redis shell (password from the container); with args after `--` runs them (`-- dbsize`).
-    DbRedis(crate::commands::db::DbShellArgs),
+    DbRedis(commands::db_redis::DbRedisArgs),
     /// MongoDB shell (mongosh) when the stack has MongoDB; with args after `--` runs them.
-    DbMongo(crate::commands::db::DbShellArgs),
-
-    // quality
+    DbMongo(commands::db_mongo::DbMongoArgs),
     /// Security gates: hadolint, compose config + compose-lint, shellcheck, promtool, actionlint + yamllint
     /// (CI files), no secrets in images.
-    Lint(crate::commands::lint::LintArgs),
+    Lint(commands::lint::LintArgs),
     /// Run the backend and frontend test suites inside containers (backend against real PostgreSQL and Redis).
-    Test(TestArgs),
+    Test(commands::test::TestArgs),
     /// Bring the stack up and drive a real headless Chromium through the UI, headers and caching rules.
-    TestE2e(E2eArgs),
+    TestE2e(commands::test_e2e::TestE2eArgs),
     /// Apply the automatic lint fixes (clippy suggestions, rustfmt).
-    LintFix,
+    LintFix(commands::lint_fix::LintFixArgs),
     /// Benchmarks (reports, not tests): `bench api` drives the API with wrk over loopback.
-    Bench(BenchCmd),
+    Bench(commands::bench::BenchArgs),
     /// Format the Rust workspace (--check: only report).
-    Fmt(CheckFlag),
+    Fmt(commands::fmt::FmtArgs),
     /// Run everything CI checks, step by step, and print `N passed, N failed`.
-    Ci(CiArgs),
-
-    // images
+    Ci(commands::ci::CiArgs),
     /// Build the release images: tag sha-<commit> (+ --tag staging|latest), check OCI labels, record sizes.
-    Build(crate::commands::release::ReleaseBuildArgs),
+    Build(commands::build::BuildArgs),
     /// Push the release images to a registry (`--registry host[:port]`).
-    Push(crate::commands::release::PushArgs),
+    Push(commands::push::PushArgs),
     /// List the stack's images and their sizes, or build the offline base images.
-    Images(ImagesArgs),
-
-    // production
+    Images(commands::images::ImagesArgs),
     /// Start the hardened production stack (secrets checked, release images, optional monitoring).
-    ProdUp(crate::commands::prod::ProdUpArgs),
+    ProdUp(commands::prod_up::ProdUpArgs),
     /// Stop the production stack (asks first; volumes only with --volumes).
-    ProdDown(DownArgs),
+    ProdDown(commands::prod_down::ProdDownArgs),
     /// List the production stack's services with state, health and which API replicas get traffic.
-    ProdPs(JsonFlag),
+    ProdPs(commands::prod_ps::ProdPsArgs),
     /// Show the production stack's logs (all services, or those named).
-    ProdLogs(LogsArgs),
+    ProdLogs(commands::prod_logs::ProdLogsArgs),
     /// Scale a stateless production service (api, frontend); new API replicas get traffic once healthy.
-    ProdScale(crate::commands::prod::ProdScaleArgs),
+    ProdScale(commands::prod_scale::ProdScaleArgs),
     /// Roll the API to a new image with zero downtime; rolls back by itself if it never becomes healthy.
-    ProdDeploy(crate::commands::deploy::ProdDeployArgs),
+    ProdDeploy(commands::prod_deploy::ProdDeployArgs),
     /// Return the API to the image it ran before the last deploy (zero downtime).
-    ProdRollback(crate::commands::deploy::ProdRollbackArgs),
-
-    // operations
+    ProdRollback(commands::prod_rollback::ProdRollbackArgs),
     /// Show each service's state and the API's readiness (exit 1 when something is unhealthy).
-    Health(HealthArgs),
+    Health(commands::health::HealthArgs),
     /// Remove this project's containers, networks and dangling images (volumes only with --volumes).
-    Clean(DownArgs),
+    Clean(commands::clean::CleanArgs),
     /// Back up PostgreSQL (pg_dump -Fc + roles) to backups/postgres/, with a manifest.
-    BackupPostgres(crate::commands::backup::BackupArgs),
+    BackupPostgres(commands::backup_postgres::BackupPostgresArgs),
     /// Back up MongoDB (mongodump --archive --gzip) to backups/mongo/, with a manifest.
-    BackupMongodb(crate::commands::backup::BackupArgs),
+    BackupMongodb(commands::backup_mongodb::BackupMongodbArgs),
     /// Back up Redis (a consistent RDB snapshot) to backups/redis/, with a manifest.
-    BackupRedis(crate::commands::backup::BackupArgs),
+    BackupRedis(commands::backup_redis::BackupRedisArgs),
     /// Back up every database of the stack; fails if any backup failed.
-    BackupAll(crate::commands::backup::BackupArgs),
+    BackupAll(commands::backup_all::BackupAllArgs),
     /// Restore PostgreSQL from a backup (checksum first, asks, safety backup, all-or-nothing).
-    RestorePostgres(crate::commands::restore::RestoreArgs),
+    RestorePostgres(commands::restore_postgres::RestorePostgresArgs),
     /// Restore MongoDB from a backup (checksum first, asks, safety backup).
-    RestoreMongodb(crate::commands::restore::RestoreArgs),
+    RestoreMongodb(commands::restore_mongodb::RestoreMongodbArgs),
     /// Restore Redis from a backup (checksum first, asks, safety backup, server stopped meanwhile).
-    RestoreRedis(crate::commands::restore::RestoreArgs),
+    RestoreRedis(commands::restore_redis::RestoreRedisArgs),
     /// List, verify (checksum + test restore), prune or benchmark the backups.
-    Backups(crate::commands::backups::BackupsArgs),
+    Backups(commands::backups::BackupsArgs),
 }
 
 /// The help's command groups, in order.
@@ -202,163 +168,16 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
 ];
 
-#[derive(Debug, Clone, Args)]
-pub struct JsonFlag {
-    /// Print machine-readable JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CheckFlag {
-    /// Change nothing; fail if something would change.
-    #[arg(long)]
-    pub check: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CompletionsArgs {
-    /// The shell to generate for.
-    pub shell: clap_complete::Shell,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct DevUpArgs {
-    /// Rebuild our images even when they exist.
-    #[arg(long)]
-    pub build: bool,
-    /// Seconds to wait for every service to become healthy.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub timeout: u32,
-    /// Hot reload: also start Vite's dev server, then watch the sources (API rebuilt and restarted on a
-    /// backend change, frontend changes synced to Vite) until Ctrl-C.
-    #[arg(long)]
-    pub watch: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct DownArgs {
-    /// Also delete the named volumes (all database data); asks first unless --yes.
-    #[arg(long)]
-    pub volumes: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ServicesArg {
-    /// Compose service names (default: all).
-    pub services: Vec<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct LogsArgs {
-    /// Keep following new output.
-    #[arg(short, long)]
-    pub follow: bool,
-    /// Lines to show from the end of each service's log.
-    #[arg(long, default_value = "200", value_name = "N|all", value_parser = parse_tail)]
-    pub tail: String,
-    /// Compose service names (default: all).
-    pub services: Vec<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ShellArgs {
-    /// The service to enter.
-    #[arg(default_value = "api")]
-    pub service: String,
-    /// Command to run instead of a shell (after `--`).
-    #[arg(last = true)]
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BuildArgs {
-    /// Build without the layer cache.
-    #[arg(long)]
-    pub no_cache: bool,
-    /// Compose service names (default: all with a build section).
-    pub services: Vec<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct TestArgs {
-    /// Run one suite only.
-    #[arg(long, value_parser = ["backend", "frontend"])]
-    pub suite: Option<String>,
-    /// Arguments for that suite's test runner (after `--`; needs --suite).
-    #[arg(last = true, requires = "suite")]
-    pub args: Vec<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchCmd {
-    #[command(subcommand)]
-    pub target: BenchTarget,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum BenchTarget {
-    /// Requests/s and p50/p99 of a cached read and a write, on a throwaway stack (the backup benchmark is
-    /// `cargo xtask backups bench`).
-    Api(crate::commands::bench_api::ApiBenchArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct E2eArgs {
-    /// Run only the browser tests whose name contains this text.
-    #[arg(long)]
-    pub grep: Option<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CiArgs {
-    /// Leave the stack running after the checks (for debugging a failure).
-    #[arg(long)]
-    pub keep_stack: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct ImagesArgs {
-    #[command(subcommand)]
-    pub action: Option<ImagesAction>,
-    /// Print machine-readable JSON on stdout (for the listing).
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum ImagesAction {
-    /// Build (or rebuild) the offline base images from Debian trixie packages.
-    BuildOffline {
-        /// Rebuild images that already exist (the Debian base too).
-        #[arg(long)]
-        force: bool,
-    },
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct HealthArgs {
-    /// Which stack to check.
-    #[arg(long, value_enum, default_value = "dev")]
-    pub env: Env,
-    /// Print machine-readable JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `--tail`: a number of lines or `all`. Checked by clap, so a bad value is a usage error (exit 2).
-fn parse_tail(value: &str) -> Result<String, String> {
-    if value == "all" || value.parse::<u32>().is_ok() {
-        Ok(value.to_string())
-    } else {
-        Err("not a number of lines; use a number such as 100, or `all`".to_string())
-    }
-}
-
 /// The clap command with the grouped command list in its help.
 pub fn command() -> clap::Command {
     let cmd = Cli::command();
+    // Names line up however long the longest is (`backup-postgres` and `restore-postgres` included).
+    let width = GROUPS
+        .iter()
+        .flat_map(|(_, names)| names.iter())
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0);
     let mut listing = String::new();
     for (group, names) in GROUPS {
         listing.push_str(&format!("{group}:\n"));
@@ -368,13 +187,92 @@ pub fn command() -> clap::Command {
                 .and_then(|s| s.get_about())
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            listing.push_str(&format!("  {name:<13} {about}\n"));
+            listing.push_str(&format!("  {name:<width$}  {about}\n"));
         }
         listing.push('\n');
     }
     let template =
         format!("{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{listing}Options:\n{{options}}{{after-help}}");
     cmd.help_template(template)
+}
+
+/// (group, command, one-line description) for every command, in help order: what codegen writes.
+pub fn listing() -> Vec<Entry> {
+    let cmd = Cli::command();
+    GROUPS
+        .iter()
+        .flat_map(|(group, names)| names.iter().map(move |name| (*group, *name)))
+        .map(|(group, name)| {
+            let about = cmd
+                .find_subcommand(name)
+                .and_then(|s| s.get_about())
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            // The help's first sentence is the one-liner; examples in parentheses stay in --help.
+            let short = about
+                .split(" (e.g.")
+                .next()
+                .unwrap_or(&about)
+                .trim_end_matches('.')
+                .to_string();
+            (group, name, short)
+        })
+        .collect()
+}
+
+/// Runs a parsed command: the ones that need no stack description first, then every other with a [`Ctx`].
+pub fn run(global: &Global, command: Command) -> Result<()> {
+    match command {
+        Command::Completions(args) => return args.run(self::command()),
+        Command::Codegen(args) => return args.run(&project_root(), global.quiet, &listing()),
+        _ => {}
+    }
+    let ctx = Ctx::new(global)?;
+    match command {
+        Command::Completions(_) | Command::Codegen(_) => unreachable!("handled above"),
+        Command::Setup(args) => args.run(&ctx),
+        Command::Doctor(args) => args.run(&ctx),
+        Command::DevUp(args) => args.run(&ctx),
+        Command::DevDown(args) => args.run(&ctx),
+        Command::DevRestart(args) => args.run(&ctx),
+        Command::DevPs(args) => args.run(&ctx),
+        Command::DevLogs(args) => args.run(&ctx),
+        Command::DevShell(args) => args.run(&ctx),
+        Command::DevBuild(args) => args.run(&ctx),
+        Command::DbMigrate(args) => args.run(&ctx),
+        Command::DbSeed(args) => args.run(&ctx),
+        Command::DbReset(args) => args.run(&ctx),
+        Command::DbPsql(args) => args.run(&ctx),
+        Command::DbRedis(args) => args.run(&ctx),
+        Command::DbMongo(args) => args.run(&ctx),
+        Command::Lint(args) => args.run(&ctx),
+        Command::Test(args) => args.run(&ctx),
+        Command::TestE2e(args) => args.run(&ctx),
+        Command::LintFix(args) => args.run(&ctx),
+        Command::Bench(args) => args.run(&ctx),
+        Command::Fmt(args) => args.run(&ctx),
+        Command::Ci(args) => args.run(&ctx),
+        Command::Build(args) => args.run(&ctx),
+        Command::Push(args) => args.run(&ctx),
+        Command::Images(args) => args.run(&ctx),
+        Command::ProdUp(args) => args.run(&ctx),
+        Command::ProdDown(args) => args.run(&ctx),
+        Command::ProdPs(args) => args.run(&ctx),
+        Command::ProdLogs(args) => args.run(&ctx),
+        Command::ProdScale(args) => args.run(&ctx),
+        Command::ProdDeploy(args) => args.run(&ctx),
+        Command::ProdRollback(args) => args.run(&ctx),
+        Command::Health(args) => args.run(&ctx),
+        Command::Clean(args) => args.run(&ctx),
+        Command::BackupPostgres(args) => args.run(&ctx),
+        Command::BackupMongodb(args) => args.run(&ctx),
+        Command::BackupRedis(args) => args.run(&ctx),
+        Command::BackupAll(args) => args.run(&ctx),
+        Command::RestorePostgres(args) => args.run(&ctx),
+        Command::RestoreMongodb(args) => args.run(&ctx),
+        Command::RestoreRedis(args) => args.run(&ctx),
+        Command::Backups(args) => args.run(&ctx),
+    }
 }
 
 /// Parses the process arguments (exits with status 2 on usage errors, 0 for --help/--version).
@@ -409,7 +307,14 @@ mod tests {
     fn help_lists_groups_with_descriptions() {
         let help = command().render_help().to_string();
         assert!(help.contains("Development:"), "{help}");
-        assert!(help.contains("dev-up        Build what is missing"), "{help}");
+        // Every description starts in the same column, however long the command's name.
+        let column = |name: &str| {
+            let line = help.lines().find(|l| l.starts_with(&format!("  {name} "))).unwrap();
+            line.len() - line[2 + name.len()..].trim_start().len()
+        };
+        assert_eq!(column("dev-up"), column("restore-postgres"), "{help}");
+        assert_eq!(column("ci"), column("backup-postgres"), "{help}");
+        assert!(help.contains("Build what is missing"), "{help}");
         assert!(help.contains("--dry-run"), "{help}");
     }
 
@@ -429,7 +334,7 @@ mod tests {
         assert!(cli.global.yes && cli.global.dry_run);
         assert!(matches!(
             cli.command,
-            Some(Command::DevDown(DownArgs { volumes: true }))
+            Some(Command::DevDown(ref a)) if a.volumes.volumes
         ));
     }
 
@@ -443,7 +348,7 @@ mod tests {
             .iter()
             .map(|v| v.get_name().to_string())
             .collect();
-        let existing: Vec<String> = crate::commands::test::SUITES
+        let existing: Vec<String> = commands::test::SUITES
             .iter()
             .map(|(name, _)| name.to_string())
             .collect();

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::cmd::Cmd;
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::images;
-use crate::process::Cmd;
 
 /// Compose override that adds the GitHub Actions layer cache to every image build.
 pub const GHA_CACHE_FILE: &str = "infra/compose/compose.cache-gha.yaml";
@@ -25,25 +25,30 @@ impl Compose {
     pub fn for_env(ctx: &Ctx, env: Env) -> Result<Compose> {
         let mut files = ctx.config.compose_files(&ctx.root, env)?;
         // CI on hosted runners: BuildKit's layer cache lives in the CI's cache service.
-        if std::env::var("DRYDOCK_BUILD_CACHE").is_ok_and(|v| v == "gha") {
+        if ctx.vars.gha_build_cache {
             files.push(ctx.root.join(GHA_CACHE_FILE));
         }
         let env_file = ctx.path(&ctx.config.compose.env_file);
-        let resolved = ctx.images();
-        let mut vars = images::compose_env(&ctx.config, resolved.source);
-        vars.extend(build_metadata(ctx));
         // DRYDOCK_PROJECT isolates a stack (e.g. `cargo xtask ci` runs on `<name>-ci`).
-        let project = match std::env::var("DRYDOCK_PROJECT") {
-            Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
-            _ => project_name(&ctx.config.project.name, env),
-        };
+        let project = ctx
+            .vars
+            .project
+            .clone()
+            .unwrap_or_else(|| project_name(&ctx.config.project.name, env));
         Ok(Compose {
             project,
             files,
             // In a dry run the file may not exist yet: dev-up would have created it by then.
             env_file: (env_file.is_file() || ctx.run.dry_run).then_some(env_file),
-            env: vars,
+            env: build_metadata(ctx),
         })
+    }
+
+    /// The same, with the image variables of this run's image source (deciding it): for commands that
+    /// build, pull or start containers. Commands that only look at or address a running stack do without.
+    pub fn with_images(mut self, ctx: &Ctx) -> Compose {
+        self.env.extend(images::compose_env(&ctx.config, ctx.images().source));
+        self
     }
 
     /// `docker compose -p <project> -f <file>... [--env-file <file>] <args>`.
@@ -64,6 +69,11 @@ impl Compose {
         }
         cmd.args(args)
     }
+}
+
+/// The compose project CI's stack runs on.
+pub fn ci_project(name: &str) -> String {
+    format!("{name}-ci")
 }
 
 /// Dev keeps the plain project name; prod gets its own so both can live on one machine.

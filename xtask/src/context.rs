@@ -1,16 +1,76 @@
-//! What every command gets: the repository root, the stack description, the runner and the global flags.
+//! What every command gets: the repository root, the stack description, the runner, the global flags and
+//! the `DRYDOCK_*` / `CARGO` variables (read once, here).
 
 use std::cell::OnceCell;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use clap::Args;
 
-use crate::cli::Global;
-use crate::compose::Compose;
-use crate::config::{Config, Env};
-use crate::images::{self, Resolved};
-use crate::process::{Runner, say};
+use crate::config::{CONFIG_PATH, Config};
+use crate::image_source::{self, Resolved};
+use crate::runner::Runner;
+use crate::term::say;
+
+/// Flags every command accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Print every command that would run, and run nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Show the working directory and environment of each command.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print only results and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Answer yes to confirmations of destructive steps (required without a terminal).
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// Build every base image locally from Debian packages, whatever infra/stack.toml says.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// The stack description to use.
+    #[arg(long, global = true, value_name = "FILE", default_value = CONFIG_PATH)]
+    pub config: PathBuf,
+}
+
+/// The environment variables drydock reads, read once when a command starts.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    /// `CARGO`: the cargo that runs the xtask (so plans use the same toolchain); `cargo` otherwise.
+    pub cargo: String,
+    /// `DRYDOCK_PROJECT`: a compose project name that isolates a stack (e.g. `ci` runs on `<name>-ci`).
+    pub project: Option<String>,
+    /// `DRYDOCK_SECRETS_DIR`: where the production secret files are (default infra/secrets).
+    pub secrets_dir: Option<PathBuf>,
+    /// `DRYDOCK_TLS_DIR`: the proxy's certificate directory (default `<secrets>/tls`).
+    pub tls_dir: Option<PathBuf>,
+    /// `DRYDOCK_BUILD_CACHE=gha`: BuildKit's layer cache lives in GitHub Actions' cache service.
+    pub gha_build_cache: bool,
+    /// `DRYDOCK_PROD_BIND=0.0.0.0`: production publishes on every interface (default loopback).
+    pub prod_bind_public: bool,
+}
+
+impl Vars {
+    pub fn from_env() -> Vars {
+        let text = |key: &str| {
+            std::env::var(key)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Vars {
+            cargo: text("CARGO").unwrap_or_else(|| "cargo".to_string()),
+            project: text("DRYDOCK_PROJECT"),
+            secrets_dir: text("DRYDOCK_SECRETS_DIR").map(PathBuf::from),
+            tls_dir: text("DRYDOCK_TLS_DIR").map(PathBuf::from),
+            gha_build_cache: text("DRYDOCK_BUILD_CACHE").as_deref() == Some("gha"),
+            prod_bind_public: text("DRYDOCK_PROD_BIND").as_deref() == Some("0.0.0.0"),
+        }
+    }
+}
 
 pub struct Ctx {
     pub root: PathBuf,
@@ -18,6 +78,7 @@ pub struct Ctx {
     pub run: Runner,
     pub yes: bool,
     pub offline: bool,
+    pub vars: Vars,
     images: OnceCell<Resolved>,
 }
 
@@ -44,6 +105,7 @@ impl Ctx {
             },
             yes: global.yes,
             offline: global.offline,
+            vars: Vars::from_env(),
             images: OnceCell::new(),
         }
     }
@@ -56,24 +118,10 @@ impl Ctx {
     /// The image source for this run, decided once (and reported the first time).
     pub fn images(&self) -> &Resolved {
         self.images.get_or_init(|| {
-            let resolved = images::resolve(&self.config, self.offline);
+            let resolved = image_source::resolve(&self.config, self.offline);
             self.say(&format!("images: {} ({})", resolved.source.name(), resolved.why));
             resolved
         })
-    }
-
-    /// The compose invocation for an environment (files, project, image variables only).
-    pub fn compose(&self, env: Env) -> Result<Compose> {
-        Compose::for_env(self, env)
-    }
-
-    /// The compose invocation for commands that address a running stack (health, shells, backups): for prod
-    /// it also carries the deployed image tags and the secrets-file variables the prod overlay needs.
-    pub fn stack(&self, env: Env) -> Result<Compose> {
-        match env {
-            Env::Dev => self.compose(env),
-            Env::Prod => crate::commands::prod::current_compose(self),
-        }
     }
 
     /// Asks before a destructive step. `--yes` answers for the user; without a terminal and without
@@ -99,7 +147,7 @@ impl Ctx {
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
-        crate::process::under(&self.root, relative)
+        crate::files::under(&self.root, relative)
     }
 }
 

@@ -4,93 +4,18 @@
 //! rootfs, `docker import` turns it into `drydock/base:trixie`, and the recipes in `infra/images/` (built
 //! through `docker compose build`, which brings its own BuildKit client) add the services from Debian packages.
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::{Config, ImageSource};
+use crate::cmd::Cmd;
+use crate::config::Config;
 use crate::context::Ctx;
-use crate::process::Cmd;
+use crate::image_source::Source;
 
 /// The compose file that builds the offline images, and its project name.
 pub const OFFLINE_COMPOSE: &str = "infra/images/compose.yaml";
 pub const OFFLINE_PROJECT: &str = "drydock-images";
-
-/// The source actually used for this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Registry,
-    Offline,
-}
-
-impl Source {
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Registry => "registry",
-            Source::Offline => "offline",
-        }
-    }
-}
-
-/// The decision and why it was taken (reported once per run).
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    pub source: Source,
-    pub why: String,
-}
-
-/// Decides the image source: the flag wins, then the config; `auto` asks the registry once.
-pub fn resolve(config: &Config, offline_flag: bool) -> Resolved {
-    if offline_flag {
-        return Resolved {
-            source: Source::Offline,
-            why: "--offline given".into(),
-        };
-    }
-    match config.images.source {
-        ImageSource::Registry => Resolved {
-            source: Source::Registry,
-            why: "images.source = \"registry\"".into(),
-        },
-        ImageSource::Offline => Resolved {
-            source: Source::Offline,
-            why: "images.source = \"offline\"".into(),
-        },
-        ImageSource::Auto => match registry_answers(&config.images.registry_probe) {
-            Ok(()) => Resolved {
-                source: Source::Registry,
-                why: format!("auto: {} answers", config.images.registry_probe),
-            },
-            Err(reason) => Resolved {
-                source: Source::Offline,
-                why: format!("auto: no registry answered ({reason})"),
-            },
-        },
-    }
-}
-
-/// A TCP connection to the registry's HTTPS port within a few seconds counts as "a registry answers".
-fn registry_answers(url: &str) -> Result<(), String> {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .split(['/', ':'])
-        .next()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| format!("images.registry_probe = {url:?} has no host"))?;
-    let addrs = (host, 443)
-        .to_socket_addrs()
-        .map_err(|_| format!("cannot resolve {host}"))?;
-    for addr in addrs {
-        if TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok() {
-            return Ok(());
-        }
-    }
-    Err(format!("{host}:443 did not accept a connection"))
-}
 
 /// One base image per role, as the compose files and Dockerfiles receive them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +172,7 @@ fn check_ca_bundle(ctx: &Ctx) -> Result<()> {
 
 /// The Debian base: `debootstrap --variant=minbase trixie`, trimmed, then `docker import`.
 fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
-    if !ctx.run.dry_run && !crate::process::program_exists("debootstrap") {
+    if !ctx.run.dry_run && !crate::cmd::program_exists("debootstrap") {
         bail!(
             "debootstrap is not installed; it builds the offline Debian base image\n  fix: cargo xtask setup   (or: apt-get install -y debootstrap)"
         );
@@ -419,12 +344,6 @@ mod tests {
     }
 
     #[test]
-    fn offline_flag_wins() {
-        let r = resolve(&config(), true);
-        assert_eq!(r.source, Source::Offline);
-    }
-
-    #[test]
     fn offline_images_have_no_mongo() {
         let images = BaseImages::for_source(&config(), Source::Offline);
         assert_eq!(images.postgres, "drydock/postgres:17");
@@ -442,11 +361,6 @@ mod tests {
             assert!(!tag.is_empty() && tag != "latest", "{image} must carry a pinned tag");
         }
         assert!(images.mongo.is_some());
-    }
-
-    #[test]
-    fn registry_probe_without_host_is_an_error() {
-        assert!(registry_answers("https:///v2/").is_err());
     }
 }
 

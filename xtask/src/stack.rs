@@ -1,11 +1,13 @@
 //! Reading the state of a running stack: services with state and health, and where they are published.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::compose::Compose;
 use crate::context::Ctx;
+use crate::flags::LogsArgs;
+use crate::term::Style;
 
 /// One compose service's container as `docker compose ps` reports it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -103,6 +105,90 @@ fn reachable(addr: &str, docker_host: Option<String>) -> String {
         .unwrap_or("127.0.0.1")
         .to_string();
     format!("{host}:{port}")
+}
+
+pub fn print_states(states: &[ServiceState]) {
+    let style = Style::stdout();
+    println!("{:<12} {:<10} {:<10} ports", "service", "state", "health");
+    for s in states {
+        let health = if s.health.is_empty() {
+            "-".to_string()
+        } else {
+            s.health.clone()
+        };
+        let state = if s.state == "exited" {
+            format!("exited({})", s.exit_code)
+        } else {
+            s.state.clone()
+        };
+        let line = format!("{:<12} {:<10} {:<10} {}", s.service, state, health, s.ports.join(", "));
+        println!("{}", if s.ok() { line } else { style.red(&line) });
+    }
+}
+
+/// After a failed start: the states, and the last log lines of every service that is not fine.
+pub fn explain_unhealthy(ctx: &Ctx, compose: &Compose) {
+    if ctx.run.dry_run {
+        return;
+    }
+    let Ok(states) = services(ctx, compose) else {
+        return;
+    };
+    print_states(&states);
+    let bad: Vec<String> = states.iter().filter(|s| !s.ok()).map(|s| s.service.clone()).collect();
+    if !bad.is_empty() {
+        let mut args = vec!["logs".to_string(), "--no-color".into(), "--tail".into(), "60".into()];
+        args.extend(bad);
+        let _ = ctx.run.run(&compose.cmd(args));
+    }
+}
+
+/// Rejects service names the compose files do not define, before anything runs.
+pub fn check_services(ctx: &Ctx, compose: &Compose, wanted: &[String]) -> Result<()> {
+    if wanted.is_empty() || ctx.run.dry_run {
+        return Ok(());
+    }
+    let defined = defined_services(ctx, compose)?;
+    for name in wanted {
+        if !defined.iter().any(|d| d == name) {
+            bail!("unknown service `{name}`\n  fix: use one of: {}", defined.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
+    let query = compose.cmd(["--profile", "*", "config", "--services"]);
+    match ctx.run.probe(&query) {
+        Some(p) if p.success => Ok(p
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()),
+        Some(p) => bail!("the compose files are not valid:\n  $ {query}\n{}", p.stderr.trim_end()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `docker compose [global args] logs` of a stack (dev-logs, prod-logs). `--tail` was checked by the CLI;
+/// unknown service names are refused before anything runs.
+pub fn logs_of(ctx: &Ctx, compose: &Compose, global: &[&str], args: &LogsArgs) -> Result<()> {
+    check_services(ctx, compose, &args.services)?;
+    let mut cmd: Vec<String> = global.iter().map(|a| a.to_string()).collect();
+    cmd.extend(["logs".into(), "--tail".into(), args.tail.clone()]);
+    if args.follow {
+        cmd.push("--follow".into());
+    }
+    cmd.extend(args.services.iter().cloned());
+    let mut cmd = compose.cmd(cmd);
+    if args.follow {
+        // Following ends with Ctrl-C; keep the terminal as it is.
+        cmd = cmd.interactive();
+    }
+    ctx.run.run(&cmd)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -197,3 +197,38 @@ fn completions_are_generated() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("dev-up"));
 }
+
+/// Makefile.toml and README's command table are generated from the CLI (`cargo xtask codegen`): they must
+/// be what the CLI generates now.
+#[test]
+fn generated_files_are_up_to_date() {
+    let root = common::root();
+    let listing = xtask::cli::listing();
+    for (file, want) in xtask::commands::codegen::expected(&root, &listing).unwrap() {
+        let have = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(have == want, "{file} is stale\n  fix: cargo xtask codegen");
+    }
+}
+
+#[test]
+fn makefile_delegates_every_command_with_arguments() {
+    let listing = xtask::cli::listing();
+    let parsed: toml::Table = toml::from_str(&xtask::commands::codegen::makefile(&listing)).unwrap();
+    let tasks = parsed["tasks"].as_table().unwrap();
+    let names: Vec<&str> = xtask::cli::GROUPS.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+    assert_eq!(tasks.len(), names.len());
+    for name in names {
+        let task = tasks[name].as_table().unwrap();
+        assert_eq!(task["command"].as_str(), Some("cargo"));
+        let args: Vec<&str> = task["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args, ["xtask", name, "${@}"]);
+    }
+    let config = parsed["config"].as_table().unwrap();
+    assert_eq!(config["default_to_workspace"].as_bool(), Some(false));
+    assert_eq!(config["skip_core_tasks"].as_bool(), Some(true));
+}

@@ -1,11 +1,14 @@
 //! Backups people can trust: names, manifests, retention, atomic files and locks (`store`), and the
 //! command plans of each engine. The commands themselves live in `commands::{backup, restore, backups, db}`.
 
+pub mod bench;
 pub mod manifest;
 pub mod name;
 pub mod plans;
+pub mod restore;
 pub mod retention;
 pub mod store;
+pub mod take;
 
 use std::path::PathBuf;
 
@@ -13,7 +16,7 @@ use anyhow::{Result, bail};
 
 use crate::compose::Compose;
 use crate::context::Ctx;
-use crate::images::Source;
+use crate::image_source::Source;
 use plans::PgTarget;
 
 /// The engines with backups.
@@ -217,7 +220,7 @@ impl RedisFacts {
 }
 
 /// Asks a database container for its facts; a failure means it is not running or not ready, said plainly.
-pub fn ask(ctx: &Ctx, compose: &Compose, service: &str, cmd: &crate::process::Cmd) -> Result<Option<String>> {
+pub fn ask(ctx: &Ctx, compose: &Compose, service: &str, cmd: &crate::cmd::Cmd) -> Result<Option<String>> {
     let Some(probe) = ctx.run.probe(cmd) else {
         return Ok(None);
     };
@@ -230,6 +233,20 @@ pub fn ask(ctx: &Ctx, compose: &Compose, service: &str, cmd: &crate::process::Cm
         );
     }
     Ok(Some(probe.stdout))
+}
+
+/// Interactive only with a terminal and nothing to run.
+pub fn tty(args: &[String]) -> bool {
+    args.is_empty() && std::io::IsTerminal::is_terminal(&std::io::stdin())
+}
+
+/// A terminal session, or a one-off that still reads piped input (`echo 'select 1' | cargo xtask db-psql`).
+pub fn shell(cmd: crate::cmd::Cmd, tty: bool) -> crate::cmd::Cmd {
+    if tty {
+        cmd.interactive()
+    } else {
+        cmd.stdin(crate::cmd::Input::Inherit)
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! inside its container (like the official image), and Redis / MongoDB read theirs from the container's own
 //! environment through a fixed `sh -c` prefix; the real program and its arguments follow as `"$@"`.
 
+use crate::cmd::Cmd;
 use crate::compose::Compose;
-use crate::process::Cmd;
 
 /// Who to connect as, and to which database (read from the postgres container's environment).
 #[derive(Debug, Clone, PartialEq, Eq)]

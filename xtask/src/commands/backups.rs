@@ -7,15 +7,19 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::backup::name::{Timestamp, human_age, human_bytes};
+use crate::backup::name::Timestamp;
+use crate::backup::restore::{self, Chosen};
 use crate::backup::retention::{self, Candidate};
 use crate::backup::store::{self, Found};
 use crate::backup::{Engine, plans, service_dir};
-use crate::commands::restore::{self, Chosen};
+use crate::cmd::Cmd;
+use crate::compose::Compose;
 use crate::config::Retention;
 use crate::context::Ctx;
 use crate::images::BaseImages;
-use crate::process::{Cmd, Progress, Runner, Style};
+use crate::runner::Runner;
+use crate::term::{Progress, Style};
+use crate::term::{human_age, human_bytes};
 
 #[derive(Debug, Clone, Args)]
 pub struct BackupsArgs {
@@ -49,7 +53,7 @@ pub enum BackupsAction {
     /// Delete old backups by the keep-last/daily/weekly/monthly policy (infra/stack.toml or flags); shows the plan first.
     Prune(PruneArgs),
     /// Benchmark backup-postgres and restore-postgres against the plain Makefile pipeline on a generated database.
-    Bench(crate::commands::bench::BenchArgs),
+    Bench(crate::backup::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,7 +75,13 @@ pub struct PruneArgs {
     pub project: Option<String>,
 }
 
-pub fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
+impl BackupsArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        run(ctx, self)
+    }
+}
+
+fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
     match &args.action {
         BackupsAction::List { json } => list(ctx, *json),
         BackupsAction::Verify {
@@ -81,7 +91,7 @@ pub fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
             checksum_only,
         } => verify(ctx, file.as_deref(), *all, *latest, *checksum_only),
         BackupsAction::Prune(p) => prune(ctx, p),
-        BackupsAction::Bench(b) => crate::commands::bench::run(ctx, b),
+        BackupsAction::Bench(b) => crate::backup::bench::run(ctx, b),
     }
 }
 
@@ -191,7 +201,7 @@ fn engine_of(ctx: &Ctx, path: &std::path::Path) -> Result<(Engine, Chosen)> {
 pub fn verify(ctx: &Ctx, file: Option<&std::path::Path>, all: bool, latest: bool, checksum_only: bool) -> Result<()> {
     let mut targets: Vec<(Engine, Result<Chosen>)> = Vec::new();
     if latest {
-        let project = ctx.compose(crate::config::Env::Dev)?.project;
+        let project = Compose::for_env(ctx, crate::config::Env::Dev)?.project;
         for engine in Engine::ALL {
             let service = engine.service(ctx);
             let found = store::scan(&service_dir(ctx, &service), &service)?;

@@ -1,278 +1,316 @@
-//! `cargo xtask backups bench`: the benchmark of issue 8, a report rather than a timed test.
-//!
-//! On its own compose project (`<name>-bench`, ephemeral ports, removed afterwards) it generates a
-//! PostgreSQL database of about `--size-mb` MB with generate_series, then times in one run:
-//!   - the plain Makefile pipeline: `docker compose exec -T postgres pg_dump -Fc ... > file` (default gzip),
-//!   - the same raw pipe at the compression backup-postgres picks (`--compress=zstd:1`),
-//!   - `cargo xtask backup-postgres` (hashing, progress, atomic writes, globals, manifest),
-//!   - `pg_restore` fed the same way as a Makefile would, and `cargo xtask restore-postgres` (which also
-//!     verifies the checksum and takes a safety backup first; its restore step is reported separately).
+//! `cargo xtask bench api`: the API's throughput and latency under a real load tool (wrk), a report and not a
+//! timed test. It runs on its own throwaway stack: PostgreSQL and Redis from the compose files (project
+//! `<name>-bench`, ports on 127.0.0.1), and the release API image on the host network bound to 127.0.0.1, so
+//! the load goes over loopback without Docker's userland proxy in the way. Writes are measured with the rate
+//! limit disabled (RATE_LIMIT_WRITES=0), and the access log is left on (the default), as in production.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 
-use crate::backup::name::human_bytes;
-use crate::backup::{PgFacts, ask, plans};
+use crate::cmd::{Cmd, program_exists};
 use crate::compose::{Compose, ensure_env_file};
-use crate::config::{CONFIG_PATH, Env};
+use crate::config::Env;
 use crate::context::Ctx;
-use crate::process::{Cmd, Style};
+use crate::{http, images, stack};
+
+const BENCH_PASSWORD: &str = "bench-only-throwaway-password";
+const API_CONTAINER: &str = "drydock-bench-api";
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiBenchArgs {
+    /// Seconds each measurement runs (after a 2 s warm-up).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub duration: u32,
+    /// Concurrent connections for the reads.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connections: u32,
+    /// Concurrent connections for the writes.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub write_connections: u32,
+    /// Loopback port for the API under test.
+    #[arg(long, default_value_t = 18000)]
+    pub port: u16,
+}
+
+/// One wrk run's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    pub requests_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// Reads `Requests/sec`, the 50 % and 99 % latencies (`--latency`), the request count and errors from wrk.
+pub fn parse_wrk(out: &str) -> Option<Figures> {
+    let ms = |v: &str| -> Option<f64> {
+        let v = v.trim();
+        if let Some(x) = v.strip_suffix("us") {
+            x.parse::<f64>().ok().map(|x| x / 1000.0)
+        } else if let Some(x) = v.strip_suffix("ms") {
+            x.parse().ok()
+        } else if let Some(x) = v.strip_suffix('s') {
+            x.parse::<f64>().ok().map(|x| x * 1000.0)
+        } else {
+            None
+        }
+    };
+    let mut f = Figures {
+        requests_per_sec: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        requests: 0,
+        errors: 0,
+    };
+    let (mut rps, mut p50, mut p99, mut reqs) = (false, false, false, false);
+    for line in out.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => (f.requests_per_sec, rps) = (v.parse().ok()?, true),
+            ["50%", v] => (f.p50_ms, p50) = (ms(v)?, true),
+            ["99%", v] => (f.p99_ms, p99) = (ms(v)?, true),
+            [n, "requests", "in", ..] => (f.requests, reqs) = (n.parse().ok()?, true),
+            ["Non-2xx", "or", "3xx", "responses:", n] => f.errors += n.parse::<u64>().ok()?,
+            ["Socket", "errors:", rest @ ..] => {
+                f.errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    (rps && p50 && p99 && reqs).then_some(f)
+}
+
+fn bench_compose(ctx: &Ctx) -> Result<Compose> {
+    let mut compose = Compose::for_env(ctx, Env::Dev)?;
+    compose.project = format!("{}-bench", ctx.config.project.name);
+    compose.env.extend(
+        [
+            ("DRYDOCK_POSTGRES_PORT", "0"),
+            ("DRYDOCK_REDIS_PORT", "0"),
+            ("POSTGRES_PASSWORD", BENCH_PASSWORD),
+            ("REDIS_PASSWORD", BENCH_PASSWORD),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    Ok(compose)
+}
+
+/// `docker run` of the API image on the host network with the bench stack's databases.
+fn api_run(image: &str, args: &ApiBenchArgs, pg: &str, redis: &str, detach: bool, command: &str) -> Cmd {
+    let (pg_host, pg_port) = pg.rsplit_once(':').unwrap_or(("127.0.0.1", "5432"));
+    let (redis_host, redis_port) = redis.rsplit_once(':').unwrap_or(("127.0.0.1", "6379"));
+    let mut cmd = Cmd::new("docker").args(["run", "--rm", "--network", "host"]);
+    if detach {
+        cmd = cmd.args(["--detach", "--name", API_CONTAINER]);
+    }
+    let user = std::env::var("POSTGRES_USER").unwrap_or_else(|_| "drydock".into());
+    let db = std::env::var("POSTGRES_DB").unwrap_or_else(|_| "drydock".into());
+    for (k, v) in [
+        ("API_HOST", "127.0.0.1".to_string()),
+        ("API_PORT", args.port.to_string()),
+        ("METRICS_PORT", (args.port + 1).to_string()),
+        ("DATABASE_HOST", pg_host.to_string()),
+        ("DATABASE_PORT", pg_port.to_string()),
+        ("DATABASE_USER", user),
+        ("DATABASE_PASSWORD", BENCH_PASSWORD.to_string()),
+        ("DATABASE_NAME", db),
+        ("REDIS_HOST", redis_host.to_string()),
+        ("REDIS_PORT", redis_port.to_string()),
+        ("REDIS_PASSWORD", BENCH_PASSWORD.to_string()),
+        ("RATE_LIMIT_WRITES", "0".to_string()),
+    ] {
+        cmd = cmd.arg("--env").arg(format!("{k}={v}"));
+    }
+    cmd.secret(BENCH_PASSWORD).arg(image).arg(command)
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Approximate size of the generated database, in MB.
-    #[arg(long, default_value_t = 1000, value_name = "MB")]
-    pub size_mb: u64,
-    /// Leave the bench stack and its files in place afterwards.
-    #[arg(long)]
-    pub keep: bool,
+    #[command(subcommand)]
+    pub target: BenchTarget,
 }
 
-struct Figure {
-    what: String,
-    secs: f64,
-    bytes: Option<u64>,
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchTarget {
+    /// Requests/s and p50/p99 of a cached read and a write, on a throwaway stack (the backup benchmark is
+    /// `cargo xtask backups bench`).
+    Api(ApiBenchArgs),
 }
 
-/// Runs a command with stdout to a file or stdin from a file, exactly like a shell redirection.
-fn timed_redirect(cmd: &Cmd, out: Option<&Path>, input: Option<&Path>) -> Result<f64> {
-    let mut shown = cmd.display();
-    if let Some(o) = out {
-        shown.push_str(&format!(" > {}", o.display()));
-    }
-    if let Some(i) = input {
-        shown.push_str(&format!(" < {}", i.display()));
-    }
-    eprintln!("{}", Style::stderr().dim(&format!("$ {shown}")));
-    let mut command = Command::new(&cmd.program);
-    command.args(&cmd.args).envs(cmd.env.iter().map(|(k, v)| (k, v)));
-    if let Some(o) = out {
-        command.stdout(Stdio::from(
-            File::create(o).with_context(|| format!("cannot create {}", o.display()))?,
-        ));
-    }
-    if let Some(i) = input {
-        command.stdin(Stdio::from(
-            File::open(i).with_context(|| format!("cannot read {}", i.display()))?,
-        ));
-    }
-    let started = Instant::now();
-    let status = command.status().with_context(|| format!("cannot start `{shown}`"))?;
-    let secs = started.elapsed().as_secs_f64();
-    if !status.success() {
-        bail!("`{shown}` failed ({status})");
-    }
-    Ok(secs)
-}
-
-/// The stack description with `backups.dir` pointed at the bench's own directory.
-fn bench_config(ctx: &Ctx, dir: &Path) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(ctx.path(CONFIG_PATH))?;
-    let mut section = String::new();
-    let mut out = String::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            section = trimmed.to_string();
-        }
-        if section == "[backups]" && trimmed.starts_with("dir") && trimmed.contains('=') {
-            out.push_str(&format!("dir = {:?}\n", dir.join("backups").display().to_string()));
-        } else {
-            out.push_str(line);
-            out.push('\n');
+impl BenchArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        match &self.target {
+            BenchTarget::Api(args) => api(ctx, args),
         }
     }
-    let path = dir.join("stack.toml");
-    std::fs::write(&path, out)?;
-    Ok(path)
 }
 
-pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
-    if ctx.run.dry_run {
-        bail!("backups bench measures real work: it has no --dry-run");
+fn api(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
+    if !ctx.run.dry_run && !program_exists("wrk") {
+        bail!(
+            "wrk is not installed: it is the load tool of this benchmark\n  fix: cargo xtask setup   (or: apt-get install -y wrk)"
+        );
     }
+    crate::provision::preflight(ctx)?;
     ensure_env_file(ctx)?;
-    let mut compose: Compose = ctx.compose(Env::Dev)?;
-    compose.project = format!("{}-bench", ctx.config.project.name);
-    compose.env.push(("DRYDOCK_POSTGRES_PORT".into(), "0".into()));
-    compose.env.push(("DRYDOCK_REDIS_PORT".into(), "0".into()));
-    let service = ctx.config.services.postgres.clone();
-    let dir = ctx.root.join("target").join("backup-bench");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let result = bench(ctx, &compose, &service, &dir, args);
-    if !args.keep {
-        let _ = ctx.run.run(&compose.cmd(["down", "--volumes", "--remove-orphans"]));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    images::ensure(ctx)?;
+    let dev = Compose::for_env(ctx, Env::Dev)?;
+    let image = format!("{}/api:dev", ctx.config.images.prefix);
+    ctx.run.run(&dev.cmd(["build", "api"]))?;
+    let compose = bench_compose(ctx)?;
+    let result = measure(ctx, &compose, &image, args);
+    // Always tear the throwaway stack down, whatever happened.
+    let _ = ctx.run.run(&Cmd::new("docker").args(["rm", "--force", API_CONTAINER]));
+    ctx.run.run(&compose.cmd(["down", "--volumes", "--remove-orphans"]))?;
     result
 }
 
-fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchArgs) -> Result<()> {
-    ctx.say(&format!(
-        "bench stack: compose project `{}` (postgres only)",
-        compose.project
-    ));
-    ctx.run.run(&compose.cmd(["up", "--detach", "--wait", service]))?;
-    let facts = PgFacts::parse(&ask(ctx, compose, service, &plans::pg_facts(compose, service))?.unwrap_or_default())?;
-    let t = &facts.target;
-    // ~135 bytes per row on disk (heap + primary key); md5 text compresses about as well as real data.
-    let rows = args.size_mb * 1_000_000 / 135;
-    let sql = format!(
-        "drop table if exists bench_items; \
-         create table bench_items as select g as id, md5(g::text) as a, md5((g * 7)::text) as b, \
-         now() - g * interval '1 second' as created_at, (g % 1000) / 7.0 as score \
-         from generate_series(1, {rows}) g; \
-         alter table bench_items add primary key (id); analyze bench_items;"
-    );
-    ctx.say(&format!("generating {rows} rows (about {} MB)", args.size_mb));
-    let started = Instant::now();
-    ctx.run.run(&plans::psql(
-        compose,
-        service,
-        t,
-        &["-q".into(), "-c".into(), sql],
-        false,
-    ))?;
-    let size = ctx.run.read(&plans::psql(
-        compose,
-        service,
-        t,
-        &[
-            "-XAt".into(),
-            "-c".into(),
-            "select pg_database_size(current_database())".into(),
-        ],
-        false,
-    ))?;
-    let db_bytes: u64 = size.trim().parse().unwrap_or(0);
-    ctx.say(&format!(
-        "database: {} (generated in {:.0} s)",
-        human_bytes(db_bytes),
-        started.elapsed().as_secs_f64()
-    ));
-
-    let mut figures = Vec::new();
-    let make_file = dir.join("makefile.dump");
-    let secs = timed_redirect(&plans::pg_dump(compose, service, t, "default"), Some(&make_file), None)?;
-    figures.push(Figure {
-        what: "backup: Makefile pipe (pg_dump -Fc, default gzip)".into(),
-        secs,
-        bytes: Some(make_file.metadata()?.len()),
-    });
-    let raw_file = dir.join("raw-zstd.dump");
-    let secs = timed_redirect(
-        &plans::pg_dump(compose, service, t, &facts.compression),
-        Some(&raw_file),
-        None,
-    )?;
-    figures.push(Figure {
-        what: format!("backup: raw pipe (pg_dump -Fc --compress={})", facts.compression),
-        secs,
-        bytes: Some(raw_file.metadata()?.len()),
-    });
-
-    // The real commands, as a user runs them: a child xtask with the bench's project and backups directory.
-    let config = bench_config(ctx, dir)?;
-    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
-    let xtask = |words: &[&str]| {
-        let mut cmd =
-            Cmd::new(exe.display().to_string()).args(["--config", &config.display().to_string(), "--offline"]);
-        cmd = cmd.args(words.iter().copied()).env("DRYDOCK_PROJECT", &compose.project);
-        for (k, v) in &compose.env {
-            cmd = cmd.env(k, v);
-        }
-        cmd
+fn measure(ctx: &Ctx, compose: &Compose, image: &str, args: &ApiBenchArgs) -> Result<()> {
+    ctx.run
+        .run(&compose.cmd(["up", "--detach", "--wait", "postgres", "redis"]))?;
+    let (pg, redis) = if ctx.run.dry_run {
+        ("127.0.0.1:5432".to_string(), "127.0.0.1:6379".to_string())
+    } else {
+        (
+            stack::published(ctx, compose, &ctx.config.services.postgres, 5432)
+                .context("postgres publishes no port")?,
+            stack::published(ctx, compose, &ctx.config.services.redis, 6379).context("redis publishes no port")?,
+        )
     };
-    let started = Instant::now();
-    ctx.run.run(&xtask(&["-q", "backup-postgres"]))?;
-    let secs = started.elapsed().as_secs_f64();
-    let ours = std::fs::read_dir(dir.join("backups").join(service))?
-        .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().ends_with(".dump"))
-        .context("backup-postgres wrote no .dump")?;
-    figures.push(Figure {
-        what: "backup: cargo xtask backup-postgres".into(),
-        secs,
-        bytes: Some(ours.metadata()?.len()),
-    });
-
-    let restore = plans::pg_restore(compose, service, t);
-    // What a Makefile would run: the same flags minus our single transaction.
-    let mut make_restore = restore.clone();
-    make_restore
-        .args
-        .retain(|a| a != "--single-transaction" && a != "--exit-on-error");
-    let secs = timed_redirect(&make_restore, None, Some(&make_file))?;
-    figures.push(Figure {
-        what: "restore: Makefile pipe (pg_restore < gzip dump)".into(),
-        secs,
-        bytes: None,
-    });
-    let secs = timed_redirect(&make_restore, None, Some(&raw_file))?;
-    figures.push(Figure {
-        what: "restore: raw pipe (pg_restore < zstd dump)".into(),
-        secs,
-        bytes: None,
-    });
-    let started = Instant::now();
-    let out = xtask(&["--yes", "restore-postgres", "--latest"]);
-    let mut command = Command::new(&out.program);
-    command
-        .args(&out.args)
-        .envs(out.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null());
-    eprintln!("{}", Style::stderr().dim(&format!("$ {out}")));
-    let output = command.output().context("cannot run restore-postgres")?;
-    let secs = started.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        bail!("restore-postgres failed:\n{stderr}");
+    ctx.run.run(&api_run(image, args, &pg, &redis, false, "migrate"))?;
+    ctx.run.run(&api_run(image, args, &pg, &redis, false, "seed"))?;
+    ctx.run.run(&api_run(image, args, &pg, &redis, true, "serve"))?;
+    let base = format!("http://127.0.0.1:{}", args.port);
+    if ctx.run.dry_run {
+        return Ok(());
     }
-    figures.push(Figure {
-        what: "restore: cargo xtask restore-postgres (total)".into(),
-        secs,
-        bytes: None,
-    });
-    // "restored database `x` from y in 12.3 s": the restore step alone (without checksum and safety backup).
-    if let Some(step) = stderr
-        .lines()
-        .find(|l| l.contains("restored database"))
-        .and_then(|l| l.split(" in ").nth(1))
-        .and_then(|r| r.split(" s").next())
-        .and_then(|n| n.trim().parse::<f64>().ok())
-    {
-        figures.push(Figure {
-            what: "restore: its pg_restore step alone".into(),
-            secs: step,
-            bytes: None,
-        });
+    wait_ready(&base)?;
+    let script_dir = ctx.root.join("target/drydock/bench");
+    std::fs::create_dir_all(&script_dir)?;
+    let post = script_dir.join("post-review.lua");
+    std::fs::write(
+        &post,
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.body = '{\"author\":\"bench\",\"rating\":4,\"body\":\"load test review\"}'\n",
+    )?;
+    let list = format!("{base}/api/v1/items?page=1&per_page=20");
+    let item = format!("{base}/api/v1/items/1");
+    let cases: [(&str, String, u32, Option<&std::path::Path>); 3] = [
+        ("GET /api/v1/items (cached list)", list, args.connections, None),
+        ("GET /api/v1/items/1 (cached item)", item, args.connections, None),
+        (
+            "POST /api/v1/items/2/reviews (write)",
+            format!("{base}/api/v1/items/2/reviews"),
+            args.write_connections,
+            Some(&post),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, url, connections, script) in cases {
+        // Warm-up: fills the cache and the connection pools; not measured.
+        let mut warm = Cmd::new("wrk").args(["-t2", "-c", &connections.to_string(), "-d2s"]);
+        let mut cmd = Cmd::new("wrk").args([
+            "-t2",
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{}s", args.duration),
+            "--timeout",
+            "5s",
+            "--latency",
+        ]);
+        if let Some(script) = script {
+            warm = warm.arg("-s").arg(script.display().to_string());
+            cmd = cmd.arg("-s").arg(script.display().to_string());
+        }
+        ctx.run.read(&warm.arg(&url))?;
+        let started = Instant::now();
+        let out = ctx.run.read(&cmd.arg(&url))?;
+        let figures = parse_wrk(&out).with_context(|| format!("could not read wrk's report:\n{out}"))?;
+        eprintln!(
+            "{name}: {:.0} req/s in {:.0} s",
+            figures.requests_per_sec,
+            started.elapsed().as_secs_f64()
+        );
+        rows.push((name, connections, figures));
     }
-
     println!();
     println!(
-        "backup/restore benchmark: PostgreSQL {}, database {} ({rows} rows)",
-        facts.server_version,
-        human_bytes(db_bytes)
+        "{:<40} {:>5} {:>10} {:>9} {:>9} {:>8}",
+        "request", "conns", "req/s", "p50 ms", "p99 ms", "errors"
     );
-    for f in &figures {
-        let size = f.bytes.map(human_bytes).unwrap_or_default();
-        println!("  {:<55} {:>7.1} s  {:>10}", f.what, f.secs, size);
+    for (name, connections, f) in &rows {
+        println!(
+            "{name:<40} {connections:>5} {:>10.0} {:>9.2} {:>9.2} {:>8}",
+            f.requests_per_sec, f.p50_ms, f.p99_ms, f.errors
+        );
     }
-    let make = figures[0].secs;
-    let raw = figures[1].secs;
-    let ours = figures[2].secs;
     println!(
-        "  backup-postgres is {:.1}× faster than the Makefile pipe, {:+.0} % vs the raw pipe at the same compression; output {} vs {}",
-        make / ours,
-        (ours / raw - 1.0) * 100.0,
-        human_bytes(figures[2].bytes.unwrap_or(0)),
-        human_bytes(figures[0].bytes.unwrap_or(0))
+        "(target: cached list at 64 connections >= 10000 req/s with p99 < 25 ms; {} cores)",
+        num_cpus()
     );
     Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn wait_ready(base: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if http::get(&format!("{base}/health/ready"), Duration::from_secs(2)).is_ok_and(|r| r.status == 200) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    bail!("the API under test did not become ready at {base} within 60 s\n  fix: `docker logs {API_CONTAINER}`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 10s test @ http://127.0.0.1:18000/api/v1/items
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.10ms    3.02ms  41.22ms   70.12%
+    Req/Sec     6.30k   512.11     7.40k    68.00%
+  Latency Distribution
+     50%    4.80ms
+     75%    6.52ms
+     90%    8.90ms
+     99%   15.60ms
+  125070 requests in 10.00s, 98.12MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  12507.31
+Transfer/sec:      9.81MB
+";
+
+    #[test]
+    fn wrk_report_is_parsed() {
+        let f = parse_wrk(WRK).unwrap();
+        assert_eq!(f.requests, 125_070);
+        assert!((f.requests_per_sec - 12507.31).abs() < 0.01);
+        assert!((f.p50_ms - 4.8).abs() < 1e-9 && (f.p99_ms - 15.6).abs() < 1e-9);
+        assert_eq!(f.errors, 7);
+    }
+
+    #[test]
+    fn units_are_normalised_to_ms() {
+        let f = parse_wrk(&WRK.replace("4.80ms", "950.00us").replace("15.60ms", "1.20s")).unwrap();
+        assert!((f.p50_ms - 0.95).abs() < 1e-9 && (f.p99_ms - 1200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn incomplete_report_is_none() {
+        assert!(parse_wrk("connection refused").is_none());
+    }
 }

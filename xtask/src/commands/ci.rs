@@ -8,15 +8,13 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use crate::cli::CiArgs;
-use crate::context::Ctx;
-use crate::images::Source;
-use crate::process::{Cmd, Style};
+use clap::Args;
 
-/// The compose project CI's stack runs on.
-pub fn ci_project(name: &str) -> String {
-    format!("{name}-ci")
-}
+use crate::cmd::Cmd;
+use crate::compose::ci_project;
+use crate::context::Ctx;
+use crate::image_source::Source;
+use crate::term::Style;
 
 /// Environment that isolates the CI stack from a developer's dev stack.
 pub fn ci_env(project: &str) -> Vec<(String, String)> {
@@ -216,81 +214,90 @@ enum Outcome {
     Skipped,
 }
 
-pub fn run(ctx: &Ctx, args: &CiArgs) -> Result<()> {
-    let steps = plan(ctx, args);
-    let style = Style::stderr();
-    let mut results: Vec<(Outcome, f64)> = Vec::new();
-    let started = Instant::now();
-    for (i, step) in steps.iter().enumerate() {
-        let blocked = step
-            .needs
-            .iter()
-            .any(|&n| results.get(n).is_some_and(|(o, _)| *o != Outcome::Passed));
-        if blocked && !step.always {
-            ctx.say(&format!(
-                "step {}/{}: {} — skipped (a step it needs did not pass)",
-                i + 1,
-                steps.len(),
-                step.name
-            ));
-            results.push((Outcome::Skipped, 0.0));
-            continue;
-        }
-        if let Some(guard) = step.guard
-            && !ctx.run.dry_run
-            && let Err(reason) = guard(ctx)
-        {
-            ctx.say(&format!(
-                "step {}/{}: {} — skipped: {reason}",
-                i + 1,
-                steps.len(),
-                step.name
-            ));
-            results.push((Outcome::Skipped, 0.0));
-            continue;
-        }
-        ctx.say(&format!("step {}/{}: {}", i + 1, steps.len(), step.name));
-        let t = Instant::now();
-        let outcome = match ctx.run.run(&step.cmd) {
-            Ok(_) => Outcome::Passed,
-            Err(err) => {
-                eprintln!("{}", style.red(&format!("step {} failed: {err:#}", step.name)));
-                if step.name == "dev-up" || step.name == "health" {
-                    // The stack's own words are the fastest way to the cause.
-                    let mut logs = step.cmd.clone();
-                    logs.args = vec!["xtask".into(), "dev-logs".into(), "--tail".into(), "80".into()];
-                    let _ = ctx.run.run(&logs);
-                }
-                Outcome::Failed
+#[derive(Debug, Clone, Args)]
+pub struct CiArgs {
+    /// Leave the stack running after the checks (for debugging a failure).
+    #[arg(long)]
+    pub keep_stack: bool,
+}
+
+impl CiArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let steps = plan(ctx, self);
+        let style = Style::stderr();
+        let mut results: Vec<(Outcome, f64)> = Vec::new();
+        let started = Instant::now();
+        for (i, step) in steps.iter().enumerate() {
+            let blocked = step
+                .needs
+                .iter()
+                .any(|&n| results.get(n).is_some_and(|(o, _)| *o != Outcome::Passed));
+            if blocked && !step.always {
+                ctx.say(&format!(
+                    "step {}/{}: {} — skipped (a step it needs did not pass)",
+                    i + 1,
+                    steps.len(),
+                    step.name
+                ));
+                results.push((Outcome::Skipped, 0.0));
+                continue;
             }
-        };
-        results.push((outcome, t.elapsed().as_secs_f64()));
+            if let Some(guard) = step.guard
+                && !ctx.run.dry_run
+                && let Err(reason) = guard(ctx)
+            {
+                ctx.say(&format!(
+                    "step {}/{}: {} — skipped: {reason}",
+                    i + 1,
+                    steps.len(),
+                    step.name
+                ));
+                results.push((Outcome::Skipped, 0.0));
+                continue;
+            }
+            ctx.say(&format!("step {}/{}: {}", i + 1, steps.len(), step.name));
+            let t = Instant::now();
+            let outcome = match ctx.run.run(&step.cmd) {
+                Ok(_) => Outcome::Passed,
+                Err(err) => {
+                    eprintln!("{}", style.red(&format!("step {} failed: {err:#}", step.name)));
+                    if step.name == "dev-up" || step.name == "health" {
+                        // The stack's own words are the fastest way to the cause.
+                        let mut logs = step.cmd.clone();
+                        logs.args = vec!["xtask".into(), "dev-logs".into(), "--tail".into(), "80".into()];
+                        let _ = ctx.run.run(&logs);
+                    }
+                    Outcome::Failed
+                }
+            };
+            results.push((outcome, t.elapsed().as_secs_f64()));
+        }
+        if ctx.run.dry_run {
+            return Ok(());
+        }
+        let passed = results.iter().filter(|(o, _)| *o == Outcome::Passed).count();
+        let failed = results.iter().filter(|(o, _)| *o == Outcome::Failed).count();
+        let skipped = results.iter().filter(|(o, _)| *o == Outcome::Skipped).count();
+        println!();
+        println!("ci summary ({:.0} s):", started.elapsed().as_secs_f64());
+        let out = Style::stdout();
+        for (step, (outcome, secs)) in steps.iter().zip(&results) {
+            let (mark, line) = match outcome {
+                Outcome::Passed => (out.green("passed "), format!("{secs:>7.1} s")),
+                Outcome::Failed => (out.red("FAILED "), format!("{secs:>7.1} s")),
+                Outcome::Skipped => (out.yellow("skipped"), String::new()),
+            };
+            println!("  {mark} {:<24} {line}", step.name);
+        }
+        if skipped > 0 {
+            println!("{passed} passed, {failed} failed, {skipped} skipped");
+        } else {
+            println!("{passed} passed, {failed} failed");
+        }
+        // A step skipped because another failed is covered by that failure; a guarded skip says why above.
+        if failed > 0 {
+            bail!("ci: {failed} step(s) failed");
+        }
+        Ok(())
     }
-    if ctx.run.dry_run {
-        return Ok(());
-    }
-    let passed = results.iter().filter(|(o, _)| *o == Outcome::Passed).count();
-    let failed = results.iter().filter(|(o, _)| *o == Outcome::Failed).count();
-    let skipped = results.iter().filter(|(o, _)| *o == Outcome::Skipped).count();
-    println!();
-    println!("ci summary ({:.0} s):", started.elapsed().as_secs_f64());
-    let out = Style::stdout();
-    for (step, (outcome, secs)) in steps.iter().zip(&results) {
-        let (mark, line) = match outcome {
-            Outcome::Passed => (out.green("passed "), format!("{secs:>7.1} s")),
-            Outcome::Failed => (out.red("FAILED "), format!("{secs:>7.1} s")),
-            Outcome::Skipped => (out.yellow("skipped"), String::new()),
-        };
-        println!("  {mark} {:<24} {line}", step.name);
-    }
-    if skipped > 0 {
-        println!("{passed} passed, {failed} failed, {skipped} skipped");
-    } else {
-        println!("{passed} passed, {failed} failed");
-    }
-    // A step skipped because another failed is covered by that failure; a guarded skip says why above.
-    if failed > 0 {
-        bail!("ci: {failed} step(s) failed");
-    }
-    Ok(())
 }

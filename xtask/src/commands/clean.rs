@@ -4,12 +4,14 @@
 
 use anyhow::Result;
 
-use crate::commands::ci::ci_project;
-use crate::compose::Compose;
+use clap::Args;
+
+use crate::cmd::Cmd;
+use crate::compose::{Compose, ci_project};
 use crate::config::Env;
 use crate::context::Ctx;
+use crate::flags::VolumesFlag;
 use crate::images::OFFLINE_PROJECT;
-use crate::process::Cmd;
 
 pub fn plan(ctx: &Ctx, dev: &Compose, volumes: bool) -> Vec<Cmd> {
     let ci_project = ci_project(&ctx.config.project.name);
@@ -34,27 +36,36 @@ pub fn plan(ctx: &Ctx, dev: &Compose, volumes: bool) -> Vec<Cmd> {
     plan
 }
 
-pub fn run(ctx: &Ctx, volumes: bool) -> Result<()> {
-    let dev = ctx.compose(Env::Dev)?;
-    if volumes {
-        ctx.confirm(&format!(
-            "delete the volumes of compose projects `{}` and `{}` (all dev and CI database data)",
-            dev.project,
-            ci_project(&ctx.config.project.name)
-        ))?;
-    }
-    for cmd in plan(ctx, &dev, volumes) {
-        ctx.run.run(&cmd)?;
-    }
-    let scratch = ctx.root.join("target/drydock");
-    if scratch.exists() {
-        ctx.say(&format!("removing {}", scratch.display()));
-        if !ctx.run.dry_run {
-            std::fs::remove_dir_all(&scratch)?;
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    #[command(flatten)]
+    pub volumes: VolumesFlag,
+}
+
+impl CleanArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let volumes = self.volumes.volumes;
+        let dev = Compose::for_env(ctx, Env::Dev)?;
+        if volumes {
+            ctx.confirm(&format!(
+                "delete the volumes of compose projects `{}` and `{}` (all dev and CI database data)",
+                dev.project,
+                ci_project(&ctx.config.project.name)
+            ))?;
         }
+        for cmd in plan(ctx, &dev, volumes) {
+            ctx.run.run(&cmd)?;
+        }
+        let scratch = ctx.root.join("target/drydock");
+        if scratch.exists() {
+            ctx.say(&format!("removing {}", scratch.display()));
+            if !ctx.run.dry_run {
+                std::fs::remove_dir_all(&scratch)?;
+            }
+        }
+        if !volumes {
+            ctx.say("volumes kept (database data); `cargo xtask clean --volumes` removes them too");
+        }
+        Ok(())
     }
-    if !volumes {
-        ctx.say("volumes kept (database data); `cargo xtask clean --volumes` removes them too");
-    }
-    Ok(())
 }

@@ -3,10 +3,15 @@
 use anyhow::{Result, bail};
 use serde::Serialize;
 
+use clap::Args;
+
+use crate::cmd::{Cmd, program_exists};
 use crate::context::Ctx;
-use crate::images::{self, BaseImages, Source};
-use crate::process::{Cmd, Style, program_exists};
+use crate::flags::JsonFlag;
+use crate::image_source::Source;
+use crate::images::{self, BaseImages};
 use crate::provision::{EngineState, Host, MIN_COMPOSE, manual_instructions};
+use crate::term::Style;
 
 /// Free space below which builds and backups start failing in practice.
 const MIN_FREE_GIB: f64 = 10.0;
@@ -37,7 +42,19 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: Opt
     }
 }
 
-pub fn run(ctx: &Ctx, json: bool) -> Result<()> {
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+impl DoctorArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        run(ctx, self.json.json)
+    }
+}
+
+fn run(ctx: &Ctx, json: bool) -> Result<()> {
     let checks = gather(ctx);
     if json {
         println!("{}", serde_json::to_string_pretty(&checks)?);

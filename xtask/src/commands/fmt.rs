@@ -1,23 +1,27 @@
 //! `cargo xtask fmt`: format the Rust workspace (`--check`: only report).
 
 use anyhow::Result;
+use clap::Args;
 
+use crate::cargo;
 use crate::context::Ctx;
-use crate::process::Cmd;
 
-pub fn plan(ctx: &Ctx, check: bool) -> Cmd {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let cmd = Cmd::new(cargo).args(["fmt", "--all"]).cwd(&ctx.root);
-    if check { cmd.args(["--", "--check"]) } else { cmd }
+#[derive(Debug, Clone, Args)]
+pub struct FmtArgs {
+    /// Change nothing; fail if something would change.
+    #[arg(long)]
+    pub check: bool,
 }
 
-pub fn run(ctx: &Ctx, check: bool) -> Result<()> {
-    ctx.run.run(&plan(ctx, check)).map_err(|err| {
-        if check {
-            err.context("the code is not formatted\n  fix: cargo xtask fmt")
-        } else {
-            err
-        }
-    })?;
-    Ok(())
+impl FmtArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        ctx.run.run(&cargo::fmt(ctx, self.check)).map_err(|err| {
+            if self.check {
+                err.context("the code is not formatted\n  fix: cargo xtask fmt")
+            } else {
+                err
+            }
+        })?;
+        Ok(())
+    }
 }

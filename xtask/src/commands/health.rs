@@ -8,10 +8,12 @@ use serde_json::Value;
 
 use crate::compose::Compose;
 use crate::config::Env;
+use clap::Args;
+
 use crate::context::Ctx;
 use crate::http;
-use crate::process::Style;
 use crate::stack::{self, ServiceState};
+use crate::term::Style;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -33,7 +35,7 @@ pub struct ApiReport {
 
 /// Gathers the report: compose state plus `/health` and `/health/ready` of the API.
 pub fn gather(ctx: &Ctx, env: Env) -> Result<Report> {
-    let compose = ctx.stack(env)?;
+    let compose = crate::prod::stack_compose(ctx, env)?;
     let services = stack::services(ctx, &compose)?;
     let mut problems: Vec<String> = services
         .iter()
@@ -152,7 +154,23 @@ fn api_report(ctx: &Ctx, compose: &Compose, problems: &mut Vec<String>) -> Optio
     })
 }
 
-pub fn run(ctx: &Ctx, env: Env, json: bool) -> Result<()> {
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Which stack to check.
+    #[arg(long, value_enum, default_value = "dev")]
+    pub env: Env,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl HealthArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        run(ctx, self.env, self.json)
+    }
+}
+
+fn run(ctx: &Ctx, env: Env, json: bool) -> Result<()> {
     let report = gather(ctx, env)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -171,7 +189,7 @@ pub fn run(ctx: &Ctx, env: Env, json: bool) -> Result<()> {
 
 fn print_report(report: &Report) {
     let style = Style::stdout();
-    crate::commands::dev::print_states(&report.services);
+    stack::print_states(&report.services);
     if let Some(api) = &report.api {
         println!();
         println!(

@@ -3,10 +3,11 @@
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use crate::cli::{ImagesAction, ImagesArgs};
+use clap::{Args, Subcommand};
+
+use crate::cmd::Cmd;
 use crate::context::Ctx;
 use crate::images::{self, BaseImages};
-use crate::process::Cmd;
 
 #[derive(Debug, Serialize)]
 struct ImageRow {
@@ -16,10 +17,36 @@ struct ImageRow {
     size_bytes: Option<u64>,
 }
 
-pub fn run(ctx: &Ctx, args: &ImagesArgs) -> Result<()> {
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ImagesArgs {
+    #[command(subcommand)]
+    pub action: Option<ImagesAction>,
+    /// Print machine-readable JSON on stdout (for the listing).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImagesAction {
+    /// Build (or rebuild) the offline base images from Debian trixie packages.
+    BuildOffline {
+        /// Rebuild images that already exist (the Debian base too).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+impl ImagesArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        run(ctx, self)
+    }
+}
+
+fn run(ctx: &Ctx, args: &ImagesArgs) -> Result<()> {
     match &args.action {
         Some(ImagesAction::BuildOffline { force }) => {
-            if ctx.images().source != images::Source::Offline && !ctx.offline {
+            if ctx.images().source != crate::image_source::Source::Offline && !ctx.offline {
                 ctx.say("note: the stack currently uses registry images; building the offline set anyway");
             }
             crate::provision::preflight(ctx)?;
@@ -43,7 +70,7 @@ fn list(ctx: &Ctx, json: bool) -> Result<()> {
         ("api".into(), format!("{prefix}/api:dev")),
         ("frontend".into(), format!("{prefix}/frontend:dev")),
     ];
-    if source == images::Source::Offline {
+    if source == crate::image_source::Source::Offline {
         wanted.insert(0, ("debian base".into(), ctx.config.images.offline.base.clone()));
     }
     if ctx.run.dry_run {

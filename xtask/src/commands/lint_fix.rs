@@ -3,31 +3,25 @@
 
 use anyhow::Result;
 
+use clap::Args;
+
+use crate::cargo;
+use crate::cmd::Cmd;
 use crate::context::Ctx;
-use crate::process::Cmd;
 
 pub fn plan(ctx: &Ctx) -> Vec<Cmd> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    vec![
-        Cmd::new(&cargo)
-            .args([
-                "clippy",
-                "--fix",
-                "--allow-dirty",
-                "--allow-staged",
-                "--workspace",
-                "--all-targets",
-                "--all-features",
-            ])
-            .cwd(&ctx.root),
-        crate::commands::fmt::plan(ctx, false),
-    ]
+    vec![cargo::clippy_fix(ctx), cargo::fmt(ctx, false)]
 }
 
-pub fn run(ctx: &Ctx) -> Result<()> {
-    for cmd in plan(ctx) {
-        ctx.run.run(&cmd)?;
+#[derive(Debug, Clone, Args)]
+pub struct LintFixArgs {}
+
+impl LintFixArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        for cmd in plan(ctx) {
+            ctx.run.run(&cmd)?;
+        }
+        ctx.say("automatic fixes applied; run `cargo xtask lint` for what needs a person");
+        Ok(())
     }
-    ctx.say("automatic fixes applied; run `cargo xtask lint` for what needs a person");
-    Ok(())
 }

@@ -1,23 +1,47 @@
-//! One module per command (or per family of commands).
+//! One module per command: the code of `cargo xtask foo-bar` is `foo_bar.rs`, its Args beside its `run`.
+//! No command module imports another: what two commands share lives in a domain module below.
 
-pub mod backup;
+pub mod backup_all;
+pub mod backup_mongodb;
+pub mod backup_postgres;
+pub mod backup_redis;
 pub mod backups;
 pub mod bench;
-pub mod bench_api;
+pub mod build;
 pub mod ci;
 pub mod clean;
 pub mod codegen;
-pub mod db;
-pub mod deploy;
-pub mod dev;
+pub mod completions;
+pub mod db_migrate;
+pub mod db_mongo;
+pub mod db_psql;
+pub mod db_redis;
+pub mod db_reset;
+pub mod db_seed;
+pub mod dev_build;
+pub mod dev_down;
+pub mod dev_logs;
+pub mod dev_ps;
+pub mod dev_restart;
+pub mod dev_shell;
+pub mod dev_up;
 pub mod doctor;
-pub mod e2e;
 pub mod fmt;
 pub mod health;
 pub mod images;
 pub mod lint;
 pub mod lint_fix;
-pub mod prod;
-pub mod release;
-pub mod restore;
+pub mod prod_deploy;
+pub mod prod_down;
+pub mod prod_logs;
+pub mod prod_ps;
+pub mod prod_rollback;
+pub mod prod_scale;
+pub mod prod_up;
+pub mod push;
+pub mod restore_mongodb;
+pub mod restore_postgres;
+pub mod restore_redis;
+pub mod setup;
 pub mod test;
+pub mod test_e2e;

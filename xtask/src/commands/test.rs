@@ -3,12 +3,13 @@
 
 use anyhow::{Result, bail};
 
-use crate::cli::TestArgs;
+use clap::Args;
+
+use crate::cmd::Cmd;
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::images;
-use crate::process::Cmd;
 use crate::provision::preflight;
 
 /// The suites, in order: (name, compose service in the `test` profile).
@@ -45,7 +46,23 @@ pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
     steps
 }
 
-pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Run one suite only.
+    #[arg(long, value_parser = ["backend", "frontend"])]
+    pub suite: Option<String>,
+    /// Arguments for that suite's test runner (after `--`; needs --suite).
+    #[arg(last = true, requires = "suite")]
+    pub args: Vec<String>,
+}
+
+impl TestArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        run(ctx, self)
+    }
+}
+
+fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     if let Some(suite) = &args.suite
         && !SUITES.iter().any(|(name, _)| name == suite)
     {
@@ -57,7 +74,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     preflight(ctx)?;
     ensure_env_file(ctx)?;
     images::ensure(ctx)?;
-    let compose = ctx.compose(Env::Dev)?;
+    let compose = Compose::for_env(ctx, Env::Dev)?;
     let mut failed = Vec::new();
     for (name, cmd) in plan(&compose, args) {
         ctx.say(&name);

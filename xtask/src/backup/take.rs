@@ -1,32 +1,23 @@
-//! `backup-postgres`, `backup-redis`, `backup-mongodb`, `backup-all`.
-//!
-//! Each backup streams from `docker compose exec -T` straight into `<name>.partial` files beside their final
-//! names (memory use does not depend on the database size), hashing on the way; only when every step has
-//! exited 0 and the data looks like the engine's format are the files fsynced and renamed, and the manifest
-//! is written last. Any failure removes the partial files and exits non-zero; a crash leaves partials that
-//! the next run removes. One backup, restore or prune per service at a time (a lock in its directory).
+//! Taking a backup: stream every part into its temporary file, check it, commit them all, write the manifest
+//! last (DESIGN.md, "Backups").
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 
 use crate::backup::manifest::{FORMAT, FileEntry, Manifest, Sanity};
-use crate::backup::name::{Timestamp, human_bytes};
-use crate::backup::store::{self, AtomicFile};
+use crate::backup::name::Timestamp;
+use crate::backup::store;
 use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
+use crate::cmd::Cmd;
 use crate::compose::{Compose, git_revision};
 use crate::config::Env;
 use crate::context::Ctx;
-use crate::process::{Cmd, Progress, Streamed};
-
-#[derive(Debug, Clone, Args)]
-pub struct BackupArgs {
-    /// Which stack to back up.
-    #[arg(long, value_enum, default_value = "dev")]
-    pub env: Env,
-}
+use crate::files::AtomicFile;
+use crate::runner::Streamed;
+use crate::term::Progress;
+use crate::term::human_bytes;
 
 /// A finished backup.
 #[derive(Debug, Clone)]
@@ -56,8 +47,8 @@ struct Meta {
     reason: Option<String>,
 }
 
-pub fn run(ctx: &Ctx, engine: Engine, args: &BackupArgs) -> Result<()> {
-    let compose = ctx.stack(args.env)?;
+pub fn backup(ctx: &Ctx, engine: Engine, env: Env) -> Result<()> {
+    let compose = crate::prod::stack_compose(ctx, env)?;
     if engine == Engine::Mongodb {
         require_mongo(ctx, &compose)?;
     }
@@ -74,8 +65,8 @@ pub fn run(ctx: &Ctx, engine: Engine, args: &BackupArgs) -> Result<()> {
 
 /// `backup-all`: every engine the stack has (MongoDB only when it is part of it); all are attempted, and
 /// the command fails if any failed.
-pub fn all(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
-    let compose = ctx.stack(args.env)?;
+pub fn all(ctx: &Ctx, env: Env) -> Result<()> {
+    let compose = crate::prod::stack_compose(ctx, env)?;
     let mut failed = Vec::new();
     for engine in Engine::ALL {
         if engine == Engine::Mongodb
@@ -87,10 +78,10 @@ pub fn all(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
             ));
             continue;
         }
-        if let Err(err) = run(ctx, engine, args) {
+        if let Err(err) = backup(ctx, engine, env) {
             eprintln!(
                 "{}",
-                crate::process::Style::stderr().red(&format!("backup of {} failed: {err:#}", engine.name()))
+                crate::term::Style::stderr().red(&format!("backup of {} failed: {err:#}", engine.name()))
             );
             failed.push(engine.name());
         }

@@ -10,30 +10,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 
 use crate::backup::manifest::Manifest;
-use crate::backup::name::{BackupName, human_bytes};
+use crate::backup::name::BackupName;
 use crate::backup::store::{self, Found};
+use crate::backup::take;
 use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
-use crate::commands::backup;
 use crate::compose::Compose;
-use crate::config::Env;
 use crate::context::Ctx;
-use crate::process::Progress;
-
-#[derive(Debug, Clone, Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["file", "latest"])))]
-pub struct RestoreArgs {
-    /// The backup to restore: its data file or its manifest (`backups/<service>/<name>.<ext>|.json`).
-    pub file: Option<PathBuf>,
-    /// Restore the newest complete backup of this compose project's service (safety backups are skipped).
-    #[arg(long)]
-    pub latest: bool,
-    /// Which stack to restore into.
-    #[arg(long, value_enum, default_value = "dev")]
-    pub env: Env,
-}
+use crate::flags::RestoreArgs;
+use crate::term::Progress;
+use crate::term::human_bytes;
 
 /// A backup chosen for a restore or a verify, with its manifest read.
 #[derive(Debug, Clone)]
@@ -143,8 +130,8 @@ pub fn check(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
         .with_context(|| format!("{} is damaged", chosen.data().display()))
 }
 
-pub fn run(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
-    let compose = ctx.stack(args.env)?;
+pub fn restore(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
+    let compose = crate::prod::stack_compose(ctx, args.env)?;
     if engine == Engine::Mongodb {
         require_mongo(ctx, &compose)?;
     }
@@ -185,7 +172,7 @@ fn safety_backup(
     };
     ctx.say(&format!("safety backup of the current `{service}` data first"));
     let reason = format!("safety backup before restoring {}", chosen.manifest.file);
-    let taken = backup::take(ctx, compose, engine, Some(reason))
+    let taken = take::take(ctx, compose, engine, Some(reason))
         .context("the safety backup failed, so nothing was restored (the current data is untouched)")?;
     let path = taken
         .map(|t| t.manifest_path.with_file_name(&t.manifest.file).display().to_string())

@@ -1,228 +1,22 @@
-//! `prod-deploy` and `prod-rollback`: roll the API to another image without dropping a request.
-//!
-//! Plain compose (one machine), as data and in this order:
-//! 1. migrations of the new image (`compose run --rm migrate`): they must be backward compatible, since the
-//!    old replicas keep serving meanwhile;
-//! 2. start as many new replicas as there are old ones (`up --no-recreate --scale api=2n`); they are on the
-//!    compose networks but NOT behind the proxy (no `api-live` alias);
-//! 3. wait until every new replica is healthy — if one crashes, restarts, turns unhealthy or the deadline
-//!    passes, remove the new replicas (they never saw a request) and stop: the old ones still serve;
-//! 4. shift traffic: give the new replicas the `api-live` alias, wait for the proxy's DNS cache (5 s);
-//! 5. drain: `docker stop` the old replicas (SIGTERM: readiness 503, in-flight requests finish, and the proxy
-//!    retries any request that meets a closing replica on another one), then remove them.
-//!
-//! `--swarm` deploys the same compose files to Docker Swarm instead: `docker compose config` rendered for
+//! Deploying the production compose files to Docker Swarm: `docker compose config` rendered for
 //! `docker stack deploy` (start-first updates, automatic rollback, API tasks by DNS round robin).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use serde_json::{Map, Value, json};
 
-use crate::commands::prod::{
-    DeployState, check_secrets, check_tag, container_ids, head_tag, image, inspect, prod_compose, promote,
-    require_images, scale_cmd, wait_healthy,
-};
-use crate::config::Env;
+use crate::cmd::Cmd;
 use crate::context::Ctx;
-use crate::process::Cmd;
-
-/// How long the proxy may keep an old DNS answer (`resolver ... valid=5s`), plus a margin.
-const DNS_SETTLE: Duration = Duration::from_secs(6);
-
-#[derive(Debug, Clone, Args)]
-pub struct ProdDeployArgs {
-    /// The API image tag to deploy (default: `sha-<HEAD>`, as `cargo xtask build` tags it).
-    #[arg(long, value_name = "TAG")]
-    pub tag: Option<String>,
-    /// Deploy to Docker Swarm (`docker stack deploy`: start-first rolling update, automatic rollback).
-    #[arg(long)]
-    pub swarm: bool,
-    /// Seconds the new replicas get to become healthy before the deploy is rolled back.
-    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
-    pub timeout: u32,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ProdRollbackArgs {
-    /// Roll back the Swarm stack instead of the compose stack.
-    #[arg(long)]
-    pub swarm: bool,
-    /// Seconds the replicas get to become healthy.
-    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
-    pub timeout: u32,
-}
-
-pub fn deploy(ctx: &Ctx, args: &ProdDeployArgs) -> Result<()> {
-    let tag = match &args.tag {
-        Some(t) => t.clone(),
-        None => head_tag(ctx)?,
-    };
-    check_tag(&tag)?;
-    let timeout = Duration::from_secs(u64::from(args.timeout));
-    if args.swarm {
-        swarm_deploy(ctx, &tag, timeout, "prod-deploy")
-    } else {
-        rolling(ctx, &tag, timeout, "prod-deploy")
-    }
-}
-
-pub fn rollback(ctx: &Ctx, args: &ProdRollbackArgs) -> Result<()> {
-    let project = stack_name(ctx, args.swarm)?;
-    let state = DeployState::load(ctx, &project)?;
-    let Some(previous) = state.and_then(|s| s.previous_api_tag) else {
-        bail!(
-            "no previous API image is recorded for `{project}` (in {})\n  fix: deploy the tag you want explicitly: cargo xtask prod-deploy --tag <tag>{}",
-            DeployState::path(ctx, &project).display(),
-            if args.swarm { " --swarm" } else { "" }
-        );
-    };
-    ctx.say(&format!("rolling the API back to {previous}"));
-    let timeout = Duration::from_secs(u64::from(args.timeout));
-    if args.swarm {
-        swarm_deploy(ctx, &previous, timeout, "prod-rollback")
-    } else {
-        rolling(ctx, &previous, timeout, "prod-rollback")
-    }
-}
-
-fn stack_name(ctx: &Ctx, swarm: bool) -> Result<String> {
-    let project = ctx.compose(Env::Prod)?.project;
-    Ok(if swarm { format!("{project}-swarm") } else { project })
-}
-
-/// The zero-downtime rolling update on plain compose (see the module docs).
-fn rolling(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<()> {
-    crate::provision::preflight(ctx)?;
-    let project = ctx.compose(Env::Prod)?.project;
-    let api = ctx.config.services.api.clone();
-    let mut state = DeployState::load(ctx, &project)?.unwrap_or_default();
-    let old = container_ids(ctx, &project, &api)?;
-    if old.is_empty() && !ctx.run.dry_run {
-        bail!("the production API is not running (project {project})\n  fix: cargo xtask prod-up --tag {tag}");
-    }
-    let old_tag = if state.api_tag.is_empty() {
-        inspect(ctx, &old)?
-            .first()
-            .and_then(|c| c.image.rsplit_once(':').map(|(_, t)| t.to_string()))
-            .unwrap_or_default()
-    } else {
-        state.api_tag.clone()
-    };
-    if old_tag == tag && !ctx.run.dry_run {
-        ctx.say(&format!("the API already runs {tag}: nothing to deploy"));
-        return Ok(());
-    }
-    if !ctx.run.dry_run {
-        check_secrets(ctx, false)?;
-    }
-    let image_tag = if state.image_tag.is_empty() {
-        tag.to_string()
-    } else {
-        state.image_tag.clone()
-    };
-    require_images(ctx, &[image(ctx, "api", tag)])?;
-    let compose = prod_compose(ctx, &image_tag, tag)?;
-    let n = old.len().max(1);
-    ctx.say(&format!(
-        "deploying API {tag} (was {}): {n} new replica(s) beside the {} running, traffic shifted once healthy",
-        if old_tag.is_empty() { "unknown" } else { &old_tag },
-        old.len()
-    ));
-
-    // 1. migrations (backward compatible by contract: the old replicas keep serving)
-    ctx.say("step 1/5: migrations of the new image");
-    ctx.run
-        .run(&compose.cmd(["run", "--rm", "--no-deps", "--pull", "never", "migrate"]))
-        .with_context(|| {
-            format!("the migrations of {tag} failed; nothing else was changed (the API still runs {old_tag})")
-        })?;
-
-    // 2. new replicas, not yet behind the proxy
-    ctx.say("step 2/5: starting the new replicas (not receiving traffic)");
-    ctx.run.run(&scale_cmd(&compose, &api, old.len() + n, &[]))?;
-    let new: Vec<String> = container_ids(ctx, &project, &api)?
-        .into_iter()
-        .filter(|id| !old.contains(id))
-        .collect();
-
-    // 3. health gate, with automatic rollback
-    ctx.say(&format!(
-        "step 3/5: waiting up to {} s for the new replicas to become healthy",
-        timeout.as_secs()
-    ));
-    if let Err(why) = wait_healthy(ctx, &new, timeout) {
-        ctx.say(&format!(
-            "the new replicas did not become healthy ({why:#}): rolling back"
-        ));
-        let logs = new
-            .first()
-            .map(|id| Cmd::new("docker").args(["logs", "--tail", "30", id]));
-        if let Some(logs) = logs {
-            let _ = ctx.run.run(&logs);
-        }
-        remove(ctx, &new, 10)?;
-        state.record(action, tag, &format!("rolled back: {why:#}"));
-        state.save(ctx, &project)?;
-        bail!(
-            "deploy of API {tag} rolled back: {why:#}\n  the API still runs {old_tag} on the {} old replica(s), which kept serving throughout\n  fix: look at the new image's logs above, fix it, build a new tag and deploy again",
-            old.len()
-        );
-    }
-
-    // 4. traffic to the new replicas
-    ctx.say("step 4/5: shifting traffic to the new replicas");
-    for id in &new {
-        promote(ctx, &project, id)?;
-    }
-    settle(ctx);
-
-    // 5. drain and remove the old ones
-    ctx.say("step 5/5: draining the old replicas");
-    remove(ctx, &old, 30)?;
-
-    if state.api_tag != tag {
-        state.previous_api_tag = (!old_tag.is_empty()).then(|| old_tag.clone());
-    }
-    state.image_tag = image_tag;
-    state.api_tag = tag.to_string();
-    state.record(action, tag, "ok");
-    state.save(ctx, &project)?;
-    ctx.say(&format!(
-        "API {tag} serves all traffic ({n} replica(s)); `cargo xtask prod-rollback` returns to {old_tag}"
-    ));
-    Ok(())
-}
-
-fn settle(ctx: &Ctx) {
-    if !ctx.run.dry_run {
-        std::thread::sleep(DNS_SETTLE);
-    }
-}
-
-/// Graceful stop (SIGTERM, up to `grace` seconds), then removal.
-fn remove(ctx: &Ctx, ids: &[String], grace: u32) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let grace = grace.to_string();
-    ctx.run.run(
-        &Cmd::new("docker")
-            .args(["stop", "--time", &grace])
-            .args(ids.iter().cloned()),
-    )?;
-    ctx.run.run(&Cmd::new("docker").arg("rm").args(ids.iter().cloned()))?;
-    Ok(())
-}
-
-// ----------------------------------------------------------------------------------------------------------
-// Swarm
+use crate::prod::compose::prod_compose;
+use crate::prod::secrets::check_secrets;
+use crate::prod::state::DeployState;
+use crate::prod::tags::{image, require_images};
 
 /// Deploys the prod compose files as the stack `<project>-swarm` with the API at `tag`, and waits for the
 /// rolling update to finish (or for Swarm to roll it back, which is then an error).
-fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<()> {
-    let stack = stack_name(ctx, true)?;
+pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<()> {
+    let stack = crate::prod::stack_name(ctx, true)?;
     if !ctx.run.dry_run {
         let node = ctx
             .run
@@ -252,7 +46,7 @@ fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result
     )?;
     let compose = prod_compose(ctx, &image_tag, tag)?;
     let rendered = ctx.run.read(&compose.cmd(["config", "--format", "json"]))?;
-    let publish = std::env::var("DRYDOCK_PROD_BIND").is_ok_and(|b| b.trim() == "0.0.0.0");
+    let publish = ctx.vars.prod_bind_public;
     let file = ctx.root.join("target/drydock/swarm").join(format!("{stack}.json"));
     if !ctx.run.dry_run {
         let config: Value = serde_json::from_str(&rendered).context("parsing `docker compose config --format json`")?;
@@ -292,16 +86,9 @@ fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result
         before.as_deref(),
         timeout,
     );
-    let old_tag = state.api_tag.clone();
     match outcome {
         Ok(()) => {
-            if old_tag != tag {
-                state.previous_api_tag = (!old_tag.is_empty()).then(|| old_tag.clone());
-            }
-            state.image_tag = image_tag;
-            state.api_tag = tag.to_string();
-            state.record(action, tag, "ok");
-            state.save(ctx, &stack)?;
+            state.deployed(ctx, &stack, action, &image_tag, tag)?;
             ctx.say(&format!("stack {stack}: API {tag} serves all traffic"));
             Ok(())
         }

@@ -1,0 +1,279 @@
+//! `cargo xtask backups bench`: the benchmark of issue 8, a report rather than a timed test.
+//!
+//! On its own compose project (`<name>-bench`, ephemeral ports, removed afterwards) it generates a
+//! PostgreSQL database of about `--size-mb` MB with generate_series, then times in one run:
+//!   - the plain Makefile pipeline: `docker compose exec -T postgres pg_dump -Fc ... > file` (default gzip),
+//!   - the same raw pipe at the compression backup-postgres picks (`--compress=zstd:1`),
+//!   - `cargo xtask backup-postgres` (hashing, progress, atomic writes, globals, manifest),
+//!   - `pg_restore` fed the same way as a Makefile would, and `cargo xtask restore-postgres` (which also
+//!     verifies the checksum and takes a safety backup first; its restore step is reported separately).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::backup::{PgFacts, ask, plans};
+use crate::cmd::Cmd;
+use crate::compose::{Compose, ensure_env_file};
+use crate::config::{CONFIG_PATH, Env};
+use crate::context::Ctx;
+use crate::term::Style;
+use crate::term::human_bytes;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Approximate size of the generated database, in MB.
+    #[arg(long, default_value_t = 1000, value_name = "MB")]
+    pub size_mb: u64,
+    /// Leave the bench stack and its files in place afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+struct Figure {
+    what: String,
+    secs: f64,
+    bytes: Option<u64>,
+}
+
+/// Runs a command with stdout to a file or stdin from a file, exactly like a shell redirection.
+fn timed_redirect(cmd: &Cmd, out: Option<&Path>, input: Option<&Path>) -> Result<f64> {
+    let mut shown = cmd.display();
+    if let Some(o) = out {
+        shown.push_str(&format!(" > {}", o.display()));
+    }
+    if let Some(i) = input {
+        shown.push_str(&format!(" < {}", i.display()));
+    }
+    eprintln!("{}", Style::stderr().dim(&format!("$ {shown}")));
+    let mut command = Command::new(&cmd.program);
+    command.args(&cmd.args).envs(cmd.env.iter().map(|(k, v)| (k, v)));
+    if let Some(o) = out {
+        command.stdout(Stdio::from(
+            File::create(o).with_context(|| format!("cannot create {}", o.display()))?,
+        ));
+    }
+    if let Some(i) = input {
+        command.stdin(Stdio::from(
+            File::open(i).with_context(|| format!("cannot read {}", i.display()))?,
+        ));
+    }
+    let started = Instant::now();
+    let status = command.status().with_context(|| format!("cannot start `{shown}`"))?;
+    let secs = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(secs)
+}
+
+/// The stack description with `backups.dir` pointed at the bench's own directory.
+fn bench_config(ctx: &Ctx, dir: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(ctx.path(CONFIG_PATH))?;
+    let mut section = String::new();
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed.to_string();
+        }
+        if section == "[backups]" && trimmed.starts_with("dir") && trimmed.contains('=') {
+            out.push_str(&format!("dir = {:?}\n", dir.join("backups").display().to_string()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let path = dir.join("stack.toml");
+    std::fs::write(&path, out)?;
+    Ok(path)
+}
+
+pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
+    if ctx.run.dry_run {
+        bail!("backups bench measures real work: it has no --dry-run");
+    }
+    ensure_env_file(ctx)?;
+    let mut compose: Compose = Compose::for_env(ctx, Env::Dev)?;
+    compose.project = format!("{}-bench", ctx.config.project.name);
+    compose.env.push(("DRYDOCK_POSTGRES_PORT".into(), "0".into()));
+    compose.env.push(("DRYDOCK_REDIS_PORT".into(), "0".into()));
+    let service = ctx.config.services.postgres.clone();
+    let dir = ctx.root.join("target").join("backup-bench");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = bench(ctx, &compose, &service, &dir, args);
+    if !args.keep {
+        let _ = ctx.run.run(&compose.cmd(["down", "--volumes", "--remove-orphans"]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchArgs) -> Result<()> {
+    ctx.say(&format!(
+        "bench stack: compose project `{}` (postgres only)",
+        compose.project
+    ));
+    ctx.run.run(&compose.cmd(["up", "--detach", "--wait", service]))?;
+    let facts = PgFacts::parse(&ask(ctx, compose, service, &plans::pg_facts(compose, service))?.unwrap_or_default())?;
+    let t = &facts.target;
+    // ~135 bytes per row on disk (heap + primary key); md5 text compresses about as well as real data.
+    let rows = args.size_mb * 1_000_000 / 135;
+    let sql = format!(
+        "drop table if exists bench_items; \
+         create table bench_items as select g as id, md5(g::text) as a, md5((g * 7)::text) as b, \
+         now() - g * interval '1 second' as created_at, (g % 1000) / 7.0 as score \
+         from generate_series(1, {rows}) g; \
+         alter table bench_items add primary key (id); analyze bench_items;"
+    );
+    ctx.say(&format!("generating {rows} rows (about {} MB)", args.size_mb));
+    let started = Instant::now();
+    ctx.run.run(&plans::psql(
+        compose,
+        service,
+        t,
+        &["-q".into(), "-c".into(), sql],
+        false,
+    ))?;
+    let size = ctx.run.read(&plans::psql(
+        compose,
+        service,
+        t,
+        &[
+            "-XAt".into(),
+            "-c".into(),
+            "select pg_database_size(current_database())".into(),
+        ],
+        false,
+    ))?;
+    let db_bytes: u64 = size.trim().parse().unwrap_or(0);
+    ctx.say(&format!(
+        "database: {} (generated in {:.0} s)",
+        human_bytes(db_bytes),
+        started.elapsed().as_secs_f64()
+    ));
+
+    let mut figures = Vec::new();
+    let make_file = dir.join("makefile.dump");
+    let secs = timed_redirect(&plans::pg_dump(compose, service, t, "default"), Some(&make_file), None)?;
+    figures.push(Figure {
+        what: "backup: Makefile pipe (pg_dump -Fc, default gzip)".into(),
+        secs,
+        bytes: Some(make_file.metadata()?.len()),
+    });
+    let raw_file = dir.join("raw-zstd.dump");
+    let secs = timed_redirect(
+        &plans::pg_dump(compose, service, t, &facts.compression),
+        Some(&raw_file),
+        None,
+    )?;
+    figures.push(Figure {
+        what: format!("backup: raw pipe (pg_dump -Fc --compress={})", facts.compression),
+        secs,
+        bytes: Some(raw_file.metadata()?.len()),
+    });
+
+    // The real commands, as a user runs them: a child xtask with the bench's project and backups directory.
+    let config = bench_config(ctx, dir)?;
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let xtask = |words: &[&str]| {
+        let mut cmd =
+            Cmd::new(exe.display().to_string()).args(["--config", &config.display().to_string(), "--offline"]);
+        cmd = cmd.args(words.iter().copied()).env("DRYDOCK_PROJECT", &compose.project);
+        for (k, v) in &compose.env {
+            cmd = cmd.env(k, v);
+        }
+        cmd
+    };
+    let started = Instant::now();
+    ctx.run.run(&xtask(&["-q", "backup-postgres"]))?;
+    let secs = started.elapsed().as_secs_f64();
+    let ours = std::fs::read_dir(dir.join("backups").join(service))?
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().ends_with(".dump"))
+        .context("backup-postgres wrote no .dump")?;
+    figures.push(Figure {
+        what: "backup: cargo xtask backup-postgres".into(),
+        secs,
+        bytes: Some(ours.metadata()?.len()),
+    });
+
+    let restore = plans::pg_restore(compose, service, t);
+    // What a Makefile would run: the same flags minus our single transaction.
+    let mut make_restore = restore.clone();
+    make_restore
+        .args
+        .retain(|a| a != "--single-transaction" && a != "--exit-on-error");
+    let secs = timed_redirect(&make_restore, None, Some(&make_file))?;
+    figures.push(Figure {
+        what: "restore: Makefile pipe (pg_restore < gzip dump)".into(),
+        secs,
+        bytes: None,
+    });
+    let secs = timed_redirect(&make_restore, None, Some(&raw_file))?;
+    figures.push(Figure {
+        what: "restore: raw pipe (pg_restore < zstd dump)".into(),
+        secs,
+        bytes: None,
+    });
+    let started = Instant::now();
+    let out = xtask(&["--yes", "restore-postgres", "--latest"]);
+    let mut command = Command::new(&out.program);
+    command
+        .args(&out.args)
+        .envs(out.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    eprintln!("{}", Style::stderr().dim(&format!("$ {out}")));
+    let output = command.output().context("cannot run restore-postgres")?;
+    let secs = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("restore-postgres failed:\n{stderr}");
+    }
+    figures.push(Figure {
+        what: "restore: cargo xtask restore-postgres (total)".into(),
+        secs,
+        bytes: None,
+    });
+    // "restored database `x` from y in 12.3 s": the restore step alone (without checksum and safety backup).
+    if let Some(step) = stderr
+        .lines()
+        .find(|l| l.contains("restored database"))
+        .and_then(|l| l.split(" in ").nth(1))
+        .and_then(|r| r.split(" s").next())
+        .and_then(|n| n.trim().parse::<f64>().ok())
+    {
+        figures.push(Figure {
+            what: "restore: its pg_restore step alone".into(),
+            secs: step,
+            bytes: None,
+        });
+    }
+
+    println!();
+    println!(
+        "backup/restore benchmark: PostgreSQL {}, database {} ({rows} rows)",
+        facts.server_version,
+        human_bytes(db_bytes)
+    );
+    for f in &figures {
+        let size = f.bytes.map(human_bytes).unwrap_or_default();
+        println!("  {:<55} {:>7.1} s  {:>10}", f.what, f.secs, size);
+    }
+    let make = figures[0].secs;
+    let raw = figures[1].secs;
+    let ours = figures[2].secs;
+    println!(
+        "  backup-postgres is {:.1}× faster than the Makefile pipe, {:+.0} % vs the raw pipe at the same compression; output {} vs {}",
+        make / ours,
+        (ours / raw - 1.0) * 100.0,
+        human_bytes(figures[2].bytes.unwrap_or(0)),
+        human_bytes(figures[0].bytes.unwrap_or(0))
+    );
+    Ok(())
+}

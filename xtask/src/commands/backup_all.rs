@@ -1,0 +1,20 @@
+//! `cargo xtask backup-all`: back up every database of the stack; fails if any backup failed.
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::backup::take;
+use crate::context::Ctx;
+use crate::flags::EnvFlag;
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupAllArgs {
+    #[command(flatten)]
+    pub env: EnvFlag,
+}
+
+impl BackupAllArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        take::all(ctx, self.env.env)
+    }
+}

@@ -1,0 +1,53 @@
+//! `cargo xtask dev-shell`: a shell (or a command) in a dev service.
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::compose::Compose;
+use crate::config::Env;
+use crate::context::Ctx;
+use crate::stack;
+
+#[derive(Debug, Clone, Args)]
+pub struct DevShellArgs {
+    /// The service to enter.
+    #[arg(default_value = "api")]
+    pub service: String,
+    /// Command to run instead of a shell (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+impl DevShellArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let compose = Compose::for_env(ctx, Env::Dev)?;
+        stack::check_services(ctx, &compose, std::slice::from_ref(&self.service))?;
+        let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        let mut cmd: Vec<String> = vec!["exec".into()];
+        if !interactive {
+            cmd.push("-T".into());
+        }
+        cmd.push(self.service.clone());
+        if self.command.is_empty() {
+            cmd.push("sh".into());
+        } else {
+            cmd.extend(self.command.iter().cloned());
+        }
+        let cmd = if interactive {
+            compose.cmd(cmd).interactive()
+        } else {
+            compose.cmd(cmd)
+        };
+        ctx.run.run(&cmd).map_err(|err| {
+            if self.command.is_empty() && self.service == ctx.config.services.api {
+                err.context(format!(
+                    "the `{}` image has no shell (a distroless runtime); run a command instead, e.g. `cargo xtask dev-shell {} -- /app/backend --help`",
+                    self.service, self.service
+                ))
+            } else {
+                err
+            }
+        })?;
+        Ok(())
+    }
+}

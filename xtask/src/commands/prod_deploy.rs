@@ -1,0 +1,40 @@
+//! `cargo xtask prod-deploy`: roll the API to a new image with zero downtime (plain compose: `prod::rolling`;
+//! `--swarm`: `prod::swarm`); rolls back by itself if the new replicas never become healthy.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::context::Ctx;
+use crate::prod::tags::{check_tag, head_tag};
+use crate::prod::{rolling, swarm};
+
+#[derive(Debug, Clone, Args)]
+pub struct ProdDeployArgs {
+    /// The API image tag to deploy (default: `sha-<HEAD>`, as `cargo xtask build` tags it).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Deploy to Docker Swarm (`docker stack deploy`: start-first rolling update, automatic rollback).
+    #[arg(long)]
+    pub swarm: bool,
+    /// Seconds the new replicas get to become healthy before the deploy is rolled back.
+    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+    pub timeout: u32,
+}
+
+impl ProdDeployArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let tag = match &self.tag {
+            Some(t) => t.clone(),
+            None => head_tag(ctx)?,
+        };
+        check_tag(&tag)?;
+        let timeout = Duration::from_secs(u64::from(self.timeout));
+        if self.swarm {
+            swarm::swarm_deploy(ctx, &tag, timeout, "prod-deploy")
+        } else {
+            rolling::rolling(ctx, &tag, timeout, "prod-deploy")
+        }
+    }
+}

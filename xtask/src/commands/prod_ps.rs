@@ -1,0 +1,50 @@
+//! `cargo xtask prod-ps`: the production services with state, health and which API replicas get traffic.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::Value;
+
+use crate::context::Ctx;
+use crate::flags::JsonFlag;
+use crate::prod::compose::current_compose;
+use crate::prod::containers::{LIVE_ALIAS, live_containers};
+use crate::stack;
+
+#[derive(Debug, Clone, Args)]
+pub struct ProdPsArgs {
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+impl ProdPsArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let compose = current_compose(ctx)?;
+        let states = stack::services(ctx, &compose)?;
+        let live = if ctx.run.dry_run {
+            Vec::new()
+        } else {
+            live_containers(ctx, &compose.project)?
+        };
+        if self.json.json {
+            let rows: Vec<Value> = states
+                .iter()
+                .map(|s| {
+                    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.insert("live".into(), Value::Bool(live.iter().any(|n| n == &s.name)));
+                    }
+                    v
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else if states.is_empty() && !ctx.run.dry_run {
+            println!("the production stack is not running (start it with `cargo xtask prod-up`)");
+        } else {
+            stack::print_states(&states);
+            if !live.is_empty() {
+                println!("\nreceiving traffic ({LIVE_ALIAS}): {}", live.join(", "));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! `cargo xtask prod-up`: start the hardened production stack (secrets checked, release images, optional
+//! monitoring); API containers get traffic once healthy.
+
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::compose::Compose;
+use crate::config::Env;
+use crate::context::Ctx;
+use crate::image_source::Source;
+use crate::images;
+use crate::prod::compose::{ensure_monitoring_images, prod_compose};
+use crate::prod::containers::{container_ids, promote};
+use crate::prod::secrets::{check_secrets, generate_secrets, tls_dir};
+use crate::prod::state::DeployState;
+use crate::prod::tags::{image, require_images, tags_for_up};
+use crate::stack;
+use crate::term::Style;
+
+#[derive(Debug, Clone, Args)]
+pub struct ProdUpArgs {
+    /// Release tag to run (default: the deployed one, else `sha-<HEAD>` as `cargo xtask build` tags it).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Also start the monitoring profile (Prometheus + exporters; Grafana in registry mode only).
+    #[arg(long)]
+    pub monitoring: bool,
+    /// Create missing secret files with random values first (never overwrites an existing one).
+    #[arg(long)]
+    pub generate_secrets: bool,
+    /// Seconds to wait for every service to become healthy.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u32,
+}
+
+impl ProdUpArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let project = Compose::for_env(ctx, Env::Prod)?.project;
+        let source = ctx.images().source;
+        let grafana = self.monitoring && source == Source::Registry;
+        // Secrets first: a refusal must come before anything is installed, built or started.
+        if self.generate_secrets {
+            generate_secrets(ctx, true)?;
+        }
+        let secret_values = if ctx.run.dry_run {
+            Vec::new()
+        } else {
+            check_secrets(ctx, grafana)?
+        };
+        crate::provision::preflight(ctx)?;
+        // The proxy mounts this directory: create it (empty = plain HTTP) so Docker does not create it as root.
+        let tls = tls_dir(ctx);
+        if !ctx.run.dry_run && !tls.exists() {
+            std::fs::create_dir_all(&tls).with_context(|| format!("creating {}", tls.display()))?;
+            std::fs::set_permissions(&tls, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let (image_tag, api_tag) = tags_for_up(ctx, &project, self.tag.as_deref())?;
+        images::ensure(ctx)?;
+        require_images(
+            ctx,
+            &[
+                image(ctx, "api", &api_tag),
+                image(ctx, "frontend", &image_tag),
+                image(ctx, "proxy", &image_tag),
+            ],
+        )?;
+        let mut profiles: Vec<&str> = Vec::new();
+        if self.monitoring {
+            profiles.push("monitoring");
+            ensure_monitoring_images(ctx)?;
+            if grafana {
+                profiles.push("grafana");
+            } else {
+                ctx.say(
+                    "Grafana: unavailable in offline mode (it has no Debian package; registry mode only). Prometheus, its alert rules and the exporters start; the dashboard in infra/monitoring/grafana/ needs registry mode.",
+                );
+            }
+        }
+        let compose = prod_compose(ctx, &image_tag, &api_tag)?;
+        let timeout = self.timeout.to_string();
+        let mut cmd: Vec<String> = Vec::new();
+        for p in &profiles {
+            cmd.extend(["--profile".to_string(), p.to_string()]);
+        }
+        let pull = if source == Source::Registry { "missing" } else { "never" };
+        cmd.extend(
+            [
+                "up",
+                "--detach",
+                "--wait",
+                "--wait-timeout",
+                &timeout,
+                "--remove-orphans",
+                "--no-build",
+                "--pull",
+                pull,
+            ]
+            .map(String::from),
+        );
+        ctx.say(&format!(
+            "starting the production stack (project {project}, images {image_tag}, api {api_tag})"
+        ));
+        let mut up = compose.cmd(cmd);
+        for v in &secret_values {
+            up = up.secret(v.clone());
+        }
+        if let Err(err) = ctx.run.run(&up) {
+            stack::explain_unhealthy(ctx, &compose);
+            return Err(err.context(format!(
+                "the production stack did not become healthy within {timeout} s (see the states and logs above)\n  fix: correct the failing service, then `cargo xtask prod-up` again"
+            )));
+        }
+        let api = &ctx.config.services.api;
+        let ids = if ctx.run.dry_run {
+            vec!["<api-container>".to_string()]
+        } else {
+            container_ids(ctx, &project, api)?
+        };
+        for id in ids {
+            promote(ctx, &project, &id)?;
+        }
+        let mut state = DeployState::load(ctx, &project)?.unwrap_or_default();
+        state.deployed(ctx, &project, "prod-up", &image_tag, &api_tag)?;
+        if !ctx.run.dry_run {
+            print_urls(ctx, &compose, self.monitoring);
+        }
+        Ok(())
+    }
+}
+
+fn print_urls(ctx: &Ctx, compose: &Compose, monitoring: bool) {
+    let style = Style::stdout();
+    let s = &ctx.config.services;
+    let tls = tls_dir(ctx).join("tls.crt").is_file();
+    let mut rows: Vec<(String, u16, &str, &str)> = vec![(s.proxy.clone(), 8080, "app (edge proxy)", "http")];
+    if tls {
+        rows.push((s.proxy.clone(), 8443, "app (TLS)", "https"));
+    }
+    if monitoring {
+        rows.push(("prometheus".into(), 9090, "prometheus", "http"));
+        rows.push(("grafana".into(), 3000, "grafana", "http"));
+    }
+    for (service, port, what, scheme) in rows {
+        if let Some(addr) = stack::published(ctx, compose, &service, port) {
+            println!("  {what:<18} {}", style.bold(&format!("{scheme}://{addr}")));
+        }
+    }
+}

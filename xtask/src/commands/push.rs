@@ -1,0 +1,64 @@
+//! `cargo xtask push --registry <host>`: push the release images (and their moving tags) to a registry.
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::cmd::Cmd;
+use crate::context::Ctx;
+use crate::prod::release::{ExtraTag, RELEASE_IMAGES, check_registry, describe, selected};
+use crate::prod::tags::{check_tag, head_tag, image, require_images};
+
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// The registry to push to, as `host[:port]` (e.g. registry.example.com, 127.0.0.1:5000).
+    #[arg(long, value_name = "HOST")]
+    pub registry: String,
+    /// The tag to push (default: `sha-<HEAD>`); `staging`/`latest` are pushed too when they point to it.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Which images (default: api, frontend, proxy).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(RELEASE_IMAGES))]
+    pub images: Vec<String>,
+}
+
+impl PushArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        check_registry(&self.registry)?;
+        let tag = match &self.tag {
+            Some(t) => t.clone(),
+            None => head_tag(ctx)?,
+        };
+        check_tag(&tag)?;
+        let names = selected(&self.images);
+        let sources: Vec<String> = names.iter().map(|n| image(ctx, n, &tag)).collect();
+        require_images(ctx, &sources)?;
+        for (name, source) in names.iter().zip(&sources) {
+            let mut tags = vec![tag.clone()];
+            if !ctx.run.dry_run {
+                let id = describe(ctx, source)?.id;
+                for extra in [ExtraTag::Staging, ExtraTag::Latest] {
+                    let moving = image(ctx, name, extra.name());
+                    if crate::images::exists(ctx, &moving) && describe(ctx, &moving)?.id == id {
+                        tags.push(extra.name().to_string());
+                    }
+                }
+            }
+            for t in &tags {
+                let target = format!("{}/{}", self.registry, image(ctx, name, t));
+                ctx.run.run(&Cmd::new("docker").args(["tag", source, &target]))?;
+                ctx.run.run(&Cmd::new("docker").args(["push", &target])).with_context(|| {
+                    format!(
+                        "pushing {target} failed\n  fix: check that {} answers (`curl http://{}/v2/`), that you are logged in (`docker login {}`), and for a plain-HTTP registry other than 127.0.0.1 that it is in the engine's insecure-registries",
+                        self.registry, self.registry, self.registry
+                    )
+                })?;
+            }
+        }
+        ctx.say(&format!(
+            "pushed {} image(s) as {tag} to {}",
+            names.len(),
+            self.registry
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! `cargo xtask restore-mongodb`: restore MongoDB from a backup (checksum first, asks, safety backup; the work is
+//! `backup::restore`).
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::backup::{Engine, restore};
+use crate::context::Ctx;
+use crate::flags::RestoreArgs;
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreMongodbArgs {
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+}
+
+impl RestoreMongodbArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        restore::restore(ctx, Engine::Mongodb, &self.restore)
+    }
+}

@@ -1,0 +1,21 @@
+//! `cargo xtask restore-postgres`: restore PostgreSQL from a backup (checksum first, asks, safety backup; the work is
+//! `backup::restore`).
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::backup::{Engine, restore};
+use crate::context::Ctx;
+use crate::flags::RestoreArgs;
+
+#[derive(Debug, Clone, Args)]
+pub struct RestorePostgresArgs {
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+}
+
+impl RestorePostgresArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        restore::restore(ctx, Engine::Postgres, &self.restore)
+    }
+}

@@ -1,0 +1,21 @@
+//! `cargo xtask restore-redis`: restore Redis from a backup (checksum first, asks, safety backup; the work is
+//! `backup::restore`).
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::backup::{Engine, restore};
+use crate::context::Ctx;
+use crate::flags::RestoreArgs;
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreRedisArgs {
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+}
+
+impl RestoreRedisArgs {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        restore::restore(ctx, Engine::Redis, &self.restore)
+    }
+}

@@ -1,0 +1,65 @@
+//! Flag groups several commands share (each command's own Args live beside its `run` in `commands/`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::Env;
+
+/// `--json`: machine-readable output on stdout.
+#[derive(Debug, Clone, Args)]
+pub struct JsonFlag {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--env dev|prod`: which stack a command addresses.
+#[derive(Debug, Clone, Args)]
+pub struct EnvFlag {
+    /// Which stack.
+    #[arg(long, value_enum, default_value = "dev")]
+    pub env: Env,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumesFlag {
+    /// Also delete the named volumes (all database data); asks first unless --yes.
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Keep following new output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines to show from the end of each service's log.
+    #[arg(long, default_value = "200", value_name = "N|all", value_parser = parse_tail)]
+    pub tail: String,
+    /// Compose service names (default: all).
+    pub services: Vec<String>,
+}
+
+/// `--tail`: a number of lines or `all`. Checked by clap, so a bad value is a usage error (exit 2).
+fn parse_tail(value: &str) -> Result<String, String> {
+    if value == "all" || value.parse::<u32>().is_ok() {
+        Ok(value.to_string())
+    } else {
+        Err("not a number of lines; use a number such as 100, or `all`".to_string())
+    }
+}
+
+/// Which backup a `restore-*` command restores, and into which stack.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["file", "latest"])))]
+pub struct RestoreArgs {
+    /// The backup to restore: its data file or its manifest (`backups/<service>/<name>.<ext>|.json`).
+    pub file: Option<PathBuf>,
+    /// Restore the newest complete backup of this compose project's service (safety backups are skipped).
+    #[arg(long)]
+    pub latest: bool,
+    /// Which stack to restore into.
+    #[arg(long, value_enum, default_value = "dev")]
+    pub env: Env,
+}
