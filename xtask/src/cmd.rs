@@ -28,6 +28,8 @@ pub enum Output {
     Inherit,
     /// Captured into memory (only for small outputs such as `docker info`).
     Capture,
+    /// Written to a file (created or truncated), like a shell's `> file`.
+    File(PathBuf),
 }
 
 /// One external command, described completely before it runs.
@@ -139,6 +141,11 @@ impl Cmd {
         self
     }
 
+    pub fn stdout(mut self, output: Output) -> Self {
+        self.stdout = output;
+        self
+    }
+
     pub fn capture(mut self) -> Self {
         self.stdout = Output::Capture;
         self
@@ -172,6 +179,9 @@ impl Cmd {
             .join(" ");
         if let Input::File(path) = &self.stdin {
             line.push_str(&format!(" < {}", shell_quote(&path.display().to_string())));
+        }
+        if let Output::File(path) = &self.stdout {
+            line.push_str(&format!(" > {}", shell_quote(&path.display().to_string())));
         }
         line
     }

@@ -51,6 +51,8 @@ pub struct Vars {
     pub gha_build_cache: bool,
     /// `DRYDOCK_PROD_BIND=0.0.0.0`: production publishes on every interface (default loopback).
     pub prod_bind_public: bool,
+    /// `CI` set (and not `false`/`0`): running in a CI system, where nothing may be skipped.
+    pub ci: bool,
 }
 
 impl Vars {
@@ -68,6 +70,7 @@ impl Vars {
             tls_dir: text("DRYDOCK_TLS_DIR").map(PathBuf::from),
             gha_build_cache: text("DRYDOCK_BUILD_CACHE").as_deref() == Some("gha"),
             prod_bind_public: text("DRYDOCK_PROD_BIND").as_deref() == Some("0.0.0.0"),
+            ci: text("CI").is_some_and(|v| v != "false" && v != "0"),
         }
     }
 }

@@ -2,9 +2,7 @@
 //! Compose v2, installing what is missing where that is safe (root on Debian/Ubuntu), and otherwise stopping
 //! with the exact commands to run.
 
-use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -355,28 +353,10 @@ fn install_compose(ctx: &Ctx) -> Result<()> {
 
 /// Starts `dockerd` in the background (there is no init system on these machines) and waits for it.
 fn start_dockerd(ctx: &Ctx) -> Result<()> {
-    if !ctx.run.quiet || ctx.run.dry_run {
-        eprintln!(
-            "{} $ dockerd >{DOCKERD_LOG} 2>&1 &",
-            if ctx.run.dry_run { "[dry-run]" } else { "" }
-        );
-    }
+    ctx.run.spawn_daemon(&Cmd::new("dockerd"), Path::new(DOCKERD_LOG))?;
     if ctx.run.dry_run {
         return Ok(());
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(DOCKERD_LOG)
-        .with_context(|| format!("opening {DOCKERD_LOG}"))?;
-    std::process::Command::new("dockerd")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own process group: a Ctrl-C aimed at the xtask must not stop the engine.
-        .process_group(0)
-        .spawn()
-        .context("starting dockerd")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if EngineState::probe(ctx).server_version.is_some() {

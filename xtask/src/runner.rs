@@ -99,8 +99,10 @@ impl Runner {
                 expr.stdin_file(file)
             }
         };
-        if cmd.stdout == Output::Capture {
-            expr = expr.stdout_capture();
+        match &cmd.stdout {
+            Output::Inherit => {}
+            Output::Capture => expr = expr.stdout_capture(),
+            Output::File(path) => expr = expr.stdout_path(path),
         }
         let (expr, tee) = tee_stderr(expr, cmd, Printer::default())?;
         let handle = expr.start().with_context(|| not_started(cmd));
@@ -112,6 +114,29 @@ impl Runner {
         Ok(Finished {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         })
+    }
+
+    /// Runs a command and returns its stdout and stderr, both captured (small outputs only; nothing is shown
+    /// but the echo). Fails like [`Runner::run`], with the stderr tail.
+    pub fn output(&self, cmd: &Cmd) -> Result<(String, String)> {
+        self.echo(cmd, None);
+        if self.dry_run {
+            return Ok(Default::default());
+        }
+        let out = expression(cmd)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .run()
+            .with_context(|| not_started(cmd))?;
+        let stderr = mask(&String::from_utf8_lossy(&out.stderr), &cmd.secrets);
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail: Vec<String> = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        check(cmd, out.status, &tail)?;
+        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), stderr))
     }
 
     /// Runs a command whose stdout is needed (small outputs only) and returns it.
@@ -254,6 +279,38 @@ impl Runner {
         check(cmd, output?.status, &tail)?;
         fed?;
         Ok(sent)
+    }
+}
+
+impl Runner {
+    /// Starts a long-running daemon (e.g. `dockerd` on a machine without an init system) in its own process
+    /// group, so a Ctrl-C aimed at the xtask does not stop it, with stdout and stderr appended to `log`.
+    /// It is not waited for: the caller checks that it answers.
+    pub fn spawn_daemon(&self, cmd: &Cmd, log: &Path) -> Result<()> {
+        self.echo(cmd, Some(log));
+        if self.dry_run {
+            return Ok(());
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let err = file.try_clone().with_context(|| format!("opening {}", log.display()))?;
+        let handle = expression(cmd)
+            .stdin_null()
+            .stdout_file(file)
+            .stderr_file(err)
+            .before_spawn(|command| {
+                use std::os::unix::process::CommandExt;
+                command.process_group(0);
+                Ok(())
+            })
+            .start()
+            .with_context(|| not_started(cmd))?;
+        // Dropping the handle neither waits for nor kills the daemon (duct reaps it if it exits early).
+        drop(handle);
+        Ok(())
     }
 }
 

@@ -8,20 +8,17 @@
 //!   - `pg_restore` fed the same way as a Makefile would, and `cargo xtask restore-postgres` (which also
 //!     verifies the checksum and takes a safety backup first; its restore step is reported separately).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::backup::{PgFacts, ask, plans};
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, Input, Output};
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::{CONFIG_PATH, Env};
 use crate::context::Ctx;
-use crate::term::Style;
 use crate::term::human_bytes;
 
 #[derive(Debug, Clone, Args)]
@@ -40,35 +37,18 @@ struct Figure {
     bytes: Option<u64>,
 }
 
-/// Runs a command with stdout to a file or stdin from a file, exactly like a shell redirection.
-fn timed_redirect(cmd: &Cmd, out: Option<&Path>, input: Option<&Path>) -> Result<f64> {
-    let mut shown = cmd.display();
+/// Runs a command with stdout to a file or stdin from a file, exactly like a shell redirection; its time.
+fn timed_redirect(ctx: &Ctx, cmd: &Cmd, out: Option<&Path>, input: Option<&Path>) -> Result<f64> {
+    let mut cmd = cmd.clone();
     if let Some(o) = out {
-        shown.push_str(&format!(" > {}", o.display()));
+        cmd = cmd.stdout(Output::File(o.to_path_buf()));
     }
     if let Some(i) = input {
-        shown.push_str(&format!(" < {}", i.display()));
-    }
-    eprintln!("{}", Style::stderr().dim(&format!("$ {shown}")));
-    let mut command = Command::new(&cmd.program);
-    command.args(&cmd.args).envs(cmd.env.iter().map(|(k, v)| (k, v)));
-    if let Some(o) = out {
-        command.stdout(Stdio::from(
-            File::create(o).with_context(|| format!("cannot create {}", o.display()))?,
-        ));
-    }
-    if let Some(i) = input {
-        command.stdin(Stdio::from(
-            File::open(i).with_context(|| format!("cannot read {}", i.display()))?,
-        ));
+        cmd = cmd.stdin(Input::File(i.to_path_buf()));
     }
     let started = Instant::now();
-    let status = command.status().with_context(|| format!("cannot start `{shown}`"))?;
-    let secs = started.elapsed().as_secs_f64();
-    if !status.success() {
-        bail!("`{shown}` failed ({status})");
-    }
-    Ok(secs)
+    ctx.run.run(&cmd)?;
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// The stack description with `backups.dir` pointed at the bench's own directory.
@@ -160,7 +140,12 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
 
     let mut figures = Vec::new();
     let make_file = dir.join("makefile.dump");
-    let secs = timed_redirect(&plans::pg_dump(compose, service, t, "default"), Some(&make_file), None)?;
+    let secs = timed_redirect(
+        ctx,
+        &plans::pg_dump(compose, service, t, "default"),
+        Some(&make_file),
+        None,
+    )?;
     figures.push(Figure {
         what: "backup: Makefile pipe (pg_dump -Fc, default gzip)".into(),
         secs,
@@ -168,6 +153,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
     });
     let raw_file = dir.join("raw-zstd.dump");
     let secs = timed_redirect(
+        ctx,
         &plans::pg_dump(compose, service, t, &facts.compression),
         Some(&raw_file),
         None,
@@ -209,13 +195,13 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
     make_restore
         .args
         .retain(|a| a != "--single-transaction" && a != "--exit-on-error");
-    let secs = timed_redirect(&make_restore, None, Some(&make_file))?;
+    let secs = timed_redirect(ctx, &make_restore, None, Some(&make_file))?;
     figures.push(Figure {
         what: "restore: Makefile pipe (pg_restore < gzip dump)".into(),
         secs,
         bytes: None,
     });
-    let secs = timed_redirect(&make_restore, None, Some(&raw_file))?;
+    let secs = timed_redirect(ctx, &make_restore, None, Some(&raw_file))?;
     figures.push(Figure {
         what: "restore: raw pipe (pg_restore < zstd dump)".into(),
         secs,
@@ -223,18 +209,8 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
     });
     let started = Instant::now();
     let out = xtask(&["--yes", "restore-postgres", "--latest"]);
-    let mut command = Command::new(&out.program);
-    command
-        .args(&out.args)
-        .envs(out.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null());
-    eprintln!("{}", Style::stderr().dim(&format!("$ {out}")));
-    let output = command.output().context("cannot run restore-postgres")?;
+    let (_, stderr) = ctx.run.output(&out).context("restore-postgres failed")?;
     let secs = started.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        bail!("restore-postgres failed:\n{stderr}");
-    }
     figures.push(Figure {
         what: "restore: cargo xtask restore-postgres (total)".into(),
         secs,

@@ -13,7 +13,6 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -29,7 +28,7 @@ use crate::prod::release::RELEASE_IMAGES;
 use crate::prod::secrets::{example_secrets, secrets_dir};
 use crate::prod::tags::head_tag;
 use crate::provision::LINT_TOOLS;
-use crate::term::Style;
+use crate::term::{Progress, Style};
 
 pub const COMPOSE_LINT_CONFIG: &str = "infra/lint/compose-lint.yml";
 pub const PROMETHEUS_CONFIG: &str = "infra/monitoring/prometheus.yml";
@@ -84,20 +83,32 @@ pub struct LintArgs {
     pub only: Vec<Gate>,
 }
 
-/// What one gate found.
+/// What one gate found. A gate with nothing to check is `skipped` (with the reason), never "passed".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub passed: bool,
+    pub skipped: bool,
     pub findings: usize,
     pub note: String,
 }
 
 impl Outcome {
-    fn pass(note: impl Into<String>) -> Outcome {
+    fn new(passed: bool, findings: usize, note: impl Into<String>) -> Outcome {
+        Outcome {
+            passed,
+            skipped: false,
+            findings,
+            note: note.into(),
+        }
+    }
+
+    /// Nothing to check: said as such (and a failure under `CI=true`, where every gate must have work).
+    fn skip(reason: impl Into<String>) -> Outcome {
         Outcome {
             passed: true,
+            skipped: true,
             findings: 0,
-            note: note.into(),
+            note: reason.into(),
         }
     }
 }
@@ -129,11 +140,13 @@ fn run(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         let t = Instant::now();
         let outcome = match gate_run(ctx, *gate) {
             Ok(o) => o,
-            Err(e) => Outcome {
-                passed: false,
-                findings: 0,
-                note: format!("{e:#}"),
-            },
+            Err(e) => Outcome::new(false, 0, format!("{e:#}")),
+        };
+        // In CI every gate has something to check: a skip there means a missing input, not a pass.
+        let outcome = if outcome.skipped && ctx.vars.ci {
+            Outcome::new(false, 0, format!("nothing to check under CI=true: {}", outcome.note))
+        } else {
+            outcome
         };
         if !outcome.passed {
             eprintln!("{}", Style::stderr().red(&format!("{}: {}", gate.name(), outcome.note)));
@@ -146,20 +159,30 @@ fn run(ctx: &Ctx, args: &LintArgs) -> Result<()> {
     let out = Style::stdout();
     println!("\nlint summary:");
     for (gate, o, secs) in &results {
-        let mark = if o.passed {
-            out.green("passed")
+        let mark = if o.skipped {
+            out.yellow("skipped")
+        } else if o.passed {
+            out.green("passed ")
         } else {
-            out.red("FAILED")
+            out.red("FAILED ")
         };
         println!(
             "  {mark} {:<15} {:>3} finding(s) {secs:>6.1} s  {}",
             gate.name(),
             o.findings,
-            first_line(&o.note)
+            if o.skipped {
+                format!("skipped: {}", first_line(&o.note))
+            } else {
+                first_line(&o.note).to_string()
+            }
         );
     }
     let failed = results.iter().filter(|(_, o, _)| !o.passed).count();
-    println!("{} passed, {failed} failed", results.len() - failed);
+    let skipped = results.iter().filter(|(_, o, _)| o.skipped).count();
+    println!(
+        "{} passed, {failed} failed, {skipped} skipped",
+        results.len() - failed - skipped
+    );
     if failed > 0 {
         bail!("lint: {failed} gate(s) failed (details above)");
     }
@@ -282,10 +305,11 @@ fn hadolint(ctx: &Ctx) -> Result<Outcome> {
         cmd = cmd.arg(f.display().to_string());
     }
     let Some((ok, stdout, stderr)) = check(ctx, &cmd) else {
-        return Ok(Outcome::pass(""));
+        return Ok(Outcome::skip("dry run"));
     };
     let (passed, findings) = line_findings(ok, &stdout);
     Ok(Outcome {
+        skipped: false,
         passed,
         findings,
         note: if passed {
@@ -337,6 +361,7 @@ fn compose_config(ctx: &Ctx) -> Result<Outcome> {
         }
     }
     Ok(Outcome {
+        skipped: false,
         passed: bad.is_empty(),
         findings: bad.len(),
         note: if bad.is_empty() {
@@ -354,7 +379,7 @@ fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
         .run
         .read(&prod.cmd(profiles.into_iter().chain(["config".to_string()])))?;
     if ctx.run.dry_run {
-        return Ok(Outcome::pass(""));
+        return Ok(Outcome::skip("dry run"));
     }
     let dir = ctx.root.join("target/drydock/lint");
     std::fs::create_dir_all(&dir)?;
@@ -373,7 +398,7 @@ fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
         .arg(ctx.path(COMPOSE_LINT_CONFIG).display().to_string())
         .arg(file.display().to_string());
     let Some((ok, stdout, stderr)) = check(ctx, &cmd) else {
-        return Ok(Outcome::pass(""));
+        return Ok(Outcome::skip("dry run"));
     };
     let report: Value = serde_json::from_str(stdout.trim())
         .with_context(|| format!("compose-lint printed no JSON report: {}", stderr.trim()))?;
@@ -391,6 +416,7 @@ fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
     }
     let errors = report.get("errors").and_then(Value::as_array).map_or(0, Vec::len);
     Ok(Outcome {
+        skipped: false,
         passed: ok && open == 0 && errors == 0,
         findings: open,
         note: format!(
@@ -432,16 +458,17 @@ fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
     need("shellcheck")?;
     let scripts = files(&ctx.root, &is_shell_script);
     if scripts.is_empty() {
-        return Ok(Outcome::pass("no shell scripts"));
+        return Ok(Outcome::skip("no shell scripts"));
     }
     let cmd = Cmd::new("shellcheck")
         .args(["--format", "gcc", "--external-sources"])
         .args(scripts.iter().map(|p| p.display().to_string()));
     let Some((ok, stdout, _)) = check(ctx, &cmd) else {
-        return Ok(Outcome::pass(""));
+        return Ok(Outcome::skip("dry run"));
     };
     let (passed, findings) = line_findings(ok, &stdout);
     Ok(Outcome {
+        skipped: false,
         passed,
         findings,
         note: format!(
@@ -510,6 +537,7 @@ fn promtool(ctx: &Ctx) -> Result<Outcome> {
         }
     }
     Ok(Outcome {
+        skipped: false,
         passed: bad.is_empty(),
         findings: bad.len(),
         note: if bad.is_empty() {
@@ -541,11 +569,12 @@ pub fn ci_files(root: &Path) -> Vec<PathBuf> {
 /// The outcome of a checker run over `targets` that prints one finding per line.
 fn file_checker(ctx: &Ctx, cmd: &Cmd, targets: &[PathBuf]) -> Outcome {
     let Some((ok, stdout, stderr)) = check(ctx, cmd) else {
-        return Outcome::pass("");
+        return Outcome::skip("dry run");
     };
     let (passed, findings) = line_findings(ok, &stdout);
     let names = targets.iter().map(|p| rel(ctx, p)).collect::<Vec<_>>().join(", ");
     Outcome {
+        skipped: false,
         passed,
         findings,
         note: if passed {
@@ -562,7 +591,7 @@ fn file_checker(ctx: &Ctx, cmd: &Cmd, targets: &[PathBuf]) -> Outcome {
 fn actionlint(ctx: &Ctx) -> Result<Outcome> {
     let workflows = github_workflows(&ctx.root);
     if workflows.is_empty() {
-        return Ok(Outcome::pass(format!("no workflow in {GITHUB_WORKFLOWS}")));
+        return Ok(Outcome::skip(format!("no workflow in {GITHUB_WORKFLOWS}")));
     }
     need("actionlint")?;
     let cmd = Cmd::new("actionlint")
@@ -576,7 +605,7 @@ fn actionlint(ctx: &Ctx) -> Result<Outcome> {
 fn yamllint(ctx: &Ctx) -> Result<Outcome> {
     let targets = ci_files(&ctx.root);
     if targets.is_empty() {
-        return Ok(Outcome::pass("no CI files"));
+        return Ok(Outcome::skip("no CI files"));
     }
     need("yamllint")?;
     let config = ctx.path(YAMLLINT_CONFIG);
@@ -617,28 +646,51 @@ pub fn secret_needles(ctx: &Ctx) -> Vec<String> {
     needles
 }
 
-/// Whether `haystack` contains any needle; returns its index. Streams in chunks with an overlap.
+/// A sink that looks for any of `needles` in what is written to it, across chunk boundaries; `found` is
+/// the index of the first needle seen.
+pub struct Finder<'a> {
+    needles: &'a [Vec<u8>],
+    longest: usize,
+    carry: Vec<u8>,
+    pub found: Option<usize>,
+}
+
+impl<'a> Finder<'a> {
+    pub fn new(needles: &'a [Vec<u8>]) -> Finder<'a> {
+        Finder {
+            needles,
+            longest: needles.iter().map(Vec::len).max().unwrap_or(0),
+            carry: Vec::new(),
+            found: None,
+        }
+    }
+}
+
+impl std::io::Write for Finder<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.found.is_some() || self.longest == 0 {
+            return Ok(buf.len());
+        }
+        self.carry.extend_from_slice(buf);
+        self.found = self
+            .needles
+            .iter()
+            .position(|needle| !needle.is_empty() && self.carry.windows(needle.len()).any(|w| w == needle.as_slice()));
+        let keep = self.carry.len().min(self.longest - 1);
+        self.carry.drain(..self.carry.len() - keep);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether what `reader` yields contains any needle; returns its index.
 pub fn find_in_stream(mut reader: impl Read, needles: &[Vec<u8>]) -> std::io::Result<Option<usize>> {
-    let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
-    if longest == 0 {
-        return Ok(None);
-    }
-    let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        carry.extend_from_slice(&buf[..n]);
-        for (i, needle) in needles.iter().enumerate() {
-            if !needle.is_empty() && carry.windows(needle.len()).any(|w| w == needle.as_slice()) {
-                return Ok(Some(i));
-            }
-        }
-        let keep = carry.len().min(longest - 1);
-        carry.drain(..carry.len() - keep);
-    }
+    let mut finder = Finder::new(needles);
+    std::io::copy(&mut reader, &mut finder)?;
+    Ok(finder.found)
 }
 
 fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
@@ -661,8 +713,13 @@ fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
             .collect()
     };
     if present.is_empty() {
-        return Ok(Outcome::pass(
+        return Ok(Outcome::skip(
             "no image of ours is built yet (nothing to search; `cargo xtask build` first)",
+        ));
+    }
+    if needles.is_empty() {
+        return Ok(Outcome::skip(
+            "no secret values to search for (.env.example has no passwords and there are no secret files)",
         ));
     }
     let bytes: Vec<Vec<u8>> = needles.iter().map(|n| n.as_bytes().to_vec()).collect();
@@ -699,23 +756,18 @@ fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
         // The filesystem, streamed through `docker export` of a created (never started) container.
         let created = ctx.run.read(&Cmd::new("docker").args(["create", image]))?;
         let container = created.trim().to_string();
+        // Scanned as it streams (never written to disk), through the runner: echoed, status checked.
         let export = Cmd::new("docker").args(["export", &container]);
-        if !ctx.run.quiet {
-            eprintln!("{}", Style::stderr().dim(&format!("$ {export}   (scanned in memory)")));
-        }
-        let found = (|| -> Result<Option<usize>> {
-            let mut child = std::process::Command::new("docker")
-                .args(["export", &container])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .context("starting `docker export`")?;
-            let found = find_in_stream(child.stdout.take().expect("piped"), &bytes)?;
-            let _ = child.kill();
-            let _ = child.wait();
-            Ok(found)
-        })();
+        let mut finder = Finder::new(&bytes);
+        let found = ctx
+            .run
+            .stream_out(
+                &export,
+                Path::new("(scanned in memory)"),
+                &mut finder,
+                &mut Progress::hidden(),
+            )
+            .map(|_| finder.found);
         let _ = ctx.run.probe(&Cmd::new("docker").args(["rm", "-f", &container]));
         if let Some(i) = found? {
             leaks.push(format!(
@@ -728,6 +780,7 @@ fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
         println!("  {l}");
     }
     Ok(Outcome {
+        skipped: false,
         passed: leaks.is_empty(),
         findings: leaks.len(),
         note: if leaks.is_empty() {
