@@ -11,7 +11,7 @@
 // Environment fallbacks: E2E_BASE_URL, E2E_ARTIFACTS, CHROMIUM_PATH.
 // Screenshots (and the page HTML) of failing browser tests go to the artifacts directory.
 // The last line is `N passed, N failed`; the exit code is 0 only when nothing failed
-// (2 for bad arguments).
+// (2 for bad arguments, and for a --grep that selects no test: running nothing is not a pass).
 
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -291,7 +291,8 @@ b("every form control has an accessible label; no sideways scrolling on a phone"
   for (const path of ["/items/new", state.id ? `/items/${state.id}` : "/", "/"]) {
     await gotoApp(page, path);
     await page.locator("main h1").first().waitFor();
-    await page.locator("main .loading").waitFor({ state: "detached" }).catch(() => {});
+    // A page still loading after the timeout is a failure, not something to check anyway.
+    await page.locator("main .loading").waitFor({ state: "detached" });
     const unlabelled = await page.evaluate(() =>
       Array.from(document.querySelectorAll("input, select, textarea, button"))
         .filter((el) => {
@@ -316,6 +317,12 @@ function slug(s) {
 
 async function main() {
   const selected = opts.grep ? tests.filter((t) => t.name.includes(opts.grep)) : tests;
+  if (selected.length === 0) {
+    console.error(`--grep ${JSON.stringify(opts.grep)} matches none of the ${tests.length} tests\n${USAGE}`);
+    console.log("0 passed, 0 failed");
+    process.exitCode = 2;
+    return;
+  }
   let passed = 0;
   let failed = 0;
   console.log(`drydock e2e against ${BASE} (${selected.length} tests; artifacts: ${ARTIFACTS})`);

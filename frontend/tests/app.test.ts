@@ -55,6 +55,19 @@ function fakeFetch(url: string, init?: RequestInit): Promise<Response> {
   return Promise.resolve(json(404, { error: { code: "not_found", message: "no route" } }));
 }
 
+// Rendering follows promise chains (fetch, response.json()): wait for what a test expects, bounded in time,
+// rather than for a fixed number of event-loop turns and hoping the page got there.
+const until = <T>(check: () => T): Promise<T> => vi.waitFor(check, { timeout: 2000, interval: 5 });
+
+function element<E extends Element = HTMLElement>(selector: string): Promise<E> {
+  return until(() => {
+    const el = document.querySelector<E>(selector);
+    if (!el) throw new Error(`no ${selector} yet`);
+    return el;
+  });
+}
+
+// Only for checks that something did NOT happen: give pending callbacks a chance to run first.
 async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
 }
@@ -82,8 +95,7 @@ describe("app", () => {
     items[0]!.review_count = 2;
     items[0]!.average_rating = 3.5;
     router = startApp({ apiBaseUrl: "" });
-    await settle();
-    const card = main().querySelector("[data-item-id='1']")!;
+    const card = await element("#main [data-item-id='1']");
     expect(card.querySelector("a")?.getAttribute("href")).toBe("/items/1");
     expect(card.querySelector("[data-testid=average]")?.textContent).toBe("3.5 / 5");
     expect(card.querySelector("[data-testid=review-count]")?.textContent).toBe("2 reviews");
@@ -92,31 +104,31 @@ describe("app", () => {
 
   it("prefixes requests with the configured API base URL", async () => {
     router = startApp({ apiBaseUrl: "https://api.example.com" });
-    await settle();
+    await until(() => expect(calls.length).toBeGreaterThan(0));
     expect(calls[0]).toMatch(/^GET https:\/\/api\.example\.com\/api\/v1\/items\?/);
   });
 
   it("shows an API validation error next to the rating, then updates the average", async () => {
     window.history.replaceState(null, "", "/items/1");
     router = startApp({ apiBaseUrl: "" });
-    await settle();
+    const form = await element<HTMLFormElement>("#main #review-form");
     expect(main().querySelector("h1")?.textContent).toBe("Anchor");
-    const form = main().querySelector<HTMLFormElement>("#review-form")!;
     const input = (name: string) => form.elements.namedItem(name) as HTMLInputElement;
 
     input("author").value = "Mallory";
     input("rating").value = "7";
     form.dispatchEvent(new Event("submit", { cancelable: true }));
-    await settle();
-    expect(document.getElementById("review-form-rating-error")?.textContent).toBe("must be between 1 and 5");
+    await until(() =>
+      expect(document.getElementById("review-form-rating-error")?.textContent).toBe("must be between 1 and 5"),
+    );
     expect(input("rating").getAttribute("aria-invalid")).toBe("true");
 
     input("author").value = "Ada";
     input("rating").value = "4";
     form.dispatchEvent(new Event("submit", { cancelable: true }));
-    await settle();
+    // The summary is refreshed last (after the new review is listed).
+    await until(() => expect(main().querySelector("#item-summary [data-testid=average]")?.textContent).toBe("4.0 / 5"));
     expect(document.getElementById("review-form-rating-error")?.hidden).toBe(true);
-    expect(main().querySelector("#item-summary [data-testid=average]")?.textContent).toBe("4.0 / 5");
     expect(main().querySelector("#item-summary [data-testid=review-count]")?.textContent).toBe("1 review");
     expect(main().querySelectorAll(".review-list .review")).toHaveLength(1);
   });
@@ -124,8 +136,7 @@ describe("app", () => {
   it("rejects a non-numeric rating without calling the API", async () => {
     window.history.replaceState(null, "", "/items/1");
     router = startApp({ apiBaseUrl: "" });
-    await settle();
-    const form = main().querySelector<HTMLFormElement>("#review-form")!;
+    const form = await element<HTMLFormElement>("#main #review-form");
     (form.elements.namedItem("rating") as HTMLInputElement).value = "";
     const before = calls.length;
     form.dispatchEvent(new Event("submit", { cancelable: true }));
@@ -137,25 +148,22 @@ describe("app", () => {
   it("shows a not-found page for an unknown item", async () => {
     window.history.replaceState(null, "", "/items/99");
     router = startApp({ apiBaseUrl: "" });
-    await settle();
-    expect(main().querySelector("h1")?.textContent).toBe("Item not found");
+    await until(() => expect(main().querySelector("h1")?.textContent).toBe("Item not found"));
   });
 
   it("renders readiness per service, including a 503", async () => {
     window.history.replaceState(null, "", "/status");
     router = startApp({ apiBaseUrl: "" });
-    await settle();
-    expect(main().querySelector("[data-testid=overall-status]")?.textContent).toMatch(/^UNAVAILABLE/);
+    const overall = await element("#main [data-testid=overall-status]");
+    expect(overall.textContent).toMatch(/^UNAVAILABLE/);
     expect(main().querySelector("tr[data-service=postgres]")?.textContent).toMatch(/down/);
     expect(main().querySelector("tr[data-service=redis]")?.textContent).toMatch(/up.*0\.4 ms.*no/);
   });
 
   it("navigates on link clicks without reloading", async () => {
     router = startApp({ apiBaseUrl: "" });
-    await settle();
-    main().querySelector<HTMLAnchorElement>("a[href='/items/1']")!.click();
-    await settle();
+    (await element<HTMLAnchorElement>("#main a[href='/items/1']")).click();
     expect(window.location.pathname).toBe("/items/1");
-    expect(main().querySelector("h1")?.textContent).toBe("Anchor");
+    await until(() => expect(main().querySelector("h1")?.textContent).toBe("Anchor"));
   });
 });

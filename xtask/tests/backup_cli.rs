@@ -19,11 +19,10 @@ impl Temp {
         std::fs::create_dir_all(&dir).unwrap();
         let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
         let backups = dir.join("backups").display().to_string();
-        std::fs::write(
-            dir.join("stack.toml"),
-            shipped.replace("dir = \"backups\"", &format!("dir = {backups:?}")),
-        )
-        .unwrap();
+        let config = shipped.replace("dir = \"backups\"", &format!("dir = {backups:?}"));
+        // Unchanged, the tests (prune --yes among them) would work on the checkout's real backups directory.
+        assert_ne!(config, shipped, "infra/stack.toml no longer has dir = \"backups\"");
+        std::fs::write(dir.join("stack.toml"), config).unwrap();
         Temp { dir }
     }
 
@@ -33,6 +32,8 @@ impl Temp {
             .arg(self.dir.join("stack.toml"))
             .args(args)
             .env("DRYDOCK_PROJECT", "dd")
+            .env_remove("DRYDOCK_SECRETS_DIR")
+            .env_remove("DRYDOCK_PROD_BIND")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .output()
@@ -168,11 +169,14 @@ fn db_psql_dry_run_passes_arguments_without_a_tty() {
         "{s}"
     );
     let out = t.xtask(&["--dry-run", "--offline", "db-migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("run --rm migrate"), "{}", text(&out));
     let out = t.xtask(&["--dry-run", "--offline", "db-seed"]);
+    assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("run --rm migrate seed"), "{}", text(&out));
     let out = t.xtask(&["--dry-run", "--offline", "db-reset"]);
     let s = text(&out);
+    assert!(out.status.success(), "{s}");
     assert!(
         s.contains("dropdb -U '$POSTGRES_USER' --if-exists --force '$POSTGRES_DB'") && s.contains("createdb"),
         "{s}"
@@ -180,18 +184,25 @@ fn db_psql_dry_run_passes_arguments_without_a_tty() {
 }
 
 #[test]
-fn db_reset_is_refused_without_a_terminal_or_yes() {
+fn db_reset_without_a_running_database_stops_at_the_probe() {
     let t = Temp::new("reset");
-    // No stack runs here: the refusal must come before any change (the facts probe fails first, or the prompt).
+    // Project `dd` never runs, so the facts probe fails before the confirmation (which backup_real tests
+    // against a running database): nothing is dropped, and the message says why.
     let out = t.xtask(&["--offline", "db-reset"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(!text(&out).contains("dropdb"), "{}", text(&out));
+    let s = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(
+        s.contains("the `postgres` service of compose project `dd` is not running or not ready"),
+        "{s}"
+    );
+    assert!(!s.contains("dropdb"), "{s}");
 }
 
 #[test]
 fn list_verify_and_prune_synthetic_backups() {
     let t = Temp::new("manage");
     let out = t.xtask(&["--offline", "backups", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("no backups in"), "{}", text(&out));
 
     let old = t.redis_backup("20260101T000000Z", b"REDIS0012 old");
@@ -204,11 +215,13 @@ fn list_verify_and_prune_synthetic_backups() {
     .unwrap();
 
     let out = t.xtask(&["--offline", "-q", "backups", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 3, "partials are not backups");
     assert_eq!(rows[0]["file"], "dd_redis_20260103T000000Z.rdb", "newest first");
     assert_eq!(rows[0]["taken_at"], "2026-01-03T00:00:00Z");
     let out = t.xtask(&["--offline", "backups", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("newest good redis backup"), "{}", text(&out));
 
     let out = t.xtask(&[

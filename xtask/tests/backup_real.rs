@@ -289,6 +289,20 @@ fn postgres_round_trip_verify_list_and_prune() {
         "2000"
     );
 
+    // db-reset without --yes and without a terminal: refused after the probe, before anything is dropped.
+    let refused = s.xtask(&["db-reset"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("refusing to DROP database `drydock`") && text(&refused).contains("--yes"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        s.psql("select count(*) from items where name = 'changed'").trim(),
+        "2000",
+        "the refused db-reset dropped nothing"
+    );
+
     // Without --yes and without a terminal: refused, nothing touched.
     let refused = s.xtask(&["restore-postgres", "--latest"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
@@ -335,10 +349,17 @@ fn postgres_round_trip_verify_list_and_prune() {
         .args(["ps", "-aq", "--filter", "label=drydock.backup-verify=1"])
         .output()
         .unwrap();
-    assert!(leftover.stdout.is_empty(), "verify containers are removed");
+    // A failed `docker ps` prints nothing either.
+    assert!(leftover.status.success(), "docker ps: {}", text(&leftover));
+    assert!(
+        leftover.stdout.is_empty(),
+        "verify containers are removed: {}",
+        text(&leftover)
+    );
 
     // list --json
     let out = s.xtask(&["-q", "backups", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r["complete"] == true && r["status"] == "ok"));
@@ -453,12 +474,13 @@ fn faults_never_leave_a_finished_looking_file() {
     // 1. The dump process is killed mid-stream.
     let mut child = s.spawn(&["backup-postgres"]);
     wait_for_partial(&pg, &mut child);
+    // Fails unless a pg_dump was actually killed (a script ending in `; true` would always succeed).
     let killed = Command::new("docker")
         .args(["exec", &s.container("postgres"), "sh", "-c"])
-        .arg(r#"for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = pg_dump ] && kill -9 "${p#/proc/}"; done; true"#)
+        .arg(r#"n=0; for p in /proc/[0-9]*; do if [ "$(cat "$p/comm" 2>/dev/null)" = pg_dump ]; then kill -9 "${p#/proc/}" && n=$((n + 1)); fi; done; echo "killed $n pg_dump"; [ "$n" -gt 0 ]"#)
         .output()
         .unwrap();
-    assert!(killed.status.success());
+    assert!(killed.status.success(), "no pg_dump was killed: {}", text(&killed));
     let (ok, out) = finish(child);
     assert!(!ok, "a killed dump must fail the backup:\n{out}");
     assert!(

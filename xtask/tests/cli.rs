@@ -87,7 +87,9 @@ fn bad_config_names_file_key_and_fix() {
     std::fs::create_dir_all(&dir).unwrap();
     let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
     let bad = dir.join("stack.toml");
-    std::fs::write(&bad, shipped.replace("source = \"auto\"", "source = \"cloud\"")).unwrap();
+    let broken = shipped.replace("source = \"auto\"", "source = \"cloud\"");
+    assert_ne!(broken, shipped, "infra/stack.toml no longer has source = \"auto\"");
+    std::fs::write(&bad, broken).unwrap();
     let out = xtask(&["--config", bad.to_str().unwrap(), "dev-ps"]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -152,10 +154,11 @@ fn usage_errors_exit_2_and_run_nothing() {
 
 #[test]
 fn unknown_service_in_prod_logs_names_the_choices() {
-    if which("docker").is_none() {
-        eprintln!("skipped: needs the docker CLI (compose lists the services; no engine needed)");
-        return;
-    }
+    // Not a skip: without the docker CLI this test would pass without checking anything.
+    assert!(
+        which("docker").is_some(),
+        "this test needs the docker CLI on PATH (compose lists the services; no engine needed): `cargo xtask setup`"
+    );
     let out = xtask(&["--offline", "prod-logs", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);

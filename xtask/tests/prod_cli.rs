@@ -22,7 +22,9 @@ fn write_secret(dir: &Path, file: &str, value: &str) {
 
 #[test]
 fn help_lists_the_production_and_images_groups() {
-    let t = text(&xtask(&[]));
+    let out = xtask(&[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
     for needle in [
         "Production:",
         "prod-deploy",
@@ -98,11 +100,16 @@ fn prod_up_refuses_secrets_the_containers_cannot_read() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 #[test]
 fn generate_secrets_creates_strong_readonly_files_once() {
     let dir = temp_dir("generate");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = [("DRYDOCK_SECRETS_DIR", dir.to_str().unwrap())];
-    // --dry-run stops after the secrets step would run; generation itself is real (it is not a Docker step).
+    // In a dry run nothing is written.
     let out = xtask_env(
         &[
             "--offline",
@@ -115,8 +122,60 @@ fn generate_secrets_creates_strong_readonly_files_once() {
         &env,
     );
     assert!(out.status.success(), "{}", text(&out));
-    // In a dry run nothing is written.
-    assert!(!dir.join("postgres_password.txt").exists());
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "a dry run writes nothing"
+    );
+    assert_eq!(mode(&dir), 0o755, "a dry run changes nothing");
+
+    // A real run. The secrets check after the generation refuses the planted weak redis password, so the run
+    // stops there, before Docker: generation happens for real and nothing else.
+    write_secret(&dir, "redis_password.txt", "changeme");
+    let run = || {
+        let out = xtask_env(
+            &["--offline", "prod-up", "--generate-secrets", "--tag", "sha-0000000"],
+            &env,
+        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(t.contains("redis_password.txt is a well-known default password"), "{t}");
+        assert!(!t.contains("$ docker"), "nothing may run after the refusal:\n{t}");
+        t
+    };
+    let t = run();
+    assert_eq!(mode(&dir), 0o700, "the secrets directory is made private");
+    let mut generated = Vec::new();
+    for file in ["postgres_password.txt", "grafana_admin_password.txt"] {
+        let path = dir.join(file);
+        let content = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file} was not generated ({e}):\n{t}"));
+        let value = content
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("{file}: no final newline"));
+        assert!(
+            value.len() == 32 && value.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{file}: not 32 random letters and digits: {value:?}"
+        );
+        assert_eq!(mode(&path), 0o444, "{file} is read-only");
+        assert!(t.contains(&format!("created {}", path.display())), "{t}");
+        generated.push((path, content));
+    }
+    assert_ne!(generated[0].1, generated[1].1, "every secret is drawn anew");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("redis_password.txt")).unwrap(),
+        "changeme\n",
+        "an existing secret is never touched"
+    );
+    // Once: a second run keeps every file as it is.
+    let t = run();
+    assert!(!t.contains("created "), "{t}");
+    for (path, content) in &generated {
+        assert_eq!(
+            &std::fs::read_to_string(path).unwrap(),
+            content,
+            "{} was rewritten",
+            path.display()
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -207,13 +266,34 @@ fn prod_down_asks_first() {
 }
 
 #[test]
-fn bad_tag_and_registry_are_usage_errors() {
-    let t = text(&xtask(&["--offline", "prod-deploy", "--tag", "a/b"]));
-    assert!(t.contains("\"a/b\" is not a valid image tag"), "{t}");
-    let t = text(&xtask(&["--offline", "push", "--registry", "https://r.example.com"]));
-    assert!(t.contains("is not a registry host") && t.contains("fix:"), "{t}");
+fn bad_tag_and_registry_are_refused_before_anything_runs() {
+    // `--tag` and `--registry` are checked by the command, not by clap: exit 1, not the usage-error exit 2
+    // (making them clap value parsers would turn these into usage errors; then expect Some(2) here).
+    for (args, says) in [
+        (
+            &["--offline", "prod-deploy", "--tag", "a/b"][..],
+            "\"a/b\" is not a valid image tag",
+        ),
+        (
+            &["--offline", "push", "--registry", "https://r.example.com"],
+            "\"https://r.example.com\" is not a registry host",
+        ),
+    ] {
+        let out = xtask(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}:\n{t}");
+        assert!(
+            t.contains(says) && t.contains("fix:"),
+            "{args:?}: expected {says:?} in\n{t}"
+        );
+        assert!(!t.contains("$ "), "{args:?}: nothing may run:\n{t}");
+    }
+    // `build --tag` takes only staging|latest: a clap usage error.
     let out = xtask(&["--offline", "build", "--tag", "nightly"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("[possible values: staging, latest]"), "{t}");
+    assert!(!t.contains("$ "), "nothing may run:\n{t}");
 }
 
 #[test]
@@ -259,6 +339,7 @@ fn push_dry_run_retags_for_the_registry() {
 fn lint_dry_run_names_every_gate() {
     let out = xtask(&["--offline", "--dry-run", "lint"]);
     let t = text(&out);
+    assert!(out.status.success(), "{t}");
     for gate in [
         "hadolint",
         "compose config",

@@ -453,6 +453,8 @@ fn upstreams_since(project: &str, since: &str) -> BTreeMap<String, u64> {
         "label=com.docker.compose.service=proxy",
     ]);
     let out = docker(&["logs", "--since", since, proxy.trim()]);
+    // A failed `docker logs` would read as "no requests".
+    assert!(out.status.success(), "docker logs of the proxy: {}", text(&out));
     let mut counts = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let up = line.split("upstream=").nth(1).and_then(|r| r.split_whitespace().next());
@@ -551,24 +553,26 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
     let out = xtask(PROJECT, &["prod-deploy", "--tag", CRASHING, "--timeout", "60"]);
     let s = load.finish();
     report("prod-deploy of a crashing image (rolled back)", &s);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(s.failed, 0);
+    assert_eq!(out.status.code(), Some(1), "a crashing deploy must fail");
+    assert!(
+        text(&out).contains(&format!("deploy of API {CRASHING} rolled back")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.failed, 0, "requests failed during the crashing deploy");
+    let ids = api_containers(PROJECT);
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        assert_eq!(
+            inspect(id)["Config"]["Image"],
+            format!("drydock/api:{V2}"),
+            "still on v2"
+        );
+    }
 
     // 3. scale to three replicas: requests spread over the three
     ok(PROJECT, &["prod-scale", "api", "3"]);
     assert_eq!(api_containers(PROJECT).len(), 3);
-    std::thread::sleep(Duration::from_secs(6)); // the proxy's DNS cache (valid=5s)
-    let since = docker_ok(&["info", "--format", "{{json .SystemTime}}"])
-        .trim()
-        .trim_matches('"')
-        .to_string();
-    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(10));
-    let s = load.finish();
-    report("after prod-scale api 3", &s);
-    assert_eq!(s.failed, 0);
-    let spread = upstreams_since(PROJECT, &since);
-    println!("SCALE upstream distribution over {} replicas: {spread:?}", spread.len());
     let api_ips: BTreeSet<String> = api_containers(PROJECT)
         .iter()
         .flat_map(|id| {
@@ -582,6 +586,36 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
                 .collect::<Vec<_>>()
         })
         .collect();
+    assert_eq!(api_ips.len(), 3, "{api_ips:?}");
+    let engine_now = || {
+        docker_ok(&["info", "--format", "{{json .SystemTime}}"])
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let warmup = engine_now();
+    let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(90));
+    // The proxy re-resolves `api-live` when its DNS cache (valid=5s) expires: wait (bounded) until it has sent
+    // requests to every replica, instead of sleeping a fixed time and hoping, then measure the spread.
+    let started = Instant::now();
+    loop {
+        let seen: BTreeSet<String> = upstreams_since(PROJECT, &warmup).keys().cloned().collect();
+        if api_ips.is_subset(&seen) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "after 30 s the proxy still sends requests only to {seen:?}, not to all of {api_ips:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let since = engine_now();
+    std::thread::sleep(Duration::from_secs(10));
+    let s = load.finish();
+    report("after prod-scale api 3", &s);
+    assert_eq!(s.failed, 0);
+    let spread = upstreams_since(PROJECT, &since);
+    println!("SCALE upstream distribution over {} replicas: {spread:?}", spread.len());
     let served: BTreeSet<String> = spread.keys().cloned().collect();
     assert_eq!(served, api_ips, "every replica (and only replicas) served requests");
     let total: u64 = spread.values().sum();
@@ -627,7 +661,7 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
         s.failed_after_mark, s.total_after_mark
     );
     assert_eq!(s.failed_after_mark, 0, "requests failed after the restart");
-    let live = text(&xtask(PROJECT, &["prod-ps"]));
+    let live = ok(PROJECT, &["prod-ps"]);
     assert!(live.contains("receiving traffic (api-live)"), "{live}");
 
     // 5. rollback to the previous image, under load
@@ -677,7 +711,8 @@ fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-    let (_, _, rules) = get(19090, "/api/v1/rules", "127.0.0.1").unwrap();
+    let (status, _, rules) = get(19090, "/api/v1/rules", "127.0.0.1").unwrap();
+    assert_eq!(status, 200, "{rules}");
     for alert in [
         "ApiDown",
         "ApiHighErrorRate",
@@ -786,6 +821,7 @@ fn proxy_serves_tls_with_hsts_and_redirects_http() {
         ])
         .output()
         .unwrap();
+    assert!(curl.status.success(), "curl: {}", text(&curl));
     let headers = String::from_utf8_lossy(&curl.stdout).to_string();
     println!("TLS response headers:\n{headers}");
     assert!(

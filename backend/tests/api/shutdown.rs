@@ -17,7 +17,26 @@ async fn shutdown_finishes_in_flight_requests() {
     // A list query nobody asked for yet: a cache miss, so it must read the locked table.
     let url = app.url("/api/v1/items?per_page=3");
     let request = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Signal only once the request is really in flight, i.e. its query waits on the lock. A fixed sleep here
+    // raced on a slow machine: a request that has not reached the server yet is refused, not finished.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(!request.is_finished(), "the request ended before it waited on the lock");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request did not reach the locked table within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.signal_shutdown();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!request.is_finished(), "the request is still waiting on the lock");
