@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
 
 use crate::cmd::Cmd;
 use crate::config::Env;
@@ -109,6 +111,53 @@ pub fn git_revision(ctx: &Ctx) -> Option<String> {
         .lines()
         .find_map(|line| line.strip_suffix(reference).map(|sha| sha.trim().to_string()))
         .filter(|sha| !sha.is_empty())
+}
+
+/// `KEY=VALUE` lines of an env file (comments and blanks skipped, surrounding quotes removed).
+pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+            let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+            (k.trim().to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Checks that the env file sets every variable its example sets (non-empty), before anything starts: a
+/// missing password would otherwise surface minutes later as an unhealthy service.
+pub fn check_env_file(ctx: &Ctx) -> Result<()> {
+    let env_file = ctx.path(&ctx.config.compose.env_file);
+    let example = ctx.path(&ctx.config.compose.env_example);
+    let (Ok(have), Ok(want)) = (std::fs::read_to_string(&env_file), std::fs::read_to_string(&example)) else {
+        return Ok(()); // a dry run before the copy, or no example to compare with
+    };
+    let have = parse_env_file(&have);
+    let missing: Vec<String> = parse_env_file(&want)
+        .into_iter()
+        .filter(|(key, value)| !value.is_empty() && have.get(key).is_none_or(|v| v.is_empty()))
+        .map(|(key, _)| key)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} does not set {} (every variable {} sets is needed)\n  fix: add {} to {} (the example's values are development defaults), or delete {} to start again from the example",
+            env_file.display(),
+            missing.join(", "),
+            example.display(),
+            missing
+                .iter()
+                .map(|k| format!("`{k}=...`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            env_file.display(),
+            env_file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Creates the env file from the example on first use (dev only; prod must be written by a person).

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::compose::{Compose, ensure_env_file};
+use crate::compose::{Compose, check_env_file, ensure_env_file};
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::images;
@@ -28,6 +28,7 @@ pub struct Start {
 pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     preflight(ctx)?;
     ensure_env_file(ctx)?;
+    check_env_file(ctx)?;
     images::ensure(ctx)?;
     let compose = Compose::for_env(ctx, Env::Dev)?.with_images(ctx);
     let timeout = opts.timeout.to_string();

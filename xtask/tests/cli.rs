@@ -235,3 +235,31 @@ fn makefile_delegates_every_command_with_arguments() {
     assert_eq!(config["default_to_workspace"].as_bool(), Some(false));
     assert_eq!(config["skip_core_tasks"].as_bool(), Some(true));
 }
+
+/// A `.env` that lacks a variable the example sets is refused before anything starts, naming the variable,
+/// the file and the fix.
+#[test]
+fn env_file_missing_a_variable_is_named_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    std::fs::write(
+        &env_file,
+        "POSTGRES_USER=drydock\nPOSTGRES_DB=drydock\nREDIS_PASSWORD=x\n",
+    )
+    .unwrap();
+    let stack = std::fs::read_to_string(root().join("infra/stack.toml"))
+        .unwrap()
+        .replace(
+            "env_file = \".env\"",
+            &format!("env_file = {:?}", env_file.display().to_string()),
+        );
+    let config = dir.path().join("stack.toml");
+    std::fs::write(&config, stack).unwrap();
+    let out = xtask(&["--config", config.to_str().unwrap(), "--dry-run", "dev-up"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("does not set POSTGRES_PASSWORD"), "{all}");
+    assert!(all.contains(&env_file.display().to_string()), "{all}");
+    assert!(all.contains("fix: add `POSTGRES_PASSWORD=...`"), "{all}");
+    assert!(!all.contains("compose -p"), "nothing may start: {all}");
+}

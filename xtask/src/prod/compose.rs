@@ -5,11 +5,11 @@ use anyhow::Result;
 
 use crate::cmd::Cmd;
 use crate::compose::Compose;
+use crate::compose::parse_env_file;
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::image_source::Source;
 use crate::images;
-use crate::prod::secrets::parse_env_file;
 use crate::prod::state::DeployState;
 use crate::prod::tags::head_tag;
 

@@ -1,12 +1,12 @@
 //! The production secrets: which files there are, what makes a value acceptable, generating missing ones.
 //! Secrets reach the containers as files (compose secrets), never through their environment or argv.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
+use crate::compose::parse_env_file;
 use crate::context::Ctx;
 use crate::files;
 
@@ -61,21 +61,6 @@ pub fn secrets_dir(ctx: &Ctx) -> PathBuf {
 /// The directory the proxy's certificate is mounted from (`DRYDOCK_TLS_DIR` or infra/secrets/tls).
 pub fn tls_dir(ctx: &Ctx) -> PathBuf {
     ctx.vars.tls_dir.clone().unwrap_or_else(|| secrets_dir(ctx).join("tls"))
-}
-
-/// `KEY=VALUE` lines of an env file (comments and blanks skipped, surrounding quotes removed).
-pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
-        .map(|(k, v)| {
-            let v = v.trim();
-            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
-            let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
-            (k.trim().to_string(), v.to_string())
-        })
-        .collect()
 }
 
 /// The example/default passwords production must never use: every `*PASSWORD*`/`*SECRET*`/`*TOKEN*` value of
