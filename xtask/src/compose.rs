@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::images;
@@ -53,23 +53,35 @@ impl Compose {
         self
     }
 
-    /// `docker compose -p <project> -f <file>... [--env-file <file>] <args>`.
-    pub fn cmd<I, S>(&self, args: I) -> Cmd
+    /// TRANSITIONAL (being replaced by [`Compose::cmd`] at every call site): the subcommand as strings.
+    pub fn cmd_args<I, S>(&self, args: I) -> Cmd
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut cmd = Cmd::new("docker").args(["compose", "-p", &self.project]);
-        for file in &self.files {
-            cmd = cmd.arg("-f").arg(file.display().to_string());
-        }
-        if let Some(env_file) = &self.env_file {
-            cmd = cmd.arg("--env-file").arg(env_file.display().to_string());
-        }
-        for (key, value) in &self.env {
-            cmd = cmd.env(key, value);
-        }
-        cmd.args(args)
+        let sh = shell();
+        let args: Vec<String> = args.into_iter().map(Into::into).collect();
+        let Some((first, rest)) = args.split_first() else {
+            return self.cmd(cmd!(sh, "true")).args(Vec::<String>::new());
+        };
+        self.cmd(cmd!(sh, "{first} {rest...}"))
+    }
+
+    /// `docker compose -p <project> -f <file>... [--env-file <file>]` followed by a compose subcommand
+    /// written with `cmd!`: `compose.cmd(cmd!(sh, "up --detach --wait {service}"))`.
+    pub fn cmd(&self, subcommand: xshell::Cmd<'_>) -> Cmd {
+        let sh = shell();
+        let project = &self.project;
+        let files = self
+            .files
+            .iter()
+            .flat_map(|f| ["-f".to_string(), f.display().to_string()]);
+        let env_file = self
+            .env_file
+            .iter()
+            .flat_map(|f| ["--env-file".to_string(), f.display().to_string()]);
+        let compose = cmd!(sh, "docker compose -p {project} {files...} {env_file...}").envs(self.env.iter().cloned());
+        Cmd::from(compose).then(subcommand)
     }
 }
 
@@ -198,7 +210,8 @@ mod tests {
 
     #[test]
     fn argv_binds_project_files_and_env_file() {
-        let cmd = compose().cmd(["up", "-d", "--wait"]);
+        let sh = shell();
+        let cmd = compose().cmd(cmd!(sh, "up -d --wait"));
         assert_eq!(
             cmd.argv(),
             [

@@ -47,7 +47,7 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     }
     ctx.say(&format!("starting the dev stack (project {})", compose.project));
     let started = Instant::now();
-    if let Err(err) = ctx.run.run(&compose.cmd(up)) {
+    if let Err(err) = ctx.run.run(&compose.cmd_args(up)) {
         stack::explain_unhealthy(ctx, &compose);
         return Err(err.context(format!(
             "the dev stack did not become healthy within {timeout} s: see the states and logs above\n  fix: correct the failing service, then `cargo xtask dev-up` again (`cargo xtask dev-logs <service>` for more)"
@@ -62,8 +62,11 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     }
     if opts.watch {
         ctx.say("watching backend/ and frontend/ for changes (Ctrl-C stops watching; the stack keeps running)");
-        ctx.run
-            .run(&compose.cmd(["--profile", "watch", "watch", "--no-up"]).interactive())?;
+        ctx.run.run(
+            &compose
+                .cmd_args(["--profile", "watch", "watch", "--no-up"])
+                .interactive(),
+        )?;
     }
     Ok(())
 }

@@ -79,13 +79,13 @@ pub fn parse_ps(text: &str) -> Result<Vec<ServiceState>> {
 
 /// The stack's containers (including finished one-shot jobs).
 pub fn services(ctx: &Ctx, compose: &Compose) -> Result<Vec<ServiceState>> {
-    let out = ctx.run.read(&compose.cmd(["ps", "--all", "--format", "json"]))?;
+    let out = ctx.run.read(&compose.cmd_args(["ps", "--all", "--format", "json"]))?;
     parse_ps(&out)
 }
 
 /// `host:port` on which `service`'s `port` is published, if it is.
 pub fn published(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Option<String> {
-    let probe = ctx.run.probe(&compose.cmd(["port", service, &port.to_string()]))?;
+    let probe = ctx.run.probe(&compose.cmd_args(["port", service, &port.to_string()]))?;
     let addr = probe.stdout.trim();
     (probe.success && !addr.is_empty() && !addr.ends_with(":0"))
         .then(|| reachable(addr, std::env::var("DOCKER_HOST").ok()))
@@ -139,7 +139,7 @@ pub fn explain_unhealthy(ctx: &Ctx, compose: &Compose) {
     if !bad.is_empty() {
         let mut args = vec!["logs".to_string(), "--no-color".into(), "--tail".into(), "60".into()];
         args.extend(bad);
-        let _ = ctx.run.run(&compose.cmd(args));
+        let _ = ctx.run.run(&compose.cmd_args(args));
     }
 }
 
@@ -158,7 +158,7 @@ pub fn check_services(ctx: &Ctx, compose: &Compose, wanted: &[String]) -> Result
 }
 
 fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
-    let query = compose.cmd(["--profile", "*", "config", "--services"]);
+    let query = compose.cmd_args(["--profile", "*", "config", "--services"]);
     match ctx.run.probe(&query) {
         Some(p) if p.success => Ok(p
             .stdout
@@ -182,7 +182,7 @@ pub fn logs_of(ctx: &Ctx, compose: &Compose, global: &[&str], args: &LogsArgs) -
         cmd.push("--follow".into());
     }
     cmd.extend(args.services.iter().cloned());
-    let mut cmd = compose.cmd(cmd);
+    let mut cmd = compose.cmd_args(cmd);
     if args.follow {
         // Following ends with Ctrl-C; keep the terminal as it is.
         cmd = cmd.interactive();

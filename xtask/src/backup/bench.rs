@@ -88,7 +88,9 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let result = bench(ctx, &compose, &service, &dir, args);
     if !args.keep {
-        let _ = ctx.run.run(&compose.cmd(["down", "--volumes", "--remove-orphans"]));
+        let _ = ctx
+            .run
+            .run(&compose.cmd_args(["down", "--volumes", "--remove-orphans"]));
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
@@ -99,7 +101,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         "bench stack: compose project `{}` (postgres only)",
         compose.project
     ));
-    ctx.run.run(&compose.cmd(["up", "--detach", "--wait", service]))?;
+    ctx.run.run(&compose.cmd_args(["up", "--detach", "--wait", service]))?;
     let facts = PgFacts::parse(&ask(ctx, compose, service, &plans::pg_facts(compose, service))?.unwrap_or_default())?;
     let t = &facts.target;
     // ~135 bytes per row on disk (heap + primary key); md5 text compresses about as well as real data.

@@ -92,7 +92,7 @@ pub fn require_mongo(ctx: &Ctx, compose: &Compose) -> Result<()> {
         return Ok(());
     }
     let service = Engine::Mongodb.service(ctx);
-    let query = compose.cmd(["--profile", "*", "config", "--services"]);
+    let query = compose.cmd_args(["--profile", "*", "config", "--services"]);
     let defined = ctx
         .run
         .probe(&query)

@@ -6,7 +6,7 @@
 //! inside its container (like the official image), and Redis / MongoDB read theirs from the container's own
 //! environment through a fixed `sh -c` prefix; the real program and its arguments follow as `"$@"`.
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 
 /// Who to connect as, and to which database (read from the postgres container's environment).
@@ -18,11 +18,9 @@ pub struct PgTarget {
 
 /// `exec` with or without a TTY: interactive shells get one, everything captured or streamed must not.
 fn exec(compose: &Compose, service: &str, tty: bool) -> Cmd {
-    let mut cmd = compose.cmd(["exec"]);
-    if !tty {
-        cmd = cmd.arg("-T");
-    }
-    cmd.arg(service)
+    let sh = shell();
+    let no_tty = (!tty).then_some("-T");
+    compose.cmd(cmd!(sh, "exec {no_tty...} {service}"))
 }
 
 /// Reads a PostgreSQL container's facts in one round trip, one per line: user, database, server version,
@@ -37,7 +35,8 @@ psql -XAtq -v ON_ERROR_STOP=1 -U "$u" -d "$d" -c "select count(*) from pg_tables
 if pg_dump -U "$u" -d "$d" -Fc --compress=zstd:1 --schema-only -N "*" >/dev/null 2>&1; then echo zstd:1; else echo default; fi"#;
 
 pub fn pg_facts(compose: &Compose, service: &str) -> Cmd {
-    exec(compose, service, false).args(["sh", "-c", PG_FACTS])
+    let sh = shell();
+    exec(compose, service, false).then(cmd!(sh, "sh -c {PG_FACTS}"))
 }
 
 /// The number of user tables (the sanity check after a restore).
@@ -46,51 +45,47 @@ pub const PG_TABLE_COUNT: &str =
 
 /// `pg_dump` in custom format to stdout. `compression` is `zstd:1` or `default` (pg_dump's gzip level).
 pub fn pg_dump(compose: &Compose, service: &str, t: &PgTarget, compression: &str) -> Cmd {
-    let mut cmd = exec(compose, service, false).args(["pg_dump", "-U", &t.user, "-d", &t.db, "--format=custom"]);
-    if compression != "default" {
-        cmd = cmd.arg(format!("--compress={compression}"));
-    }
-    cmd
+    let sh = shell();
+    let (user, db) = (&t.user, &t.db);
+    let compress = (compression != "default").then(|| format!("--compress={compression}"));
+    exec(compose, service, false).then(cmd!(sh, "pg_dump -U {user} -d {db} --format=custom {compress...}"))
 }
 
 /// Roles and tablespaces (pg_dump does not include them): restored first on a new cluster.
 pub fn pg_dumpall_globals(compose: &Compose, service: &str, t: &PgTarget) -> Cmd {
-    exec(compose, service, false).args(["pg_dumpall", "-U", &t.user, "--globals-only"])
+    let sh = shell();
+    let user = &t.user;
+    exec(compose, service, false).then(cmd!(sh, "pg_dumpall -U {user} --globals-only"))
 }
 
 /// Restores a custom-format dump read from stdin into the target database: objects in the archive are
 /// dropped and recreated, ownership goes to the connecting user, the first error stops it, and one
 /// transaction makes it all-or-nothing (a failed restore leaves the database as it was).
 pub fn pg_restore(compose: &Compose, service: &str, t: &PgTarget) -> Cmd {
-    exec(compose, service, false).args([
-        "pg_restore",
-        "-U",
-        &t.user,
-        "-d",
-        &t.db,
-        "--clean",
-        "--if-exists",
-        "--no-owner",
-        "--exit-on-error",
-        "--single-transaction",
-    ])
+    let sh = shell();
+    let (user, db) = (&t.user, &t.db);
+    exec(compose, service, false).then(cmd!(
+        sh,
+        "pg_restore -U {user} -d {db} --clean --if-exists --no-owner --exit-on-error --single-transaction"
+    ))
 }
 
 /// `psql` on the application database: a session on a terminal, or a one-off with the given arguments.
 pub fn psql(compose: &Compose, service: &str, t: &PgTarget, extra: &[String], tty: bool) -> Cmd {
-    let mut cmd = exec(compose, service, tty).args(["psql", "-U", &t.user, "-d", &t.db]);
-    if !tty {
-        // A script must stop at its first error and say so through the exit status.
-        cmd = cmd.args(["-v", "ON_ERROR_STOP=1"]);
-    }
-    cmd.args(extra.iter().cloned())
+    let sh = shell();
+    let (user, db) = (&t.user, &t.db);
+    // A script must stop at its first error and say so through the exit status.
+    let stop_on_error: &[&str] = if tty { &[] } else { &["-v", "ON_ERROR_STOP=1"] };
+    exec(compose, service, tty).then(cmd!(sh, "psql -U {user} -d {db} {stop_on_error...} {extra...}"))
 }
 
 /// Drops and recreates the application database (terminating its connections), owned by the same user.
 pub fn pg_reset(compose: &Compose, service: &str, t: &PgTarget) -> [Cmd; 2] {
+    let sh = shell();
+    let (user, db) = (&t.user, &t.db);
     [
-        exec(compose, service, false).args(["dropdb", "-U", &t.user, "--if-exists", "--force", &t.db]),
-        exec(compose, service, false).args(["createdb", "-U", &t.user, "-O", &t.user, &t.db]),
+        exec(compose, service, false).then(cmd!(sh, "dropdb -U {user} --if-exists --force {db}")),
+        exec(compose, service, false).then(cmd!(sh, "createdb -U {user} -O {user} {db}")),
     ]
 }
 
@@ -99,9 +94,8 @@ pub const REDIS_AUTH: &str =
     r#"if [ -n "$REDIS_PASSWORD" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; exec "$0" "$@""#;
 
 pub fn redis_cli(compose: &Compose, service: &str, args: &[String], tty: bool) -> Cmd {
-    exec(compose, service, tty)
-        .args(["sh", "-c", REDIS_AUTH, "redis-cli"])
-        .args(args.iter().cloned())
+    let sh = shell();
+    exec(compose, service, tty).then(cmd!(sh, "sh -c {REDIS_AUTH} redis-cli {args...}"))
 }
 
 /// Facts of a Redis server: the client version, INFO server + keyspace, and where it keeps its RDB.
@@ -116,7 +110,8 @@ redis-cli CONFIG GET dbfilename
 redis-cli CONFIG GET appendonly"#;
 
 pub fn redis_facts(compose: &Compose, service: &str) -> Cmd {
-    exec(compose, service, false).args(["sh", "-c", REDIS_FACTS])
+    let sh = shell();
+    exec(compose, service, false).then(cmd!(sh, "sh -c {REDIS_FACTS}"))
 }
 
 /// A consistent RDB snapshot on stdout: BGSAVE (scheduled after one already running, so the snapshot is
@@ -140,7 +135,8 @@ dir=$(redis-cli CONFIG GET dir | tr -d '\r' | sed -n 2p); file=$(redis-cli CONFI
 exec cat "$dir/$file""#;
 
 pub fn redis_rdb(compose: &Compose, service: &str) -> Cmd {
-    exec(compose, service, false).args(["sh", "-c", REDIS_SNAPSHOT])
+    let sh = shell();
+    exec(compose, service, false).then(cmd!(sh, "sh -c {REDIS_SNAPSHOT}"))
 }
 
 /// Writes the RDB read from stdin into the stopped service's data volume (a one-off container of the same
@@ -153,66 +149,43 @@ chown "$(stat -c %u:%g "$1")" "$1/.drydock-restore.partial"
 mv -f "$1/.drydock-restore.partial" "$1/$2""#;
 
 pub fn redis_place_rdb(compose: &Compose, service: &str, dir: &str, file: &str) -> Cmd {
-    compose
-        .cmd([
-            "run",
-            "--rm",
-            "--no-deps",
-            "-T",
-            "--entrypoint",
-            "sh",
-            service,
-            "-c",
-            REDIS_PLACE_RDB,
-            "sh",
-        ])
-        .args([dir, file])
+    let sh = shell();
+    compose.cmd(cmd!(
+        sh,
+        "run --rm --no-deps -T --entrypoint sh {service} -c {REDIS_PLACE_RDB} sh {dir} {file}"
+    ))
 }
 
 /// MongoDB credentials come from the official image's variables inside the container.
 pub const MONGO_AUTH: &str = r#"set -- "$0" "$@"; if [ -n "$MONGO_INITDB_ROOT_USERNAME" ]; then set -- "$@" --username "$MONGO_INITDB_ROOT_USERNAME" --password "$MONGO_INITDB_ROOT_PASSWORD" --authenticationDatabase admin; fi; exec "$@""#;
 
 pub fn mongodump(compose: &Compose, service: &str) -> Cmd {
-    exec(compose, service, false).args(["sh", "-c", MONGO_AUTH, "mongodump", "--archive", "--gzip"])
+    let sh = shell();
+    exec(compose, service, false).then(cmd!(sh, "sh -c {MONGO_AUTH} mongodump --archive --gzip"))
 }
 
 pub fn mongorestore(compose: &Compose, service: &str) -> Cmd {
-    exec(compose, service, false).args([
-        "sh",
-        "-c",
-        MONGO_AUTH,
-        "mongorestore",
-        "--archive",
-        "--gzip",
-        "--drop",
-        "--stopOnError",
-    ])
+    let sh = shell();
+    exec(compose, service, false).then(cmd!(
+        sh,
+        "sh -c {MONGO_AUTH} mongorestore --archive --gzip --drop --stopOnError"
+    ))
 }
 
 pub fn mongosh(compose: &Compose, service: &str, extra: &[String], tty: bool) -> Cmd {
-    exec(compose, service, tty)
-        .args(["sh", "-c", MONGO_AUTH, "mongosh", "--quiet"])
-        .args(extra.iter().cloned())
+    let sh = shell();
+    exec(compose, service, tty).then(cmd!(sh, "sh -c {MONGO_AUTH} mongosh --quiet {extra...}"))
 }
 
 /// A throwaway container for `backups verify`: same image, no volume, no published port, removed after.
 pub fn throwaway(image: &str, name: &str, env: &[(&str, &str)], entrypoint: Option<&str>, args: &[&str]) -> Cmd {
-    let mut cmd = Cmd::new("docker").args([
-        "run",
-        "-d",
-        "--rm",
-        "--name",
-        name,
-        "--label",
-        "drydock.backup-verify=1",
-    ]);
-    for (k, v) in env {
-        cmd = cmd.arg("-e").arg(format!("{k}={v}"));
-    }
-    if let Some(ep) = entrypoint {
-        cmd = cmd.args(["--entrypoint", ep]);
-    }
-    cmd.arg(image).args(args.iter().copied())
+    let sh = shell();
+    let env = env.iter().flat_map(|(k, v)| ["-e".to_string(), format!("{k}={v}")]);
+    let entrypoint = entrypoint.iter().flat_map(|ep| ["--entrypoint", ep]);
+    Cmd::from(cmd!(
+        sh,
+        "docker run -d --rm --name {name} --label drydock.backup-verify=1 {env...} {entrypoint...} {image} {args...}"
+    ))
 }
 
 #[cfg(test)]

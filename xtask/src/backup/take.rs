@@ -187,7 +187,7 @@ fn mongo_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<Strin
         ctx,
         compose,
         service,
-        &compose.cmd([
+        &compose.cmd_args([
             "exec",
             "-T",
             service,

@@ -162,18 +162,19 @@ fn api(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
     images::ensure(ctx)?;
     let dev = Compose::for_env(ctx, Env::Dev)?;
     let image = format!("{}/api:dev", ctx.config.images.prefix);
-    ctx.run.run(&dev.cmd(["build", "api"]))?;
+    ctx.run.run(&dev.cmd_args(["build", "api"]))?;
     let compose = bench_compose(ctx)?;
     let result = measure(ctx, &compose, &image, args);
     // Always tear the throwaway stack down, whatever happened.
     let _ = ctx.run.run(&Cmd::new("docker").args(["rm", "--force", API_CONTAINER]));
-    ctx.run.run(&compose.cmd(["down", "--volumes", "--remove-orphans"]))?;
+    ctx.run
+        .run(&compose.cmd_args(["down", "--volumes", "--remove-orphans"]))?;
     result
 }
 
 fn measure(ctx: &Ctx, compose: &Compose, image: &str, args: &ApiBenchArgs) -> Result<()> {
     ctx.run
-        .run(&compose.cmd(["up", "--detach", "--wait", "postgres", "redis"]))?;
+        .run(&compose.cmd_args(["up", "--detach", "--wait", "postgres", "redis"]))?;
     let (pg, redis) = if ctx.run.dry_run {
         ("127.0.0.1:5432".to_string(), "127.0.0.1:6379".to_string())
     } else {

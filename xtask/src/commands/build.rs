@@ -54,7 +54,7 @@ impl BuildArgs {
         cmd.extend(names.iter().cloned());
         ctx.say(&format!("building release images {} as {tag}", names.join(", ")));
         let started = Instant::now();
-        ctx.run.run(&compose.cmd(cmd))?;
+        ctx.run.run(&compose.cmd_args(cmd))?;
         let mut extra: Vec<String> = self.tags.iter().map(|t| t.name().to_string()).collect();
         extra.dedup();
         for name in &names {

@@ -21,7 +21,7 @@ pub fn plan(ctx: &Ctx, dev: &Compose, volumes: bool) -> Vec<Cmd> {
     }
     let mut ci = dev.clone();
     ci.project = ci_project.clone();
-    let mut plan = vec![dev.cmd(down.clone()), ci.cmd(down)];
+    let mut plan = vec![dev.cmd_args(down.clone()), ci.cmd_args(down)];
     for project in [dev.project.as_str(), ci_project.as_str(), OFFLINE_PROJECT] {
         plan.push(Cmd::new("docker").args([
             "image",

@@ -20,7 +20,7 @@ impl DbMigrateArgs {
             ensure_env_file(ctx)?;
         }
         let compose = crate::prod::stack_compose(ctx, self.env)?;
-        ctx.run.run(&compose.cmd(["run", "--rm", "migrate"]))?;
+        ctx.run.run(&compose.cmd_args(["run", "--rm", "migrate"]))?;
         Ok(())
     }
 }

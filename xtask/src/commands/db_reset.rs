@@ -29,7 +29,7 @@ impl DbResetArgs {
         for cmd in plans::pg_reset(&compose, &service, &facts.target) {
             ctx.run.run(&cmd)?;
         }
-        ctx.run.run(&compose.cmd(["run", "--rm", "migrate"]))?;
+        ctx.run.run(&compose.cmd_args(["run", "--rm", "migrate"]))?;
         ctx.say(&format!("database `{}` recreated and migrated", facts.target.db));
         Ok(())
     }

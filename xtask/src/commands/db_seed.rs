@@ -20,7 +20,7 @@ impl DbSeedArgs {
             ensure_env_file(ctx)?;
         }
         let compose = crate::prod::stack_compose(ctx, self.env)?;
-        ctx.run.run(&compose.cmd(["run", "--rm", "migrate", "seed"]))?;
+        ctx.run.run(&compose.cmd_args(["run", "--rm", "migrate", "seed"]))?;
         Ok(())
     }
 }

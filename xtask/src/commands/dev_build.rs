@@ -35,7 +35,7 @@ impl DevBuildArgs {
         }
         cmd.extend(self.services.iter().cloned());
         let started = Instant::now();
-        ctx.run.run(&compose.cmd(cmd))?;
+        ctx.run.run(&compose.cmd_args(cmd))?;
         if !ctx.run.dry_run {
             ctx.say(&format!("images built in {:.1} s", started.elapsed().as_secs_f64()));
         }

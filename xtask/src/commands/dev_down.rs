@@ -26,7 +26,7 @@ impl DevDownArgs {
             ))?;
             cmd.push("--volumes");
         }
-        ctx.run.run(&compose.cmd(cmd))?;
+        ctx.run.run(&compose.cmd_args(cmd))?;
         Ok(())
     }
 }

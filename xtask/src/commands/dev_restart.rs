@@ -20,11 +20,11 @@ impl DevRestartArgs {
         stack::check_services(ctx, &compose, &self.services)?;
         let mut cmd: Vec<String> = vec!["restart".into()];
         cmd.extend(self.services.iter().cloned());
-        ctx.run.run(&compose.cmd(cmd))?;
+        ctx.run.run(&compose.cmd_args(cmd))?;
         // `restart` does not wait for health; `up --wait` with nothing to change does.
         let mut wait: Vec<String> = ["up", "--detach", "--wait", "--no-build"].map(String::from).to_vec();
         wait.extend(self.services.iter().cloned());
-        ctx.run.run(&compose.cmd(wait))?;
+        ctx.run.run(&compose.cmd_args(wait))?;
         Ok(())
     }
 }

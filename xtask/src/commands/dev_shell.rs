@@ -34,9 +34,9 @@ impl DevShellArgs {
             cmd.extend(self.command.iter().cloned());
         }
         let cmd = if interactive {
-            compose.cmd(cmd).interactive()
+            compose.cmd_args(cmd).interactive()
         } else {
-            compose.cmd(cmd)
+            compose.cmd_args(cmd)
         };
         ctx.run.run(&cmd).map_err(|err| {
             if self.command.is_empty() && self.service == ctx.config.services.api {

@@ -339,10 +339,10 @@ fn compose_config(ctx: &Ctx) -> Result<Outcome> {
     dev.env_file = Some(example);
     let (prod, profiles) = prod_rendered(ctx)?;
     let mut checks: Vec<(&str, Cmd)> = vec![
-        ("dev", dev.cmd(["--profile", "*", "config", "--quiet"])),
+        ("dev", dev.cmd_args(["--profile", "*", "config", "--quiet"])),
         (
             "prod",
-            prod.cmd(
+            prod.cmd_args(
                 profiles
                     .iter()
                     .cloned()
@@ -377,7 +377,7 @@ fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
     let (prod, profiles) = prod_rendered(ctx)?;
     let rendered = ctx
         .run
-        .read(&prod.cmd(profiles.into_iter().chain(["config".to_string()])))?;
+        .read(&prod.cmd_args(profiles.into_iter().chain(["config".to_string()])))?;
     if ctx.run.dry_run {
         return Ok(Outcome::skip("dry run"));
     }

@@ -36,7 +36,7 @@ impl ProdDownArgs {
                 compose.project
             ))?;
         }
-        ctx.run.run(&compose.cmd(cmd))?;
+        ctx.run.run(&compose.cmd_args(cmd))?;
         Ok(())
     }
 }

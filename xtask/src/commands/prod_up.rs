@@ -102,7 +102,7 @@ impl ProdUpArgs {
         ctx.say(&format!(
             "starting the production stack (project {project}, images {image_tag}, api {api_tag})"
         ));
-        let mut up = compose.cmd(cmd);
+        let mut up = compose.cmd_args(cmd);
         for v in &secret_values {
             up = up.secret(v.clone());
         }

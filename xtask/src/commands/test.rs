@@ -25,11 +25,11 @@ pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
     let mut steps = Vec::new();
     let mut build = vec!["--profile".to_string(), "test".into(), "build".into()];
     build.extend(suites.iter().map(|(_, svc)| svc.to_string()));
-    steps.push(("build test images".to_string(), compose.cmd(build)));
+    steps.push(("build test images".to_string(), compose.cmd_args(build)));
     if suites.iter().any(|(name, _)| *name == "backend") {
         steps.push((
             "start postgres and redis".to_string(),
-            compose.cmd(["up", "--detach", "--wait", "postgres", "redis"]),
+            compose.cmd_args(["up", "--detach", "--wait", "postgres", "redis"]),
         ));
     }
     for (name, service) in suites {
@@ -41,7 +41,7 @@ pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
             service.to_string(),
         ];
         run.extend(args.args.iter().cloned());
-        steps.push((format!("{name} tests"), compose.cmd(run)));
+        steps.push((format!("{name} tests"), compose.cmd_args(run)));
     }
     steps
 }

@@ -138,7 +138,7 @@ pub fn ensure_monitoring_images(ctx: &Ctx) -> Result<()> {
 pub fn scale_cmd(compose: &Compose, service: &str, replicas: usize, extra: &[&str]) -> Cmd {
     let scale = format!("{service}={replicas}");
     compose
-        .cmd([
+        .cmd_args([
             "up",
             "--detach",
             "--no-deps",

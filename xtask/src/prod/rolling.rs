@@ -68,7 +68,7 @@ pub fn rolling(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<
     // 1. migrations (backward compatible by contract: the old replicas keep serving)
     ctx.say("step 1/5: migrations of the new image");
     ctx.run
-        .run(&compose.cmd(["run", "--rm", "--no-deps", "--pull", "never", "migrate"]))
+        .run(&compose.cmd_args(["run", "--rm", "--no-deps", "--pull", "never", "migrate"]))
         .with_context(|| {
             format!("the migrations of {tag} failed; nothing else was changed (the API still runs {old_tag})")
         })?;

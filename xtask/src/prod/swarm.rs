@@ -45,7 +45,7 @@ pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Re
         ],
     )?;
     let compose = prod_compose(ctx, &image_tag, tag)?;
-    let rendered = ctx.run.read(&compose.cmd(["config", "--format", "json"]))?;
+    let rendered = ctx.run.read(&compose.cmd_args(["config", "--format", "json"]))?;
     let publish = ctx.vars.prod_bind_public;
     let file = ctx.root.join("target/drydock/swarm").join(format!("{stack}.json"));
     if !ctx.run.dry_run {
