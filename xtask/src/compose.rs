@@ -21,6 +21,8 @@ pub struct Compose {
     pub files: Vec<PathBuf>,
     pub env_file: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    /// Profiles enabled for every command of this invocation (`--profile <name>` before the subcommand).
+    pub profiles: Vec<String>,
 }
 
 impl Compose {
@@ -43,7 +45,14 @@ impl Compose {
             // In a dry run the file may not exist yet: dev-up would have created it by then.
             env_file: (env_file.is_file() || ctx.run.dry_run).then_some(env_file),
             env: build_metadata(ctx),
+            profiles: Vec::new(),
         })
+    }
+
+    /// The same with these profiles enabled too (e.g. `watch`, or `*` for every profile).
+    pub fn with_profiles(mut self, profiles: &[&str]) -> Compose {
+        self.profiles.extend(profiles.iter().map(|p| p.to_string()));
+        self
     }
 
     /// The same, with the image variables of this run's image source (deciding it): for commands that
@@ -80,7 +89,9 @@ impl Compose {
             .env_file
             .iter()
             .flat_map(|f| ["--env-file".to_string(), f.display().to_string()]);
-        let compose = cmd!(sh, "docker compose -p {project} {files...} {env_file...}").envs(self.env.iter().cloned());
+        let profiles = self.profiles.iter().flat_map(|p| ["--profile", p.as_str()]);
+        let compose = cmd!(sh, "docker compose -p {project} {files...} {env_file...} {profiles...}")
+            .envs(self.env.iter().cloned());
         Cmd::from(compose).then(subcommand)
     }
 }
@@ -205,6 +216,7 @@ mod tests {
             ],
             env_file: Some("/r/.env".into()),
             env: vec![("DRYDOCK_POSTGRES_IMAGE".into(), "drydock/postgres:17".into())],
+            profiles: vec![],
         }
     }
 

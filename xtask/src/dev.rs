@@ -1,9 +1,14 @@
 //! The dev stack: start it (or complete it) and wait until every service is healthy, then show its URLs.
 //! `dev-up` and `test-e2e` both start it this way.
 
+use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::cmd::{Cmd, cmd, shell};
 
 use crate::compose::{Compose, check_env_file, ensure_env_file};
 use crate::config::Env;
@@ -24,6 +29,51 @@ pub struct Start {
     pub watch: bool,
 }
 
+/// The dev stack's published ports: (service role, container port, the variable that sets the host port,
+/// what it is, URL scheme). One table for the URLs shown, the port check and the CI's ephemeral ports.
+pub const PORTS: &[(Role, u16, &str, &str, &str)] = &[
+    (Role::Proxy, 8080, "DRYDOCK_APP_PORT", "app (edge proxy)", "http"),
+    (Role::Api, 8000, "DRYDOCK_API_PORT", "api", "http"),
+    (Role::Api, 9100, "DRYDOCK_API_METRICS_PORT", "api metrics", "http"),
+    (
+        Role::Frontend,
+        8080,
+        "DRYDOCK_FRONTEND_PORT",
+        "frontend (direct)",
+        "http",
+    ),
+    (Role::Postgres, 5432, "DRYDOCK_POSTGRES_PORT", "postgres", "postgres"),
+    (Role::Redis, 6379, "DRYDOCK_REDIS_PORT", "redis", "redis"),
+    (Role::Vite, 5173, "DRYDOCK_VITE_PORT", "vite (hot reload)", "http"),
+];
+
+/// A service of the dev stack, by the role infra/stack.toml names it for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Proxy,
+    Api,
+    Frontend,
+    Postgres,
+    Redis,
+    /// Vite's dev server (`--watch` only).
+    Vite,
+}
+
+impl Role {
+    pub fn service(self, ctx: &Ctx) -> String {
+        let s = &ctx.config.services;
+        match self {
+            Role::Proxy => s.proxy.clone(),
+            Role::Api => s.api.clone(),
+            Role::Frontend => s.frontend.clone(),
+            Role::Postgres => s.postgres.clone(),
+            Role::Redis => s.redis.clone(),
+            Role::Vite => "frontend-dev".to_string(),
+        }
+    }
+}
+
+/// Build what is missing, start the dev stack and wait until every service is healthy.
 /// Build what is missing, start the dev stack and wait until every service is healthy.
 pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     preflight(ctx)?;
@@ -31,23 +81,20 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     check_env_file(ctx)?;
     images::ensure(ctx)?;
     let compose = Compose::for_env(ctx, Env::Dev)?.with_images(ctx);
+    let sh = shell();
     let timeout = opts.timeout.to_string();
     // `--watch` adds the `watch` profile: Vite's dev server (frontend-dev) starts with the stack.
-    let mut up = if opts.watch { vec!["--profile", "watch"] } else { vec![] };
-    up.extend([
-        "up",
-        "--detach",
-        "--wait",
-        "--wait-timeout",
-        &timeout,
-        "--remove-orphans",
-    ]);
-    if opts.build {
-        up.push("--build");
-    }
+    let profiles: &[&str] = if opts.watch { &["watch"] } else { &[] };
+    let compose = compose.with_profiles(profiles);
+    check_ports(ctx, &compose)?;
+    let build = opts.build.then_some("--build");
     ctx.say(&format!("starting the dev stack (project {})", compose.project));
     let started = Instant::now();
-    if let Err(err) = ctx.run.run(&compose.cmd_args(up)) {
+    let up = compose.cmd(cmd!(
+        sh,
+        "up --detach --wait --wait-timeout {timeout} --remove-orphans {build...}"
+    ));
+    if let Err(err) = ctx.run.run(&up) {
         stack::explain_unhealthy(ctx, &compose);
         return Err(err.context(format!(
             "the dev stack did not become healthy within {timeout} s: see the states and logs above\n  fix: correct the failing service, then `cargo xtask dev-up` again (`cargo xtask dev-logs <service>` for more)"
@@ -62,33 +109,151 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     }
     if opts.watch {
         ctx.say("watching backend/ and frontend/ for changes (Ctrl-C stops watching; the stack keeps running)");
-        ctx.run.run(
-            &compose
-                .cmd_args(["--profile", "watch", "watch", "--no-up"])
-                .interactive(),
-        )?;
+        ctx.run.run(&compose.cmd(cmd!(sh, "watch --no-up")).interactive())?;
     }
     Ok(())
 }
 
-/// Published ports worth showing after `dev-up`: (service role, container port, what it is).
-fn endpoints(ctx: &Ctx) -> Vec<(String, u16, &'static str, &'static str)> {
-    let s = &ctx.config.services;
-    vec![
-        (s.proxy.clone(), 8080, "app (edge proxy)", "http"),
-        (s.api.clone(), 8000, "api", "http"),
-        (s.frontend.clone(), 8080, "frontend (direct)", "http"),
-        (s.postgres.clone(), 5432, "postgres", "postgres"),
-        (s.redis.clone(), 6379, "redis", "redis"),
-        ("frontend-dev".to_string(), 5173, "vite (hot reload)", "http"),
-    ]
-}
-
 fn print_urls(ctx: &Ctx, compose: &Compose) {
     let style = Style::stdout();
-    for (service, port, what, scheme) in endpoints(ctx) {
-        if let Some(addr) = stack::published(ctx, compose, &service, port) {
+    for (role, port, _, what, scheme) in PORTS {
+        if let Some(addr) = stack::published(ctx, compose, &role.service(ctx), *port) {
             println!("  {:<18} {}", what, style.bold(&format!("{scheme}://{addr}")));
         }
     }
+}
+
+/// `docker compose config --format json`, as far as the port check reads it.
+#[derive(Debug, Deserialize)]
+struct Rendered {
+    services: BTreeMap<String, RenderedService>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RenderedService {
+    #[serde(default)]
+    ports: Vec<RenderedPort>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RenderedPort {
+    target: u16,
+    /// Compose renders it as a string ("8080"); empty or "0" means "any free port".
+    #[serde(default)]
+    published: Option<String>,
+    #[serde(default)]
+    host_ip: Option<String>,
+}
+
+/// Refuses, before anything is created, host ports the stack would publish that something else holds: names
+/// the port, its holder (a container and its compose project, or a process) and the variable to change.
+/// Ports this stack's own running containers hold are fine (`dev-up` on a running stack).
+fn check_ports(ctx: &Ctx, compose: &Compose) -> Result<()> {
+    if ctx.run.dry_run {
+        return Ok(());
+    }
+    let sh = shell();
+    let text = ctx.run.read(&compose.cmd(cmd!(sh, "config --format json")))?;
+    let rendered: Rendered = serde_json::from_str(&text).context("reading `docker compose config --format json`")?;
+    let project = &compose.project;
+    let ports = "{{.Ports}}";
+    let ours = ctx.run.read(&Cmd::from(cmd!(
+        sh,
+        "docker ps --filter label=com.docker.compose.project={project} --format {ports}"
+    )))?;
+    let mut taken = Vec::new();
+    for (service, config) in &rendered.services {
+        for port in &config.ports {
+            let Some(host) = port
+                .published
+                .as_deref()
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+            else {
+                continue;
+            };
+            let ip = port
+                .host_ip
+                .clone()
+                .filter(|ip| !ip.is_empty())
+                .unwrap_or_else(|| "0.0.0.0".into());
+            if ours.contains(&format!(":{host}->")) || TcpListener::bind((ip.as_str(), host)).is_ok() {
+                continue;
+            }
+            let variable = PORTS
+                .iter()
+                .find(|(role, target, ..)| role.service(ctx) == *service && *target == port.target)
+                .map_or_else(
+                    || format!("the `{service}` ports in the compose files"),
+                    |(_, _, var, ..)| format!("{var} in .env (0 = any free port)"),
+                );
+            taken.push(format!(
+                "{ip}:{host} (`{service}` port {}) is held by {}\n    fix: stop that, or set {variable}",
+                port.target,
+                port_holder(ctx, host)
+            ));
+        }
+    }
+    if !taken.is_empty() {
+        bail!(
+            "the dev stack cannot start: {} host port(s) taken (nothing was started)\n  - {}",
+            taken.len(),
+            taken.join("\n  - ")
+        );
+    }
+    Ok(())
+}
+
+/// Who holds a host port: a container (with its compose project) or, failing that, a local process.
+fn port_holder(ctx: &Ctx, port: u16) -> String {
+    let sh = shell();
+    let format = r#"{{.Names}} (compose project {{.Label "com.docker.compose.project"}})"#;
+    let published = port.to_string();
+    let probe = ctx.run.probe(&Cmd::from(cmd!(
+        sh,
+        "docker ps --filter publish={published} --format {format}"
+    )));
+    if let Some(line) = probe
+        .filter(|p| p.success)
+        .and_then(|p| p.stdout.lines().next().map(String::from))
+    {
+        return format!(
+            "container {}",
+            line.replace("(compose project )", "(not a compose project)")
+        );
+    }
+    process_listening(port).unwrap_or_else(|| "another process".to_string())
+}
+
+/// The process listening on a TCP port, from /proc (Linux): `pid 123 (nginx)`.
+fn process_listening(port: u16) -> Option<String> {
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(table).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            // State 0A = LISTEN.
+            (u16::from_str_radix(local_port, 16).ok()? == port && fields.get(3)? == &"0A")
+                .then(|| fields.get(9).map(|s| s.to_string()))
+                .flatten()
+        })
+    })?;
+    let socket = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == socket))
+        {
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some(format!("process {pid} ({})", name.trim()));
+        }
+    }
+    None
 }

@@ -198,6 +198,7 @@ mod tests {
             files: vec!["/r/c.yaml".into()],
             env_file: Some("/r/.env".into()),
             env: vec![],
+            profiles: vec![],
         }
     }
 

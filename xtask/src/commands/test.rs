@@ -105,6 +105,7 @@ mod tests {
             files: vec!["c.yaml".into()],
             env_file: None,
             env: vec![],
+            profiles: vec![],
         }
     }
 
