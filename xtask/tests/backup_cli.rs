@@ -6,24 +6,30 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 use common::{root, text};
+use xtask::backup::manifest::{FORMAT, FileEntry, Manifest, Sanity};
+use xtask::backup::store::sha256_file;
 
-/// A temporary directory with a copy of infra/stack.toml whose backups.dir points into it.
+/// A temporary directory (removed when dropped, also when a test panics) with a copy of infra/stack.toml whose
+/// backups.dir points into it.
 struct Temp {
+    _guard: tempfile::TempDir,
     dir: PathBuf,
 }
 
 impl Temp {
     fn new(tag: &str) -> Temp {
-        let dir = std::env::temp_dir().join(format!("xtask-backup-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let guard = tempfile::Builder::new()
+            .prefix(&format!("xtask-backup-cli-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let dir = guard.path().to_path_buf();
         let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
         let backups = dir.join("backups").display().to_string();
         let config = shipped.replace("dir = \"backups\"", &format!("dir = {backups:?}"));
         // Unchanged, the tests (prune --yes among them) would work on the checkout's real backups directory.
         assert_ne!(config, shipped, "infra/stack.toml no longer has dir = \"backups\"");
         std::fs::write(dir.join("stack.toml"), config).unwrap();
-        Temp { dir }
+        Temp { _guard: guard, dir }
     }
 
     fn xtask(&self, args: &[&str]) -> Output {
@@ -46,41 +52,40 @@ impl Temp {
         std::fs::create_dir_all(&dir).unwrap();
         let file = format!("dd_redis_{ts}.rdb");
         std::fs::write(dir.join(&file), data).unwrap();
-        let sha = sha256_hex(data);
-        let manifest = serde_json::json!({
-            "format": 1, "engine": "redis", "project": "dd", "service": "redis", "database": "all",
-            "server_version": "8.0.2", "tool_version": "redis-cli 8.0.2", "written_by": "test", "git_revision": "x",
-            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z", "duration_secs": 1.0,
-            "file": file, "size": data.len(), "sha256": sha, "compression": "rdb",
-            "files": [{"role": "rdb", "name": file, "size": data.len(), "sha256": sha}],
-            "sanity": {"keys": 1}
-        });
-        std::fs::write(dir.join(format!("dd_redis_{ts}.json")), manifest.to_string()).unwrap();
+        let (size, sha256) = sha256_file(&dir.join(&file)).unwrap();
+        // The crate's own manifest type: the test writes exactly what `backup-redis` writes.
+        let manifest = Manifest {
+            format: FORMAT,
+            engine: "redis".into(),
+            project: "dd".into(),
+            service: "redis".into(),
+            database: "all".into(),
+            server_version: "8.0.2".into(),
+            tool_version: "redis-cli 8.0.2".into(),
+            written_by: "test".into(),
+            git_revision: "x".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: "2026-01-01T00:00:01Z".into(),
+            duration_secs: 1.0,
+            file: file.clone(),
+            size,
+            sha256: sha256.clone(),
+            compression: "rdb".into(),
+            files: vec![FileEntry {
+                role: "rdb".into(),
+                name: file.clone(),
+                size,
+                sha256,
+            }],
+            sanity: Sanity {
+                tables: None,
+                keys: Some(1),
+            },
+            reason: None,
+        };
+        std::fs::write(dir.join(format!("dd_redis_{ts}.json")), manifest.to_json()).unwrap();
         dir.join(file)
     }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `sha256sum` of some bytes (the test does not link sha2: it asks the system tool).
-fn sha256_hex(data: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

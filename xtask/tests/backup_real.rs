@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{root, text};
+use xtask::backup::manifest::Manifest;
 
 /// The end of a long text (failure messages stay readable).
 fn tail(text: &str) -> &str {
@@ -26,6 +27,8 @@ fn tail(text: &str) -> &str {
 
 struct Stack {
     project: String,
+    /// Removed when the stack drops, also when a test panics.
+    _guard: tempfile::TempDir,
     dir: PathBuf,
     mounts: Vec<PathBuf>,
 }
@@ -33,11 +36,14 @@ struct Stack {
 impl Stack {
     fn up(tag: &str) -> Stack {
         let project = format!("drydock-bt-{tag}");
-        let dir = std::env::temp_dir().join(format!("{project}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let guard = tempfile::Builder::new()
+            .prefix(&format!("{project}-"))
+            .tempdir()
+            .unwrap();
+        let dir = guard.path().to_path_buf();
         let stack = Stack {
             project,
+            _guard: guard,
             dir,
             mounts: Vec::new(),
         };
@@ -193,7 +199,6 @@ impl Drop for Stack {
             let _ = Command::new("umount").arg(&m).output();
         }
         let _ = self.compose(&["down", "--volumes", "--remove-orphans", "--timeout", "5"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -255,26 +260,17 @@ fn postgres_round_trip_verify_list_and_prune() {
         manifest_name.starts_with("drydock-bt-pg_postgres_")
             && manifest_name.len() == "drydock-bt-pg_postgres_20260101T000000Z.json".len()
     );
-    let manifest: serde_json::Value = serde_json::from_slice(&files[&manifest_name]).unwrap();
-    for key in [
-        "engine",
-        "server_version",
-        "database",
-        "size",
-        "sha256",
-        "duration_secs",
-        "git_revision",
-        "tool_version",
-    ] {
-        assert!(manifest.get(key).is_some(), "manifest lacks {key}: {manifest}");
-    }
-    assert_eq!(manifest["engine"], "postgres");
-    assert_eq!(manifest["database"], "drydock");
-    assert_eq!(
-        manifest["compression"], "zstd:1",
-        "PostgreSQL 17's pg_dump supports zstd"
+    // Read with the crate's own type: a manifest missing a field is an error there.
+    let manifest = Manifest::read(&s.backups("postgres").join(&manifest_name)).unwrap();
+    assert_eq!(manifest.engine, "postgres");
+    assert_eq!(manifest.database, "drydock");
+    assert!(
+        !manifest.server_version.is_empty() && !manifest.tool_version.is_empty() && !manifest.git_revision.is_empty()
     );
-    assert_eq!(manifest["sanity"]["tables"], 2);
+    assert_eq!(manifest.sha256.len(), 64);
+    assert!(manifest.size > 0 && manifest.duration_secs > 0.0);
+    assert_eq!(manifest.compression, "zstd:1", "PostgreSQL 17's pg_dump supports zstd");
+    assert_eq!(manifest.sanity.tables, Some(2));
     let globals = files.iter().find(|(n, _)| n.ends_with(".globals.sql")).unwrap().1;
     assert!(
         String::from_utf8_lossy(globals).contains("CREATE ROLE reporting"),
