@@ -276,7 +276,7 @@ fn postgres_round_trip_verify_list_and_prune() {
         String::from_utf8_lossy(globals).contains("CREATE ROLE reporting"),
         "roles are in the globals file"
     );
-    let dump = s.backups("postgres").join(manifest["file"].as_str().unwrap());
+    let dump = s.backups("postgres").join(&manifest.file);
 
     // Wipe: drop a table, change rows, add one the backup does not have.
     s.psql("drop table reviews; update items set name = 'changed'; insert into items values (9999, 'new')");
@@ -332,11 +332,7 @@ fn postgres_round_trip_verify_list_and_prune() {
     // --latest skips safety backups: restoring "the latest" again restores the same backup, not the state before.
     s.psql("delete from reviews where id > 10; update items set price = 0");
     let out = s.xtask_ok(&["--yes", "restore-postgres", "--latest"]);
-    assert!(
-        out.contains(&format!("from {}", manifest["file"].as_str().unwrap())),
-        "{}",
-        tail(&out)
-    );
+    assert!(out.contains(&format!("from {}", &manifest.file)), "{}", tail(&out));
     assert_eq!(s.psql(PG_SNAPSHOT), before);
     assert_eq!(s.files("postgres").len(), 12);
     let out = s.xtask_ok(&["backups", "verify", "--all"]);
