@@ -10,6 +10,7 @@ pub mod extract;
 pub mod healthcheck;
 pub mod metrics;
 pub mod rate_limit;
+pub mod readiness;
 pub mod redis_conn;
 pub mod routes;
 pub mod shutdown;

@@ -26,13 +26,8 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
-    cache::Cache,
-    config::Settings,
-    db, metrics, rate_limit,
-    redis_conn::RedisConn,
-    routes::{self, health::ReadinessCache},
-    shutdown,
-    state::AppState,
+    cache::Cache, config::Settings, db, metrics, rate_limit, readiness::ReadinessCache, redis_conn::RedisConn, routes,
+    shutdown, state::AppState,
 };
 
 pub struct Application {

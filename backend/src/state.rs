@@ -4,7 +4,7 @@ use std::sync::{Arc, atomic::AtomicBool};
 
 use sqlx::PgPool;
 
-use crate::{cache::Cache, config::Settings, redis_conn::RedisConn, routes::health::ReadinessCache};
+use crate::{cache::Cache, config::Settings, readiness::ReadinessCache, redis_conn::RedisConn};
 
 #[derive(Clone)]
 pub struct AppState {

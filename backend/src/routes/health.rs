@@ -9,37 +9,12 @@ use std::{
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Serialize;
-use tokio::sync::Mutex;
 
+use crate::readiness::{Check, Checks, Readiness};
 use crate::state::AppState;
 
 /// Per-check bound: a probe must answer well within the Docker healthcheck timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(1000);
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Check {
-    pub status: &'static str,
-    pub latency_ms: f64,
-    pub required: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Checks {
-    pub postgres: Check,
-    pub redis: Check,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Readiness {
-    pub status: &'static str,
-    pub checks: Checks,
-}
-
-/// The last readiness result and when it was taken, so a storm of probes costs one check per interval.
-#[derive(Default)]
-pub struct ReadinessCache {
-    last: Mutex<Option<(Instant, Checks)>>,
-}
 
 #[derive(Serialize)]
 struct Status {
@@ -111,18 +86,7 @@ async fn run_checks(state: &AppState) -> Checks {
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let shutting_down = state.shutting_down.load(Ordering::SeqCst);
     let max_age = state.settings.readiness_cache;
-    let checks = {
-        // Holding the lock while checking also collapses concurrent probes into one check.
-        let mut last = state.readiness.last.lock().await;
-        match *last {
-            Some((at, checks)) if at.elapsed() < max_age => checks,
-            _ => {
-                let checks = run_checks(&state).await;
-                *last = Some((Instant::now(), checks));
-                checks
-            }
-        }
-    };
+    let checks = state.readiness.get_or_check(max_age, run_checks(&state)).await;
     let (code, status) = overall(&checks, shutting_down);
     (code, Json(Readiness { status, checks }))
 }
