@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::cmd::{cmd, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -66,43 +67,32 @@ impl ProdUpArgs {
                 image(ctx, "proxy", &image_tag),
             ],
         )?;
-        let mut profiles: Vec<&str> = Vec::new();
         if self.monitoring {
-            profiles.push("monitoring");
             ensure_monitoring_images(ctx)?;
-            if grafana {
-                profiles.push("grafana");
-            } else {
+            if !grafana {
                 ctx.say(
                     "Grafana: unavailable in offline mode (it has no Debian package; registry mode only). Prometheus, its alert rules and the exporters start; the dashboard in infra/monitoring/grafana/ needs registry mode.",
                 );
             }
         }
         let compose = prod_compose(ctx, &image_tag, &api_tag)?;
+        let sh = shell();
         let timeout = self.timeout.to_string();
-        let mut cmd: Vec<String> = Vec::new();
-        for p in &profiles {
-            cmd.extend(["--profile".to_string(), p.to_string()]);
-        }
         let pull = if source == Source::Registry { "missing" } else { "never" };
-        cmd.extend(
-            [
-                "up",
-                "--detach",
-                "--wait",
-                "--wait-timeout",
-                &timeout,
-                "--remove-orphans",
-                "--no-build",
-                "--pull",
-                pull,
-            ]
-            .map(String::from),
+        let up = cmd!(
+            sh,
+            "up --detach --wait --wait-timeout {timeout} --remove-orphans --no-build --pull {pull}"
         );
+        // Profiles are compose options, before the subcommand (a written command cannot start with a splice).
+        let mut up = if self.monitoring {
+            let grafana: &[&str] = if grafana { &["--profile", "grafana"] } else { &[] };
+            compose.cmd(cmd!(sh, "--profile monitoring {grafana...}")).then(up)
+        } else {
+            compose.cmd(up)
+        };
         ctx.say(&format!(
             "starting the production stack (project {project}, images {image_tag}, api {api_tag})"
         ));
-        let mut up = compose.cmd_args(cmd);
         for v in &secret_values {
             up = up.secret(v.clone());
         }
