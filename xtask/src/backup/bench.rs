@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::backup::{PgFacts, ask, plans};
-use crate::cmd::{Cmd, Input, Output};
+use crate::cmd::{Cmd, Input, Output, cmd, shell};
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::{CONFIG_PATH, Env};
 use crate::context::Ctx;
@@ -88,9 +88,8 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let result = bench(ctx, &compose, &service, &dir, args);
     if !args.keep {
-        let _ = ctx
-            .run
-            .run(&compose.cmd_args(["down", "--volumes", "--remove-orphans"]));
+        let sh = shell();
+        let _ = ctx.run.run(&compose.cmd(cmd!(sh, "down --volumes --remove-orphans")));
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
@@ -101,7 +100,8 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         "bench stack: compose project `{}` (postgres only)",
         compose.project
     ));
-    ctx.run.run(&compose.cmd_args(["up", "--detach", "--wait", service]))?;
+    let sh = shell();
+    ctx.run.run(&compose.cmd(cmd!(sh, "up --detach --wait {service}")))?;
     let facts = PgFacts::parse(&ask(ctx, compose, service, &plans::pg_facts(compose, service))?.unwrap_or_default())?;
     let t = &facts.target;
     // ~135 bytes per row on disk (heap + primary key); md5 text compresses about as well as real data.
@@ -170,13 +170,12 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
     let config = bench_config(ctx, dir)?;
     let exe = std::env::current_exe().context("cannot find the xtask binary")?;
     let xtask = |words: &[&str]| {
-        let mut cmd =
-            Cmd::new(exe.display().to_string()).args(["--config", &config.display().to_string(), "--offline"]);
-        cmd = cmd.args(words.iter().copied()).env("DRYDOCK_PROJECT", &compose.project);
-        for (k, v) in &compose.env {
-            cmd = cmd.env(k, v);
-        }
-        cmd
+        let project = &compose.project;
+        Cmd::from(
+            cmd!(sh, "{exe} --config {config} --offline {words...}")
+                .env("DRYDOCK_PROJECT", project)
+                .envs(compose.env.iter().cloned()),
+        )
     };
     let started = Instant::now();
     ctx.run.run(&xtask(&["-q", "backup-postgres"]))?;

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
+use crate::cmd::cmd;
 use crate::compose::Compose;
 use crate::context::Ctx;
 use crate::image_source::Source;
@@ -92,7 +93,8 @@ pub fn require_mongo(ctx: &Ctx, compose: &Compose) -> Result<()> {
         return Ok(());
     }
     let service = Engine::Mongodb.service(ctx);
-    let query = compose.cmd_args(["--profile", "*", "config", "--services"]);
+    let sh = crate::cmd::shell();
+    let query = compose.cmd(cmd!(sh, "--profile * config --services"));
     let defined = ctx
         .run
         .probe(&query)
@@ -180,15 +182,9 @@ impl RedisFacts {
                 facts.server_version = v.to_string();
             } else if line.starts_with("redis-cli ") {
                 facts.cli_version = line.to_string();
-            } else if line.starts_with("db") {
-                // db0:keys=12,expires=0,avg_ttl=0
-                let keys = line
-                    .split([':', ','])
-                    .find_map(|kv| kv.strip_prefix("keys="))
-                    .and_then(|k| k.parse::<u64>().ok());
-                facts.keys += keys.unwrap_or(0);
             }
         }
+        facts.keys = redis_keys(info);
         // CONFIG GET answers name/value pairs, one per line.
         let lines: Vec<&str> = config.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         for pair in lines.chunks(2) {
@@ -217,6 +213,20 @@ impl RedisFacts {
             appendonly: false,
         }
     }
+}
+
+/// The number of keys in every database of Redis' `INFO keyspace` answer (`db0:keys=12,expires=0,avg_ttl=0`
+/// per database; other lines and a `\r` before the newline are ignored).
+pub fn redis_keys(info: &str) -> u64 {
+    info.lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("db"))
+        .filter_map(|line| {
+            line.split([':', ','])
+                .find_map(|kv| kv.strip_prefix("keys="))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// Asks a database container for its facts; a failure means it is not running or not ready, said plainly.
@@ -294,5 +304,18 @@ mod tests {
         );
         assert_eq!(f.server_version, "8.0.2");
         assert!(RedisFacts::parse("redis-cli 8.0.2\n").is_err());
+    }
+
+    #[test]
+    fn counts_redis_keys_of_every_database() {
+        // What `redis-cli INFO keyspace` prints: CRLF line ends, a section header, one line per database.
+        let info = "# Keyspace\r\ndb0:keys=12,expires=0,avg_ttl=0,subexpiry=0\r\ndb3:keys=5,expires=2,avg_ttl=10\r\n";
+        assert_eq!(redis_keys(info), 17);
+        assert_eq!(redis_keys("# Keyspace\r\n"), 0, "an empty server has no db lines");
+        assert_eq!(
+            redis_keys("db0:expires=0\ndb1:keys=x\n"),
+            0,
+            "unreadable counts are not keys"
+        );
     }
 }

@@ -16,6 +16,7 @@ use crate::backup::name::BackupName;
 use crate::backup::store::{self, Found};
 use crate::backup::take;
 use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
+use crate::cmd::{cmd, shell};
 use crate::compose::Compose;
 use crate::context::Ctx;
 use crate::flags::RestoreArgs;
@@ -240,7 +241,8 @@ fn redis(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
     ))?;
     let (_lock, safety) = safety_backup(ctx, compose, Engine::Redis, chosen)?;
     // Stop first: on shutdown Redis saves its RDB, which would overwrite a file placed earlier.
-    ctx.run.run(&compose.cmd_args(["stop", service]))?;
+    let sh = shell();
+    ctx.run.run(&compose.cmd(cmd!(sh, "stop {service}")))?;
     let mut progress = Progress::new("rdb", Some(chosen.manifest.size), ctx.run.quiet);
     let placed = ctx.run.stream_in(
         &plans::redis_place_rdb(compose, service, &facts.dir, &facts.dbfilename),
@@ -248,7 +250,7 @@ fn redis(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
         &mut progress,
     );
     // Start again whatever happened: after a failure the old data is still in place.
-    let started = ctx.run.run(&compose.cmd_args(["start", service]));
+    let started = ctx.run.run(&compose.cmd(cmd!(sh, "start {service}")));
     placed.with_context(|| {
         format!("the restore failed before the data was replaced: `{service}` keeps its data; safety backup: {safety}")
     })?;

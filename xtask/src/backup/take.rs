@@ -10,7 +10,7 @@ use crate::backup::manifest::{FORMAT, FileEntry, Manifest, Sanity};
 use crate::backup::name::Timestamp;
 use crate::backup::store;
 use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, git_revision};
 use crate::config::Env;
 use crate::context::Ctx;
@@ -183,18 +183,13 @@ fn redis_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<Strin
 }
 
 fn mongo_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<String>) -> Result<(Vec<Part>, Meta)> {
+    let sh = shell();
+    let versions = "mongod --version | head -n 1; mongodump --version | head -n 1";
     let version = ask(
         ctx,
         compose,
         service,
-        &compose.cmd_args([
-            "exec",
-            "-T",
-            service,
-            "sh",
-            "-c",
-            "mongod --version | head -n 1; mongodump --version | head -n 1",
-        ]),
+        &compose.cmd(cmd!(sh, "exec -T {service} sh -c {versions}")),
     )?
     .unwrap_or_default();
     let mut lines = version.lines();

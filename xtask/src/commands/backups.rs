@@ -8,11 +8,12 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::backup::name::Timestamp;
+use crate::backup::plans::PG_TABLE_COUNT;
 use crate::backup::restore::{self, Chosen};
 use crate::backup::retention::{self, Candidate};
 use crate::backup::store::{self, Found};
-use crate::backup::{Engine, plans, service_dir};
-use crate::cmd::Cmd;
+use crate::backup::{Engine, plans, redis_keys, service_dir};
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::config::Retention;
 use crate::context::Ctx;
@@ -281,9 +282,9 @@ struct Throwaway {
 
 impl Drop for Throwaway {
     fn drop(&mut self) {
-        let _ = self
-            .runner
-            .probe(&Cmd::new("docker").args(["rm", "-f", "-v", &self.name]));
+        let sh = shell();
+        let name = &self.name;
+        let _ = self.runner.probe(&Cmd::from(cmd!(sh, "docker rm -f -v {name}")));
     }
 }
 
@@ -307,7 +308,7 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
         runner: ctx.run,
         name: name.clone(),
     };
-    let docker = |args: &[&str]| Cmd::new("docker").args(args.iter().copied());
+    let sh = shell();
     match engine {
         Engine::Postgres => {
             let (user, db) = ("drydock_verify", "drydock_verify");
@@ -332,69 +333,34 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
             // Over TCP: the entrypoint's temporary init server listens on the socket only.
             poll(
                 ctx,
-                &docker(&[
-                    "exec",
-                    &name,
-                    "pg_isready",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    user,
-                    "-d",
-                    db,
-                ]),
+                &Cmd::from(cmd!(
+                    sh,
+                    "docker exec {name} pg_isready -q -h 127.0.0.1 -U {user} -d {db}"
+                )),
                 "PostgreSQL start",
                 120,
             )?;
             if let Some(globals) = chosen.part("globals") {
-                let psql = docker(&[
-                    "exec",
-                    "-i",
-                    &name,
-                    "psql",
-                    "-X",
-                    "-q",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-U",
-                    user,
-                    "-d",
-                    "postgres",
-                ]);
+                let psql = Cmd::from(cmd!(
+                    sh,
+                    "docker exec -i {name} psql -X -q -v ON_ERROR_STOP=1 -U {user} -d postgres"
+                ));
                 ctx.run
                     .stream_in(&psql, &globals, &mut Progress::new("globals", None, true))
                     .context("the roles (globals) do not apply")?;
             }
-            let restore = docker(&[
-                "exec",
-                "-i",
-                &name,
-                "pg_restore",
-                "-U",
-                user,
-                "-d",
-                db,
-                "--no-owner",
-                "--exit-on-error",
-                "--single-transaction",
-            ]);
+            let restore = Cmd::from(cmd!(
+                sh,
+                "docker exec -i {name} pg_restore -U {user} -d {db} --no-owner --exit-on-error --single-transaction"
+            ));
             let mut progress = Progress::new("test restore", Some(chosen.manifest.size), ctx.run.quiet);
             ctx.run
                 .stream_in(&restore, &chosen.data(), &mut progress)
                 .context("the test restore failed")?;
-            let count = ctx.run.read(&docker(&[
-                "exec",
-                &name,
-                "psql",
-                "-XAtq",
-                "-U",
-                user,
-                "-d",
-                db,
-                "-c",
-                plans::PG_TABLE_COUNT,
-            ]))?;
+            let count = ctx.run.read(&Cmd::from(cmd!(
+                sh,
+                "docker exec {name} psql -XAtq -U {user} -d {db} -c {PG_TABLE_COUNT}"
+            )))?;
             let tables: u64 = count.trim().parse().unwrap_or(0);
             let expected = chosen.manifest.sanity.tables.unwrap_or(0);
             if !ctx.run.dry_run && tables != expected {
@@ -413,48 +379,31 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
                 Some("sleep"),
                 &["infinity"],
             ))?;
-            let place = docker(&["exec", "-i", &name, "sh", "-c", "cat > /tmp/verify.rdb"]);
+            let place = Cmd::from(cmd!(sh, "docker exec -i {name} sh -c 'cat > /tmp/verify.rdb'"));
             ctx.run
                 .stream_in(&place, &chosen.data(), &mut Progress::new("rdb", None, true))?;
             ctx.run
-                .read(&docker(&["exec", &name, "redis-check-rdb", "/tmp/verify.rdb"]))
+                .read(&Cmd::from(cmd!(
+                    sh,
+                    "docker exec {name} redis-check-rdb /tmp/verify.rdb"
+                )))
                 .context("redis-check-rdb rejected the backup")?;
-            ctx.run.run(&docker(&[
-                "exec",
-                &name,
-                "redis-server",
-                "--dir",
-                "/tmp",
-                "--dbfilename",
-                "verify.rdb",
-                "--daemonize",
-                "yes",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--logfile",
-                "/tmp/redis.log",
-            ]))?;
+            // `--save ''`: no snapshots of its own while it is checked.
+            ctx.run.run(&Cmd::from(cmd!(
+                sh,
+                "docker exec {name} redis-server --dir /tmp --dbfilename verify.rdb --daemonize yes --save '' --appendonly no --logfile /tmp/redis.log"
+            )))?;
             poll(
                 ctx,
-                &docker(&["exec", &name, "sh", "-c", "redis-cli ping | grep -q PONG"]),
+                &Cmd::from(cmd!(sh, "docker exec {name} sh -c 'redis-cli ping | grep -q PONG'")),
                 "Redis loading the RDB",
                 120,
             )
             .context("Redis did not load the backup (see /tmp/redis.log in the container)")?;
             let info = ctx
                 .run
-                .read(&docker(&["exec", &name, "redis-cli", "INFO", "keyspace"]))?;
-            let keys: u64 = info
-                .lines()
-                .filter(|l| l.starts_with("db"))
-                .filter_map(|l| {
-                    l.split([':', ','])
-                        .find_map(|kv| kv.strip_prefix("keys="))
-                        .and_then(|k| k.trim().parse::<u64>().ok())
-                })
-                .sum();
+                .read(&Cmd::from(cmd!(sh, "docker exec {name} redis-cli INFO keyspace")))?;
+            let keys = redis_keys(&info);
             let expected = chosen.manifest.sanity.keys.unwrap_or(0);
             if !ctx.run.dry_run && keys == 0 && expected > 0 {
                 bail!("the test restore has no keys but the backup recorded {expected}");
@@ -472,27 +421,17 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
             ctx.run.read(&plans::throwaway(&image, &name, &[], None, &[]))?;
             poll(
                 ctx,
-                &docker(&[
-                    "exec",
-                    &name,
-                    "mongosh",
-                    "--quiet",
-                    "--eval",
-                    "db.runCommand({ping: 1})",
-                ]),
+                &Cmd::from(cmd!(
+                    sh,
+                    "docker exec {name} mongosh --quiet --eval 'db.runCommand({ping: 1})'"
+                )),
                 "MongoDB start",
                 120,
             )?;
-            let restore = docker(&[
-                "exec",
-                "-i",
-                &name,
-                "mongorestore",
-                "--archive",
-                "--gzip",
-                "--drop",
-                "--stopOnError",
-            ]);
+            let restore = Cmd::from(cmd!(
+                sh,
+                "docker exec -i {name} mongorestore --archive --gzip --drop --stopOnError"
+            ));
             ctx.run.stream_in(
                 &restore,
                 &chosen.data(),

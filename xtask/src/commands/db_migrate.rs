@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::cmd::{cmd, shell};
 use crate::compose::ensure_env_file;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -20,7 +21,8 @@ impl DbMigrateArgs {
             ensure_env_file(ctx)?;
         }
         let compose = crate::prod::stack_compose(ctx, self.env)?;
-        ctx.run.run(&compose.cmd_args(["run", "--rm", "migrate"]))?;
+        let sh = shell();
+        ctx.run.run(&compose.cmd(cmd!(sh, "run --rm migrate")))?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::backup::{Engine, PgFacts, ask, plans};
+use crate::cmd::{cmd, shell};
 use crate::config::Env;
 use crate::context::Ctx;
 
@@ -29,7 +30,8 @@ impl DbResetArgs {
         for cmd in plans::pg_reset(&compose, &service, &facts.target) {
             ctx.run.run(&cmd)?;
         }
-        ctx.run.run(&compose.cmd_args(["run", "--rm", "migrate"]))?;
+        let sh = shell();
+        ctx.run.run(&compose.cmd(cmd!(sh, "run --rm migrate")))?;
         ctx.say(&format!("database `{}` recreated and migrated", facts.target.db));
         Ok(())
     }

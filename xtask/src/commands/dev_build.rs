@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
+use crate::cmd::{cmd, shell};
 use crate::compose::Compose;
 use crate::compose::ensure_env_file;
 use crate::config::Env;
@@ -29,13 +30,12 @@ impl DevBuildArgs {
         images::ensure(ctx)?;
         let compose = Compose::for_env(ctx, Env::Dev)?.with_images(ctx);
         stack::check_services(ctx, &compose, &self.services)?;
-        let mut cmd: Vec<String> = vec!["build".into()];
-        if self.no_cache {
-            cmd.push("--no-cache".into());
-        }
-        cmd.extend(self.services.iter().cloned());
+        let sh = shell();
+        let no_cache = self.no_cache.then_some("--no-cache");
+        let services = &self.services;
         let started = Instant::now();
-        ctx.run.run(&compose.cmd_args(cmd))?;
+        ctx.run
+            .run(&compose.cmd(cmd!(sh, "build {no_cache...} {services...}")))?;
         if !ctx.run.dry_run {
             ctx.say(&format!("images built in {:.1} s", started.elapsed().as_secs_f64()));
         }

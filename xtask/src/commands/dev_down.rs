@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::cmd::{cmd, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -18,15 +19,16 @@ impl DevDownArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         let compose = Compose::for_env(ctx, Env::Dev)?;
         // Every profile: services started with `--watch` (or `test`) stop too.
-        let mut cmd = vec!["--profile", "*", "down", "--remove-orphans"];
         if self.volumes.volumes {
             ctx.confirm(&format!(
                 "delete every volume of compose project `{}` (all PostgreSQL and Redis data of the dev stack)",
                 compose.project
             ))?;
-            cmd.push("--volumes");
         }
-        ctx.run.run(&compose.cmd_args(cmd))?;
+        let sh = shell();
+        let volumes = self.volumes.volumes.then_some("--volumes");
+        ctx.run
+            .run(&compose.cmd(cmd!(sh, "--profile * down --remove-orphans {volumes...}")))?;
         Ok(())
     }
 }

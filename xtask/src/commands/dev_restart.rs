@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::cmd::{cmd, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -18,13 +19,12 @@ impl DevRestartArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         let compose = Compose::for_env(ctx, Env::Dev)?.with_images(ctx);
         stack::check_services(ctx, &compose, &self.services)?;
-        let mut cmd: Vec<String> = vec!["restart".into()];
-        cmd.extend(self.services.iter().cloned());
-        ctx.run.run(&compose.cmd_args(cmd))?;
+        let sh = shell();
+        let services = &self.services;
+        ctx.run.run(&compose.cmd(cmd!(sh, "restart {services...}")))?;
         // `restart` does not wait for health; `up --wait` with nothing to change does.
-        let mut wait: Vec<String> = ["up", "--detach", "--wait", "--no-build"].map(String::from).to_vec();
-        wait.extend(self.services.iter().cloned());
-        ctx.run.run(&compose.cmd_args(wait))?;
+        ctx.run
+            .run(&compose.cmd(cmd!(sh, "up --detach --wait --no-build {services...}")))?;
         Ok(())
     }
 }

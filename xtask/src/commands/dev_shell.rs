@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::cmd::{cmd, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -23,21 +24,17 @@ impl DevShellArgs {
         let compose = Compose::for_env(ctx, Env::Dev)?;
         stack::check_services(ctx, &compose, std::slice::from_ref(&self.service))?;
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-        let mut cmd: Vec<String> = vec!["exec".into()];
-        if !interactive {
-            cmd.push("-T".into());
-        }
-        cmd.push(self.service.clone());
-        if self.command.is_empty() {
-            cmd.push("sh".into());
+        let sh = shell();
+        let no_tty = (!interactive).then_some("-T");
+        let service = &self.service;
+        let default_shell = ["sh".to_string()];
+        let command: &[String] = if self.command.is_empty() {
+            &default_shell
         } else {
-            cmd.extend(self.command.iter().cloned());
-        }
-        let cmd = if interactive {
-            compose.cmd_args(cmd).interactive()
-        } else {
-            compose.cmd_args(cmd)
+            &self.command
         };
+        let cmd = compose.cmd(cmd!(sh, "exec {no_tty...} {service} {command...}"));
+        let cmd = if interactive { cmd.interactive() } else { cmd };
         ctx.run.run(&cmd).map_err(|err| {
             if self.command.is_empty() && self.service == ctx.config.services.api {
                 err.context(format!(

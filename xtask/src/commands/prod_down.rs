@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::cmd::{cmd, shell};
 use crate::context::Ctx;
 use crate::flags::VolumesFlag;
 use crate::prod::compose::current_compose;
@@ -16,27 +17,23 @@ pub struct ProdDownArgs {
 impl ProdDownArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         let compose = current_compose(ctx)?;
-        let mut cmd = vec![
-            "--profile",
-            "monitoring",
-            "--profile",
-            "grafana",
-            "down",
-            "--remove-orphans",
-        ];
         if self.volumes.volumes {
             ctx.confirm(&format!(
                 "stop the production stack `{}` and DELETE its volumes (all production PostgreSQL, Redis and Prometheus data)",
                 compose.project
             ))?;
-            cmd.push("--volumes");
         } else {
             ctx.confirm(&format!(
                 "stop the production stack `{}` (the site goes offline)",
                 compose.project
             ))?;
         }
-        ctx.run.run(&compose.cmd_args(cmd))?;
+        let sh = shell();
+        let volumes = self.volumes.volumes.then_some("--volumes");
+        ctx.run.run(&compose.cmd(cmd!(
+            sh,
+            "--profile monitoring --profile grafana down --remove-orphans {volumes...}"
+        )))?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -66,13 +67,9 @@ impl ProdUpArgs {
                 image(ctx, "proxy", &image_tag),
             ],
         )?;
-        let mut profiles: Vec<&str> = Vec::new();
         if self.monitoring {
-            profiles.push("monitoring");
             ensure_monitoring_images(ctx)?;
-            if grafana {
-                profiles.push("grafana");
-            } else {
+            if !grafana {
                 ctx.say(
                     "Grafana: unavailable in offline mode (it has no Debian package; registry mode only). Prometheus, its alert rules and the exporters start; the dashboard in infra/monitoring/grafana/ needs registry mode.",
                 );
@@ -80,29 +77,10 @@ impl ProdUpArgs {
         }
         let compose = prod_compose(ctx, &image_tag, &api_tag)?;
         let timeout = self.timeout.to_string();
-        let mut cmd: Vec<String> = Vec::new();
-        for p in &profiles {
-            cmd.extend(["--profile".to_string(), p.to_string()]);
-        }
-        let pull = if source == Source::Registry { "missing" } else { "never" };
-        cmd.extend(
-            [
-                "up",
-                "--detach",
-                "--wait",
-                "--wait-timeout",
-                &timeout,
-                "--remove-orphans",
-                "--no-build",
-                "--pull",
-                pull,
-            ]
-            .map(String::from),
-        );
+        let mut up = up_cmd(&compose, self.monitoring, grafana, &timeout, source);
         ctx.say(&format!(
             "starting the production stack (project {project}, images {image_tag}, api {api_tag})"
         ));
-        let mut up = compose.cmd_args(cmd);
         for v in &secret_values {
             up = up.secret(v.clone());
         }
@@ -130,6 +108,23 @@ impl ProdUpArgs {
     }
 }
 
+/// `up` of the whole stack, waiting for health; pulling only in registry mode (offline images are built).
+fn up_cmd(compose: &Compose, monitoring: bool, grafana: bool, timeout: &str, source: Source) -> Cmd {
+    let sh = shell();
+    let pull = if source == Source::Registry { "missing" } else { "never" };
+    let up = cmd!(
+        sh,
+        "up --detach --wait --wait-timeout {timeout} --remove-orphans --no-build --pull {pull}"
+    );
+    // Profiles are compose options, before the subcommand (a written command cannot start with a splice).
+    if monitoring {
+        let grafana: &[&str] = if grafana { &["--profile", "grafana"] } else { &[] };
+        compose.cmd(cmd!(sh, "--profile monitoring {grafana...}")).then(up)
+    } else {
+        compose.cmd(up)
+    }
+}
+
 fn print_urls(ctx: &Ctx, compose: &Compose, monitoring: bool) {
     let style = Style::stdout();
     let s = &ctx.config.services;
@@ -146,5 +141,38 @@ fn print_urls(ctx: &Ctx, compose: &Compose, monitoring: bool) {
         if let Some(addr) = stack::published(ctx, compose, &service, port) {
             println!("  {what:<18} {}", style.bold(&format!("{scheme}://{addr}")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_puts_the_profiles_before_the_subcommand() {
+        let compose = Compose {
+            project: "dd-prod".into(),
+            files: vec!["/r/c.yaml".into()],
+            env_file: None,
+            env: vec![],
+        };
+        let tail = |cmd: Cmd| cmd.argv()[6..].join(" ");
+        let up = "up --detach --wait --wait-timeout 300 --remove-orphans --no-build";
+        assert_eq!(
+            tail(up_cmd(&compose, false, false, "300", Source::Offline)),
+            format!("{up} --pull never")
+        );
+        assert_eq!(
+            tail(up_cmd(&compose, true, false, "300", Source::Offline)),
+            format!("--profile monitoring {up} --pull never")
+        );
+        assert_eq!(
+            tail(up_cmd(&compose, true, true, "300", Source::Registry)),
+            format!("--profile monitoring --profile grafana {up} --pull missing")
+        );
+        assert_eq!(
+            up_cmd(&compose, false, false, "300", Source::Offline).argv()[..6],
+            ["docker", "compose", "-p", "dd-prod", "-f", "/r/c.yaml"]
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::compose::parse_env_file;
 use crate::config::Env;
@@ -136,19 +136,10 @@ pub fn ensure_monitoring_images(ctx: &Ctx) -> Result<()> {
 /// `up --scale service=replicas` that touches nothing else: no dependencies, no recreation of running
 /// replicas, no build or pull (scaling and rolling deploys use images that already exist).
 pub fn scale_cmd(compose: &Compose, service: &str, replicas: usize, extra: &[&str]) -> Cmd {
+    let sh = shell();
     let scale = format!("{service}={replicas}");
-    compose
-        .cmd_args([
-            "up",
-            "--detach",
-            "--no-deps",
-            "--no-recreate",
-            "--no-build",
-            "--pull",
-            "never",
-            "--scale",
-            &scale,
-        ])
-        .args(extra.iter().copied())
-        .arg(service)
+    compose.cmd(cmd!(
+        sh,
+        "up --detach --no-deps --no-recreate --no-build --pull never --scale {scale} {extra...} {service}"
+    ))
 }

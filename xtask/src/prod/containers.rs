@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use serde_json::Value;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
 
 /// The network alias the edge proxy sends API traffic to (compose.prod.yaml: `API_UPSTREAM=api-live:8000`).
@@ -24,16 +24,7 @@ pub fn container_ids(ctx: &Ctx, project: &str, service: &str) -> Result<Vec<Stri
     if ctx.run.dry_run {
         return Ok(Vec::new());
     }
-    let out = ctx.run.read(
-        &Cmd::new("docker")
-            .args(["ps", "--no-trunc", "--format", "{{.ID}} {{.CreatedAt}}"])
-            .arg("--filter")
-            .arg(format!("label=com.docker.compose.project={project}"))
-            .arg("--filter")
-            .arg(format!("label=com.docker.compose.service={service}"))
-            .arg("--filter")
-            .arg("label=com.docker.compose.oneoff=False"),
-    )?;
+    let out = ctx.run.read(&container_ids_cmd(project, service))?;
     let mut rows: Vec<(String, String)> = out
         .lines()
         .filter_map(|l| l.split_once(' '))
@@ -41,6 +32,18 @@ pub fn container_ids(ctx: &Ctx, project: &str, service: &str) -> Result<Vec<Stri
         .collect();
     rows.sort();
     Ok(rows.into_iter().map(|(_, id)| id).collect())
+}
+
+/// `docker ps` of a compose service's own containers (not one-off `run` ones): full id and creation time.
+fn container_ids_cmd(project: &str, service: &str) -> Cmd {
+    let sh = shell();
+    let format = "{{.ID}} {{.CreatedAt}}";
+    let project = format!("label=com.docker.compose.project={project}");
+    let service = format!("label=com.docker.compose.service={service}");
+    Cmd::from(cmd!(
+        sh,
+        "docker ps --no-trunc --format {format} --filter {project} --filter {service} --filter label=com.docker.compose.oneoff=False"
+    ))
 }
 
 /// What the deploy logic needs to know about one container.
@@ -56,49 +59,108 @@ pub struct ContainerState {
     pub aliases: BTreeMap<String, Vec<String>>,
 }
 
-impl ContainerState {
-    /// Parses one element of `docker inspect` output.
-    pub fn from_inspect(v: &Value) -> ContainerState {
-        let s = |ptr: &str| v.pointer(ptr).and_then(Value::as_str).unwrap_or_default().to_string();
-        let aliases = v
-            .pointer("/NetworkSettings/Networks")
-            .and_then(Value::as_object)
-            .map(|nets| {
-                nets.iter()
-                    .map(|(name, n)| {
-                        let a = n
-                            .get("Aliases")
-                            .and_then(Value::as_array)
-                            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
-                            .unwrap_or_default();
-                        (name.clone(), a)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+/// The part of one `docker inspect` element the deploy logic reads. Every field is required except those
+/// docker really leaves out: `State.Health` (an image without a healthcheck) and `Aliases` (`null` on a
+/// network the container has no alias on).
+#[derive(Debug, Deserialize)]
+struct Inspected {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Name")]
+    name: String,
+    #[serde(rename = "RestartCount")]
+    restart_count: u64,
+    #[serde(rename = "State")]
+    state: InspectedState,
+    #[serde(rename = "Config")]
+    config: InspectedConfig,
+    #[serde(rename = "NetworkSettings")]
+    network_settings: InspectedNetworkSettings,
+}
+
+#[derive(Debug, Deserialize)]
+struct InspectedState {
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "Health")]
+    health: Option<InspectedHealth>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InspectedHealth {
+    #[serde(rename = "Status")]
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct InspectedConfig {
+    #[serde(rename = "Image")]
+    image: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct InspectedNetworkSettings {
+    #[serde(rename = "Networks")]
+    networks: BTreeMap<String, InspectedEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InspectedEndpoint {
+    #[serde(rename = "Aliases")]
+    aliases: Option<Vec<String>>,
+}
+
+impl From<Inspected> for ContainerState {
+    fn from(c: Inspected) -> ContainerState {
         ContainerState {
-            id: s("/Id"),
-            name: s("/Name").trim_start_matches('/').to_string(),
-            status: s("/State/Status"),
-            health: s("/State/Health/Status"),
-            restarts: v.get("RestartCount").and_then(Value::as_u64).unwrap_or(0),
-            image: s("/Config/Image"),
-            aliases,
+            id: c.id,
+            name: c.name.trim_start_matches('/').to_string(),
+            status: c.state.status,
+            // No healthcheck: no health status (never "healthy").
+            health: c.state.health.map(|h| h.status).unwrap_or_default(),
+            restarts: c.restart_count,
+            image: c.config.image,
+            aliases: c
+                .network_settings
+                .networks
+                .into_iter()
+                .map(|(net, endpoint)| (net, endpoint.aliases.unwrap_or_default()))
+                .collect(),
         }
     }
 }
 
+impl ContainerState {
+    /// Parses the output of `docker inspect` (a JSON array, one element per container). `cmd` is named in
+    /// the error when the output is not what this code reads: a changed shape fails instead of reading as empty.
+    pub fn parse_inspect(cmd: &Cmd, stdout: &str) -> Result<Vec<ContainerState>> {
+        let parsed: Vec<Inspected> = serde_json::from_str(stdout.trim())
+            .with_context(|| format!("`{}` printed output of an unexpected shape", cmd.display()))?;
+        Ok(parsed.into_iter().map(ContainerState::from).collect())
+    }
+}
+
+/// `docker inspect` of containers.
+fn inspect_cmd(ids: &[String]) -> Cmd {
+    let sh = shell();
+    Cmd::from(cmd!(sh, "docker inspect {ids...}"))
+}
+
+/// The state of each of `ids` that still exists: a container removed meanwhile is left out (docker inspect
+/// then prints the others and exits non-zero), so callers compare the count.
 pub fn inspect(ctx: &Ctx, ids: &[String]) -> Result<Vec<ContainerState>> {
     if ids.is_empty() || ctx.run.dry_run {
         return Ok(Vec::new());
     }
-    let probe = ctx
-        .run
-        .probe(&Cmd::new("docker").arg("inspect").args(ids.iter().cloned()));
-    let Some(probe) = probe else { return Ok(Vec::new()) };
-    // A container removed meanwhile makes inspect fail for it but still print the others.
-    let values: Vec<Value> = serde_json::from_str(probe.stdout.trim()).unwrap_or_default();
-    Ok(values.iter().map(ContainerState::from_inspect).collect())
+    let cmd = inspect_cmd(ids);
+    let Some(probe) = ctx.run.probe(&cmd) else {
+        return Ok(Vec::new());
+    };
+    if !probe.success && probe.stdout.trim().is_empty() {
+        // Not even `[]`: docker itself failed (e.g. the daemon is not reachable), not a container gone.
+        bail!("`{}` failed: {}", cmd.display(), probe.stderr.trim());
+    }
+    ContainerState::parse_inspect(&cmd, &probe.stdout)
 }
 
 /// Names of the containers that currently carry the live alias.
@@ -136,14 +198,20 @@ pub fn promote(ctx: &Ctx, project: &str, id: &str) -> Result<()> {
         aliases.push(ctx.config.services.api.clone());
     }
     aliases.push(LIVE_ALIAS.to_string());
-    ctx.run
-        .run(&Cmd::new("docker").args(["network", "disconnect", &net, id]))?;
-    let mut connect = Cmd::new("docker").args(["network", "connect"]);
-    for a in &aliases {
-        connect = connect.arg("--alias").arg(a.clone());
-    }
-    ctx.run.run(&connect.arg(&net).arg(id))?;
+    let [disconnect, connect] = promote_cmds(&net, id, &aliases);
+    ctx.run.run(&disconnect)?;
+    ctx.run.run(&connect)?;
     Ok(())
+}
+
+/// Leaves the network, then joins it again with `aliases` (docker cannot change a connected one's aliases).
+fn promote_cmds(net: &str, id: &str, aliases: &[String]) -> [Cmd; 2] {
+    let sh = shell();
+    let aliases = aliases.iter().flat_map(|a| ["--alias", a.as_str()]);
+    [
+        Cmd::from(cmd!(sh, "docker network disconnect {net} {id}")),
+        Cmd::from(cmd!(sh, "docker network connect {aliases...} {net} {id}")),
+    ]
 }
 
 /// Waits until every container is running and healthy. Fails early when one exits, restarts or is reported
@@ -202,20 +270,177 @@ pub fn wait_healthy(ctx: &Ctx, ids: &[String], timeout: Duration) -> Result<()> 
 mod tests {
     use super::*;
 
+    /// `docker inspect` of a healthy compose API replica (Docker 27, trimmed of fields nothing reads, but
+    /// shaped exactly as docker prints it), and of a proxy container without a healthcheck.
+    const INSPECT: &str = r#"[
+    {
+        "Id": "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+        "Created": "2025-06-01T10:00:00.123456789Z",
+        "Path": "/app/backend",
+        "Args": [],
+        "State": {
+            "Status": "running",
+            "Running": true,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": 4242,
+            "ExitCode": 0,
+            "Error": "",
+            "StartedAt": "2025-06-01T10:00:01.5Z",
+            "FinishedAt": "0001-01-01T00:00:00Z",
+            "Health": {
+                "Status": "healthy",
+                "FailingStreak": 0,
+                "Log": [
+                    {"Start": "2025-06-01T10:00:06Z", "End": "2025-06-01T10:00:06.1Z", "ExitCode": 0, "Output": ""}
+                ]
+            }
+        },
+        "Image": "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        "Name": "/drydock-prod-api-1",
+        "RestartCount": 2,
+        "Config": {
+            "Hostname": "abcdef012345",
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Image": "drydock/api:sha-1a2b3c4",
+            "Labels": {
+                "com.docker.compose.project": "drydock-prod",
+                "com.docker.compose.service": "api",
+                "com.docker.compose.oneoff": "False"
+            }
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "5555555555555555555555555555555555555555555555555555555555555555",
+            "Ports": {"8000/tcp": null},
+            "Networks": {
+                "drydock-prod_backend": {
+                    "IPAMConfig": null,
+                    "Links": null,
+                    "Aliases": ["drydock-prod-api-1", "api"],
+                    "MacAddress": "02:42:ac:12:00:03",
+                    "NetworkID": "6666666666666666666666666666666666666666666666666666666666666666",
+                    "Gateway": "172.18.0.1",
+                    "IPAddress": "172.18.0.3",
+                    "IPPrefixLen": 16,
+                    "DNSNames": ["drydock-prod-api-1", "api", "abcdef012345"]
+                },
+                "drydock-prod_frontend": {
+                    "IPAMConfig": null,
+                    "Links": null,
+                    "Aliases": ["api", "api-live", "abcdef012345"],
+                    "NetworkID": "7777777777777777777777777777777777777777777777777777777777777777",
+                    "IPAddress": "172.19.0.4",
+                    "DNSNames": ["drydock-prod-api-1", "api", "api-live", "abcdef012345"]
+                }
+            }
+        }
+    },
+    {
+        "Id": "9876543210fedcba9876543210fedcba9876543210fedcba9876543210fedcba",
+        "State": {"Status": "exited", "Running": false, "ExitCode": 1, "Error": ""},
+        "Name": "/drydock-prod-proxy-1",
+        "RestartCount": 0,
+        "Config": {"Image": "drydock/proxy:sha-1a2b3c4", "Labels": {}},
+        "NetworkSettings": {
+            "Networks": {
+                "bridge": {"IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "8888"}
+            }
+        }
+    }
+]
+"#;
+
+    fn cmd() -> Cmd {
+        inspect_cmd(&["abcdef".to_string(), "987654".to_string()])
+    }
+
     #[test]
     fn inspect_output_is_read() {
-        let v: Value = serde_json::from_str(
-            r#"{"Id":"abcdef0123456789","Name":"/drydock-prod-api-1","RestartCount":2,
-                "State":{"Status":"running","Health":{"Status":"healthy"}},"Config":{"Image":"drydock/api:sha-1"},
-                "NetworkSettings":{"Networks":{"drydock-prod_frontend":{"Aliases":["api","api-live","abcdef012345"]}}}}"#,
-        )
-        .unwrap();
-        let c = ContainerState::from_inspect(&v);
-        assert_eq!(c.name, "drydock-prod-api-1");
+        let states = ContainerState::parse_inspect(&cmd(), INSPECT).unwrap();
+        let [api, proxy] = states.as_slice() else {
+            panic!("{states:?}")
+        };
         assert_eq!(
-            (c.status.as_str(), c.health.as_str(), c.restarts),
+            api.id,
+            "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+        );
+        assert_eq!(api.name, "drydock-prod-api-1");
+        assert_eq!(
+            (api.status.as_str(), api.health.as_str(), api.restarts),
             ("running", "healthy", 2)
         );
-        assert!(c.aliases["drydock-prod_frontend"].contains(&LIVE_ALIAS.to_string()));
+        assert_eq!(api.image, "drydock/api:sha-1a2b3c4");
+        assert_eq!(
+            api.aliases["drydock-prod_frontend"],
+            ["api", "api-live", "abcdef012345"]
+        );
+        assert_eq!(api.aliases["drydock-prod_backend"], ["drydock-prod-api-1", "api"]);
+        // No healthcheck, no aliases: empty, not an error.
+        assert_eq!((proxy.status.as_str(), proxy.health.as_str()), ("exited", ""));
+        assert_eq!(proxy.aliases["bridge"], Vec::<String>::new());
+        assert!(ContainerState::parse_inspect(&cmd(), "[]\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_changed_shape_is_an_error_naming_the_command() {
+        // `State` as a string (not the object docker prints): must not read as an empty status.
+        let wrong = r#"[{"Id":"abc","Name":"/x","RestartCount":0,"State":"running",
+            "Config":{"Image":"i"},"NetworkSettings":{"Networks":{}}}]"#;
+        let err = ContainerState::parse_inspect(&cmd(), wrong).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("`docker inspect abcdef 987654`"), "{msg}");
+        assert!(msg.contains("State") || msg.contains("invalid type"), "{msg}");
+        // A required field gone (here `Config.Image`) fails too.
+        let missing = r#"[{"Id":"abc","Name":"/x","RestartCount":0,"State":{"Status":"running"},
+            "Config":{},"NetworkSettings":{"Networks":{}}}]"#;
+        let msg = format!("{:#}", ContainerState::parse_inspect(&cmd(), missing).unwrap_err());
+        assert!(msg.contains("missing field `Image`"), "{msg}");
+    }
+
+    #[test]
+    fn commands_are_written_as_before() {
+        assert_eq!(
+            container_ids_cmd("drydock-prod", "api").argv(),
+            [
+                "docker",
+                "ps",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.CreatedAt}}",
+                "--filter",
+                "label=com.docker.compose.project=drydock-prod",
+                "--filter",
+                "label=com.docker.compose.service=api",
+                "--filter",
+                "label=com.docker.compose.oneoff=False"
+            ]
+        );
+        assert_eq!(cmd().argv(), ["docker", "inspect", "abcdef", "987654"]);
+        let [disconnect, connect] = promote_cmds(
+            "drydock-prod_frontend",
+            "abc123",
+            &["api".to_string(), LIVE_ALIAS.to_string()],
+        );
+        assert_eq!(
+            disconnect.argv(),
+            ["docker", "network", "disconnect", "drydock-prod_frontend", "abc123"]
+        );
+        assert_eq!(
+            connect.argv(),
+            [
+                "docker",
+                "network",
+                "connect",
+                "--alias",
+                "api",
+                "--alias",
+                "api-live",
+                "drydock-prod_frontend",
+                "abc123"
+            ]
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -67,8 +67,9 @@ pub fn rolling(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<
 
     // 1. migrations (backward compatible by contract: the old replicas keep serving)
     ctx.say("step 1/5: migrations of the new image");
+    let sh = shell();
     ctx.run
-        .run(&compose.cmd_args(["run", "--rm", "--no-deps", "--pull", "never", "migrate"]))
+        .run(&compose.cmd(cmd!(sh, "run --rm --no-deps --pull never migrate")))
         .with_context(|| {
             format!("the migrations of {tag} failed; nothing else was changed (the API still runs {old_tag})")
         })?;
@@ -90,9 +91,7 @@ pub fn rolling(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<
         ctx.say(&format!(
             "the new replicas did not become healthy ({why:#}): rolling back"
         ));
-        let logs = new
-            .first()
-            .map(|id| Cmd::new("docker").args(["logs", "--tail", "30", id]));
+        let logs = new.first().map(|id| Cmd::from(cmd!(sh, "docker logs --tail 30 {id}")));
         if let Some(logs) = logs {
             let _ = ctx.run.run(&logs);
         }
@@ -136,12 +135,10 @@ fn remove(ctx: &Ctx, ids: &[String], grace: u32) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
+    let sh = shell();
     let grace = grace.to_string();
-    ctx.run.run(
-        &Cmd::new("docker")
-            .args(["stop", "--time", &grace])
-            .args(ids.iter().cloned()),
-    )?;
-    ctx.run.run(&Cmd::new("docker").arg("rm").args(ids.iter().cloned()))?;
+    ctx.run
+        .run(&Cmd::from(cmd!(sh, "docker stop --time {grace} {ids...}")))?;
+    ctx.run.run(&Cmd::from(cmd!(sh, "docker rm {ids...}")))?;
     Ok(())
 }
