@@ -116,13 +116,12 @@ fn up_cmd(compose: &Compose, monitoring: bool, grafana: bool, timeout: &str, sou
         sh,
         "up --detach --wait --wait-timeout {timeout} --remove-orphans --no-build --pull {pull}"
     );
-    // Profiles are compose options, before the subcommand (a written command cannot start with a splice).
-    if monitoring {
-        let grafana: &[&str] = if grafana { &["--profile", "grafana"] } else { &[] };
-        compose.cmd(cmd!(sh, "--profile monitoring {grafana...}")).then(up)
-    } else {
-        compose.cmd(up)
-    }
+    let profiles: &[&str] = match (monitoring, grafana) {
+        (true, true) => &["monitoring", "grafana"],
+        (true, false) => &["monitoring"],
+        (false, _) => &[],
+    };
+    compose.clone().with_profiles(profiles).cmd(up)
 }
 
 fn print_urls(ctx: &Ctx, compose: &Compose, monitoring: bool) {
@@ -155,6 +154,7 @@ mod tests {
             files: vec!["/r/c.yaml".into()],
             env_file: None,
             env: vec![],
+            profiles: vec![],
         };
         let tail = |cmd: Cmd| cmd.argv()[6..].join(" ");
         let up = "up --detach --wait --wait-timeout 300 --remove-orphans --no-build";
