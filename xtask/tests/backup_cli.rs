@@ -101,7 +101,7 @@ fn backup_postgres_dry_run_shows_the_streamed_plan() {
         "{s}"
     );
     assert!(
-        s.contains("/backups/postgres/dd_postgres_") && s.contains(".dump.partial"),
+        s.contains("/backups/postgres/dd_postgres_") && s.contains(".dump.XXXXXX.partial"),
         "{s}"
     );
     assert!(
@@ -118,7 +118,7 @@ fn backup_redis_dry_run_uses_a_snapshot() {
     let s = text(&out);
     assert!(out.status.success(), "{s}");
     assert!(
-        s.contains("exec -T redis sh -c") && s.contains("BGSAVE SCHEDULE") && s.contains(".rdb.partial"),
+        s.contains("exec -T redis sh -c") && s.contains("BGSAVE SCHEDULE") && s.contains(".rdb.XXXXXX.partial"),
         "{s}"
     );
 }

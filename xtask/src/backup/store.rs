@@ -2,12 +2,13 @@
 //! reading back what is there.
 //!
 //! Trust rules (DESIGN.md, research/backups.md): a file only ever appears under its final name complete
-//! (`<name>.partial` in the same directory → fsync → rename → fsync of the directory), the manifest is
+//! (`files::AtomicFile`: a temporary `<name>.XXXXXX.partial` beside it → fsync → no-clobber rename → fsync of
+//! the directory), the manifest is
 //! written last, and one backup / restore / prune of a service runs at a time (an advisory lock that the
 //! kernel releases when the process dies, so a crash never leaves a stale lock).
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -16,93 +17,9 @@ use sha2::{Digest, Sha256};
 
 use super::manifest::Manifest;
 use super::name::{BackupName, Timestamp};
+use crate::files::{PARTIAL_SUFFIX, sync_dir};
 
-pub const PARTIAL_SUFFIX: &str = ".partial";
 const LOCK_FILE: &str = ".lock";
-
-/// A file being written under `<final>.partial`; it becomes `<final>` only through [`AtomicFile::commit`].
-/// Dropped without a commit (an error, a panic), the partial file is removed.
-pub struct AtomicFile {
-    file: Option<File>,
-    partial: PathBuf,
-    target: PathBuf,
-}
-
-impl AtomicFile {
-    pub fn create(target: &Path) -> Result<AtomicFile> {
-        let partial = partial_path(target);
-        // create_new: never truncate or share a file another run might be writing. 0600: dumps hold data
-        // and pg_dumpall's globals hold password hashes.
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)
-            .with_context(|| format!("cannot create {}", partial.display()))?;
-        Ok(AtomicFile {
-            file: Some(file),
-            partial,
-            target: target.to_path_buf(),
-        })
-    }
-
-    pub fn partial_path(&self) -> &Path {
-        &self.partial
-    }
-
-    pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("open until commit")
-    }
-
-    /// fsync the data, rename to the final name (refusing to replace an existing file), fsync the directory.
-    pub fn commit(mut self) -> Result<PathBuf> {
-        let file = self.file.take().expect("open until commit");
-        let partial = self.partial.display().to_string();
-        (&file).flush().with_context(|| format!("writing {partial} failed"))?;
-        file.sync_all().with_context(|| format!("fsync of {partial} failed"))?;
-        drop(file);
-        if self.target.exists() {
-            bail!("{} already exists: refusing to replace it", self.target.display());
-        }
-        fs::rename(&self.partial, &self.target)
-            .with_context(|| format!("cannot rename {partial} to {}", self.target.display()))?;
-        sync_dir(self.target.parent().unwrap_or(Path::new(".")))?;
-        self.partial = PathBuf::new();
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        self.file.take();
-        if !self.partial.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.partial);
-        }
-    }
-}
-
-pub fn partial_path(target: &Path) -> PathBuf {
-    let mut name = target.file_name().unwrap_or_default().to_os_string();
-    name.push(PARTIAL_SUFFIX);
-    target.with_file_name(name)
-}
-
-/// Makes a rename or unlink in `dir` durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("fsync of the directory {} failed", dir.display()))
-}
-
-/// Writes a small file atomically (the manifest).
-pub fn write_atomic(target: &Path, contents: &[u8]) -> Result<()> {
-    let mut file = AtomicFile::create(target)?;
-    file.file()
-        .write_all(contents)
-        .with_context(|| format!("writing {} failed", file.partial_path().display()))?;
-    file.commit()?;
-    Ok(())
-}
 
 /// The per-service lock, held for the whole of a backup, restore or prune.
 pub struct ServiceLock {
@@ -321,29 +238,6 @@ mod tests {
     }
 
     #[test]
-    fn atomic_file_appears_only_on_commit() {
-        let dir = tempdir("atomic");
-        let target = dir.join("a.dump");
-        let mut f = AtomicFile::create(&target).unwrap();
-        f.file().write_all(b"data").unwrap();
-        assert!(dir.join("a.dump.partial").is_file());
-        assert!(!target.exists());
-        f.commit().unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"data");
-        assert!(!dir.join("a.dump.partial").exists());
-        // Dropped without commit: nothing is left.
-        let mut g = AtomicFile::create(&dir.join("b.dump")).unwrap();
-        g.file().write_all(b"half").unwrap();
-        drop(g);
-        assert!(!dir.join("b.dump").exists() && !dir.join("b.dump.partial").exists());
-        // Never replaces a finished file.
-        let h = AtomicFile::create(&target).unwrap();
-        assert!(h.commit().is_err());
-        assert_eq!(fs::read(&target).unwrap(), b"data");
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn lock_is_exclusive_and_released_on_drop() {
         let dir = tempdir("lock");
         let held = lock(&dir, "postgres").unwrap();
@@ -407,9 +301,10 @@ mod tests {
         };
         for n in [&old, &new] {
             fs::write(dir.join(n.file("rdb")), b"REDIS0012").unwrap();
-            write_atomic(
+            crate::files::write_new(
                 &dir.join(n.manifest()),
                 manifest_for(n, b"REDIS0012").to_json().as_bytes(),
+                0o600,
             )
             .unwrap();
         }

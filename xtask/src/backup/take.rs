@@ -14,7 +14,7 @@ use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, git_revision};
 use crate::config::Env;
 use crate::context::Ctx;
-use crate::files::AtomicFile;
+use crate::files::{self, AtomicFile, PARTIAL_SUFFIX};
 use crate::runner::Streamed;
 use crate::term::Progress;
 use crate::term::human_bytes;
@@ -218,7 +218,7 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
     if ctx.run.dry_run {
         let name = store::fresh_name(&dir, &compose.project, &meta.service);
         for part in &parts {
-            let target = store::partial_path(&dir.join(name.file(part.ext)));
+            let target = dir.join(format!("{}.XXXXXX{PARTIAL_SUFFIX}", name.file(part.ext)));
             ctx.run.stream_out(
                 &part.cmd,
                 &target,
@@ -325,7 +325,7 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
         reason: meta.reason,
     };
     let manifest_path = dir.join(name.manifest());
-    store::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;
+    files::write_new(&manifest_path, manifest.to_json().as_bytes(), 0o600)?;
     ctx.say(&format!(
         "backup of {} written: {} ({}, sha256 {}…, {:.1} s)",
         meta.service,

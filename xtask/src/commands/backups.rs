@@ -509,7 +509,7 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> Result<()> {
             std::fs::remove_file(&path).with_context(|| format!("cannot delete {}", path.display()))?;
         }
         if !ctx.run.dry_run {
-            store::sync_dir(&f.dir)?;
+            crate::files::sync_dir(&f.dir)?;
         }
     }
     if !ctx.run.dry_run {
