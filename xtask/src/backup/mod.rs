@@ -17,7 +17,7 @@ use anyhow::{Result, bail};
 use crate::cmd::cmd;
 use crate::compose::Compose;
 use crate::context::Ctx;
-use crate::image_source::Source;
+use crate::config::ImageSource;
 use plans::PgTarget;
 
 /// The engines with backups.
@@ -83,8 +83,10 @@ pub fn service_dir(ctx: &Ctx, service: &str) -> PathBuf {
 }
 
 /// MongoDB is optional (compose profile `mongo`) and has no offline image: say so plainly, before anything.
+/// Decides no image source (that may wait on a registry probe): it reads the flag and the config, then asks
+/// the stack whether MongoDB runs.
 pub fn require_mongo(ctx: &Ctx, compose: &Compose) -> Result<()> {
-    if ctx.images().source == Source::Offline {
+    if ctx.offline || ctx.config.images.source == ImageSource::Offline {
         bail!(
             "MongoDB is not available on this machine: the offline images (images.source = offline, or no registry answered) include no MongoDB image, because MongoDB has no Debian package\n  fix: on a machine with a registry, set images.source = \"registry\" in infra/stack.toml and start the stack with the `mongo` profile"
         );
@@ -104,6 +106,18 @@ pub fn require_mongo(ctx: &Ctx, compose: &Compose) -> Result<()> {
     if !defined.lines().any(|l| l.trim() == service) {
         bail!(
             "MongoDB is not part of this stack: the compose files define no `{service}` service\n  fix: add the `mongo` profile's service to infra/compose/compose.yaml (services.mongo in infra/stack.toml names it)"
+        );
+    }
+    let running = ctx
+        .run
+        .probe(&compose.cmd(cmd!(sh, "ps --services --status running")))
+        .filter(|p| p.success)
+        .map(|p| p.stdout)
+        .unwrap_or_default();
+    if !running.lines().any(|l| l.trim() == service) {
+        bail!(
+            "MongoDB is not running in compose project `{}` (with offline images there is none: MongoDB has no Debian package)\n  fix: with registry images (images.source = \"registry\"), start it: docker compose --profile mongo up -d {service}",
+            compose.project
         );
     }
     Ok(())
