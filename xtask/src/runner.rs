@@ -15,7 +15,7 @@ use std::thread::{self, JoinHandle};
 use anyhow::{Context, Result, bail};
 
 use crate::cmd::{Cmd, Input, Output, mask, shell_quote};
-use crate::term::{Printer, Progress, Style};
+use crate::term::{self, Progress, Style};
 
 /// How many trailing stderr lines a failure report carries.
 const STDERR_TAIL_LINES: usize = 25;
@@ -65,16 +65,16 @@ impl Runner {
         if let Some(target) = redirect {
             line.push_str(&format!(" > {}", shell_quote(&target.display().to_string())));
         }
-        eprintln!("{}", style.dim(&line));
+        term::line(&style.dim(&line));
         if self.verbose {
             let cwd = cmd
                 .cwd
                 .clone()
                 .or_else(|| std::env::current_dir().ok())
                 .unwrap_or_default();
-            eprintln!("{}", style.dim(&format!("    cwd: {}", cwd.display())));
+            term::line(&style.dim(&format!("    cwd: {}", cwd.display())));
             for pair in cmd.display_env() {
-                eprintln!("{}", style.dim(&format!("    env: {pair}")));
+                term::line(&style.dim(&format!("    env: {pair}")));
             }
         }
     }
@@ -104,7 +104,7 @@ impl Runner {
             Output::Capture => expr = expr.stdout_capture(),
             Output::File(path) => expr = expr.stdout_path(path),
         }
-        let (expr, tee) = tee_stderr(expr, cmd, Printer::default())?;
+        let (expr, tee) = tee_stderr(expr, cmd)?;
         let handle = expr.start().with_context(|| not_started(cmd));
         drop(expr); // closes our end of the stderr pipe, so the tee sees EOF when the child exits
         let output = handle.and_then(|h| h.into_output().with_context(|| format!("waiting for `{cmd}`")));
@@ -184,7 +184,7 @@ impl Runner {
         if self.dry_run {
             return Ok(Streamed::default());
         }
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_null(), cmd, progress.printer())?;
+        let (expr, tee) = tee_stderr(expression(cmd).stdin_null(), cmd)?;
         let reader = expr.reader().with_context(|| not_started(cmd));
         drop(expr);
         let reader = match reader {
@@ -246,7 +246,7 @@ impl Runner {
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
         let (pipe_out, mut pipe_in) = io::pipe().context("creating a pipe")?;
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd, progress.printer())?;
+        let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
         let handle = expr.start().with_context(|| not_started(cmd));
         drop(expr); // the child holds the pipe's read end now
         let handle = match handle {
@@ -332,11 +332,7 @@ fn expression(cmd: &Cmd) -> duct::Expression {
 
 /// Sends the expression's stderr through a pipe to a thread that prints each line (masked) and keeps the
 /// last ones. The caller must drop the returned expression once started, so the pipe closes with the child.
-fn tee_stderr(
-    expr: duct::Expression,
-    cmd: &Cmd,
-    printer: Printer,
-) -> Result<(duct::Expression, JoinHandle<Vec<String>>)> {
+fn tee_stderr(expr: duct::Expression, cmd: &Cmd) -> Result<(duct::Expression, JoinHandle<Vec<String>>)> {
     let (reader, writer) = io::pipe().context("creating a pipe for stderr")?;
     let secrets = cmd.secrets.clone();
     let tee = thread::spawn(move || {
@@ -344,7 +340,7 @@ fn tee_stderr(
         for line in BufReader::new(reader).split(b'\n') {
             let Ok(line) = line else { break };
             let text = mask(&String::from_utf8_lossy(&line), &secrets);
-            printer.line(&text);
+            term::line(&text);
             if tail.len() == STDERR_TAIL_LINES {
                 tail.pop_front();
             }

@@ -1,10 +1,13 @@
 //! What the user sees on the terminal: colours, status lines, progress bars, and sizes and ages for people.
 //!
 //! Colours follow anstream's choice for the stream (a terminal, `NO_COLOR`, `CLICOLOR`, `CLICOLOR_FORCE`);
-//! progress bars are indicatif's, drawn only on a terminal, and every line another thread prints while a bar
-//! is shown goes through [`Printer`] so bar and text never tear.
+//! progress bars are indicatif's, drawn only on a terminal, and every line printed while a bar is shown (the
+//! echo, status lines, a child's teed stderr, from any thread) goes through [`line`], which clears the bar for
+//! the line and redraws it, so bar and text never tear.
 
 use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anstream::ColorChoice;
@@ -59,16 +62,35 @@ impl Style {
     }
 }
 
+/// The progress bars on screen now (at most a few: parallel backup parts show one).
+static SHOWN: Mutex<Vec<(u64, ProgressBar)>> = Mutex::new(Vec::new());
+/// Names the bars in [`SHOWN`].
+static NEXT_BAR: AtomicU64 = AtomicU64::new(0);
+
+/// Prints one whole line on stderr; with a progress bar on screen, clears it for the line and redraws it.
+pub fn line(text: &str) {
+    let shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let print = || {
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "{text}");
+    };
+    match shown.last() {
+        Some((_, bar)) => bar.suspend(print),
+        None => print(),
+    }
+}
+
 /// Prints a status line for the user on stderr (suppressed by `-q`).
 pub fn say(quiet: bool, text: &str) {
     if !quiet {
-        eprintln!("{}", Style::stderr().bold(&format!("==> {text}")));
+        line(&Style::stderr().bold(&format!("==> {text}")));
     }
 }
 
 /// A long transfer's progress bar (bytes, rate, ETA when the total is known) on stderr, drawn only on a
 /// terminal and never with `-q`.
 pub struct Progress {
+    id: u64,
     bar: ProgressBar,
 }
 
@@ -95,13 +117,18 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_message(label.to_string());
-        bar.enable_steady_tick(Duration::from_millis(250));
-        Progress { bar }
+        let id = NEXT_BAR.fetch_add(1, Ordering::Relaxed);
+        if !bar.is_hidden() {
+            bar.enable_steady_tick(Duration::from_millis(250));
+            SHOWN.lock().unwrap_or_else(|e| e.into_inner()).push((id, bar.clone()));
+        }
+        Progress { id, bar }
     }
 
     /// A bar that never draws (dry runs, tests).
     pub fn hidden() -> Progress {
         Progress {
+            id: NEXT_BAR.fetch_add(1, Ordering::Relaxed),
             bar: ProgressBar::hidden(),
         }
     }
@@ -110,40 +137,17 @@ impl Progress {
         self.bar.set_position(bytes);
     }
 
+    /// Clears the bar and takes it off the screen for good.
     pub fn finish(&mut self) {
+        let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+        shown.retain(|(id, _)| *id != self.id);
         self.bar.finish_and_clear();
-    }
-
-    /// Where other threads print their lines while this bar is shown.
-    pub fn printer(&self) -> Printer {
-        Printer {
-            bar: Some(self.bar.clone()),
-        }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-/// Prints whole lines to stderr; with a progress bar on screen, clears it for the line and redraws it.
-#[derive(Clone, Default)]
-pub struct Printer {
-    bar: Option<ProgressBar>,
-}
-
-impl Printer {
-    pub fn line(&self, text: &str) {
-        let print = || {
-            let mut err = io::stderr().lock();
-            let _ = writeln!(err, "{text}");
-        };
-        match &self.bar {
-            Some(bar) => bar.suspend(print),
-            None => print(),
-        }
+        self.finish();
     }
 }
 

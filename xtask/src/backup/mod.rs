@@ -16,8 +16,8 @@ use anyhow::{Result, bail};
 
 use crate::cmd::cmd;
 use crate::compose::Compose;
-use crate::context::Ctx;
 use crate::config::ImageSource;
+use crate::context::Ctx;
 use plans::PgTarget;
 
 /// The engines with backups.
