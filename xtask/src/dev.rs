@@ -73,26 +73,49 @@ impl Role {
     }
 }
 
-/// Build what is missing, start the dev stack and wait until every service is healthy.
-/// Build what is missing, start the dev stack and wait until every service is healthy.
+/// Build what is missing, start the dev stack and wait until every service is healthy; ends with the time
+/// each phase took.
 pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
+    let mut phases = Phases::default();
     preflight(ctx)?;
     ensure_env_file(ctx)?;
     check_env_file(ctx)?;
+    phases.done("provision and checks");
     images::ensure(ctx)?;
+    phases.done("base images");
     let compose = Compose::for_env(ctx, Env::Dev)?.with_images(ctx);
     let sh = shell();
     let timeout = opts.timeout.to_string();
     // `--watch` adds the `watch` profile: Vite's dev server (frontend-dev) starts with the stack.
     let profiles: &[&str] = if opts.watch { &["watch"] } else { &[] };
     let compose = compose.with_profiles(profiles);
-    check_ports(ctx, &compose)?;
-    let build = opts.build.then_some("--build");
+    let rendered = render(ctx, &compose)?;
+    check_ports(ctx, &compose, &rendered)?;
+    // Our images, built before `up` so the phase is timed on its own (and `up` only starts containers).
+    let to_build: Vec<&String> = rendered
+        .services
+        .iter()
+        .filter(|(_, s)| s.build.is_some())
+        .filter(|(_, s)| opts.build || s.image.as_deref().is_none_or(|image| !images::exists(ctx, image)))
+        .map(|(name, _)| name)
+        .collect();
+    if !to_build.is_empty() || ctx.run.dry_run {
+        ctx.say(&format!(
+            "building the stack's images: {}",
+            if to_build.is_empty() {
+                "(those missing)".to_string()
+            } else {
+                to_build.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        ));
+        ctx.run.run(&compose.cmd(cmd!(sh, "build {to_build...}")))?;
+    }
+    phases.done("app images");
     ctx.say(&format!("starting the dev stack (project {})", compose.project));
     let started = Instant::now();
     let up = compose.cmd(cmd!(
         sh,
-        "up --detach --wait --wait-timeout {timeout} --remove-orphans {build...}"
+        "up --detach --wait --wait-timeout {timeout} --remove-orphans --no-build"
     ));
     if let Err(err) = ctx.run.run(&up) {
         stack::explain_unhealthy(ctx, &compose);
@@ -105,7 +128,9 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
             "every service is healthy ({:.1} s after start)",
             started.elapsed().as_secs_f64()
         ));
+        phases.done("start to healthy");
         print_urls(ctx, &compose);
+        phases.print();
     }
     if opts.watch {
         ctx.say("watching backend/ and frontend/ for changes (Ctrl-C stops watching; the stack keeps running)");
@@ -123,7 +148,39 @@ fn print_urls(ctx: &Ctx, compose: &Compose) {
     }
 }
 
-/// `docker compose config --format json`, as far as the port check reads it.
+/// How long each phase of `dev-up` took (printed at the end: where a first run's minutes go).
+#[derive(Debug)]
+struct Phases {
+    last: Instant,
+    took: Vec<(&'static str, f64)>,
+}
+
+impl Default for Phases {
+    fn default() -> Phases {
+        Phases {
+            last: Instant::now(),
+            took: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    fn done(&mut self, phase: &'static str) {
+        self.took.push((phase, self.last.elapsed().as_secs_f64()));
+        self.last = Instant::now();
+    }
+
+    fn print(&self) {
+        let total: f64 = self.took.iter().map(|(_, s)| s).sum();
+        eprintln!();
+        for (phase, secs) in &self.took {
+            eprintln!("  {phase:<22} {secs:>7.1} s");
+        }
+        eprintln!("  {:<22} {total:>7.1} s", "dev-up");
+    }
+}
+
+/// `docker compose config --format json`, as far as dev-up reads it (ports, our images).
 #[derive(Debug, Deserialize)]
 struct Rendered {
     services: BTreeMap<String, RenderedService>,
@@ -133,6 +190,22 @@ struct Rendered {
 struct RenderedService {
     #[serde(default)]
     ports: Vec<RenderedPort>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    build: Option<serde_json::Value>,
+}
+
+/// The stack as compose renders it (empty in a dry run).
+fn render(ctx: &Ctx, compose: &Compose) -> Result<Rendered> {
+    if ctx.run.dry_run {
+        return Ok(Rendered {
+            services: BTreeMap::new(),
+        });
+    }
+    let sh = shell();
+    let text = ctx.run.read(&compose.cmd(cmd!(sh, "config --format json")))?;
+    serde_json::from_str(&text).context("reading `docker compose config --format json`")
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,13 +221,11 @@ struct RenderedPort {
 /// Refuses, before anything is created, host ports the stack would publish that something else holds: names
 /// the port, its holder (a container and its compose project, or a process) and the variable to change.
 /// Ports this stack's own running containers hold are fine (`dev-up` on a running stack).
-fn check_ports(ctx: &Ctx, compose: &Compose) -> Result<()> {
+fn check_ports(ctx: &Ctx, compose: &Compose, rendered: &Rendered) -> Result<()> {
     if ctx.run.dry_run {
         return Ok(());
     }
     let sh = shell();
-    let text = ctx.run.read(&compose.cmd(cmd!(sh, "config --format json")))?;
-    let rendered: Rendered = serde_json::from_str(&text).context("reading `docker compose config --format json`")?;
     let project = &compose.project;
     let ports = "{{.Ports}}";
     let ours = ctx.run.read(&Cmd::from(cmd!(
