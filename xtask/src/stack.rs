@@ -193,7 +193,7 @@ pub fn check_services(ctx: &Ctx, compose: &Compose, wanted: &[String]) -> Result
 
 fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
     let sh = shell();
-    let query = compose.cmd(cmd!(sh, "--profile * config --services"));
+    let query = compose.clone().with_profiles(&["*"]).cmd(cmd!(sh, "config --services"));
     match ctx.run.probe(&query) {
         Some(p) if p.success => Ok(p
             .stdout
@@ -280,6 +280,7 @@ mod tests {
             files: vec!["c.yaml".into()],
             env_file: None,
             env: vec![],
+            profiles: vec![],
         };
         let args = LogsArgs {
             follow: true,

@@ -17,11 +17,14 @@ pub fn plan(ctx: &Ctx, dev: &Compose, volumes: bool) -> Vec<Cmd> {
     let sh = shell();
     let ci_project = ci_project(&ctx.config.project.name);
     let volumes = volumes.then_some("--volumes");
-    let mut ci = dev.clone();
-    ci.project = ci_project.clone();
+    let dev = dev.clone().with_profiles(&["*"]);
+    let ci = Compose {
+        project: ci_project.clone(),
+        ..dev.clone()
+    };
     let mut plan = vec![
-        dev.cmd(cmd!(sh, "--profile * down --remove-orphans {volumes...}")),
-        ci.cmd(cmd!(sh, "--profile * down --remove-orphans {volumes...}")),
+        dev.cmd(cmd!(sh, "down --remove-orphans {volumes...}")),
+        ci.cmd(cmd!(sh, "down --remove-orphans {volumes...}")),
     ];
     for project in [dev.project.as_str(), ci_project.as_str(), OFFLINE_PROJECT] {
         plan.push(Cmd::from(cmd!(
@@ -93,6 +96,7 @@ mod tests {
             files: vec!["c.yaml".into()],
             env_file: None,
             env: vec![],
+            profiles: vec![],
         };
         let steps = plan(&ctx, &dev, false);
         let argv: Vec<Vec<&str>> = steps.iter().map(Cmd::argv).collect();

@@ -321,11 +321,10 @@ fn hadolint(ctx: &Ctx) -> Result<Outcome> {
     })
 }
 
-/// The merged production stack with the release tag, as compose-lint and `config` see it (with every
-/// profile: `--profile *`).
+/// The merged production stack with every profile and the release tag, as compose-lint and `config` see it.
 fn prod_rendered(ctx: &Ctx) -> Result<Compose> {
     let tag = head_tag(ctx).unwrap_or_else(|_| "sha-0000000".into());
-    prod_compose(ctx, &tag, &tag)
+    Ok(prod_compose(ctx, &tag, &tag)?.with_profiles(&["*"]))
 }
 
 fn compose_config(ctx: &Ctx) -> Result<Outcome> {
@@ -336,8 +335,8 @@ fn compose_config(ctx: &Ctx) -> Result<Outcome> {
     let prod = prod_rendered(ctx)?;
     let sh = shell();
     let checks: Vec<(&str, Cmd)> = vec![
-        ("dev", dev.cmd(cmd!(sh, "--profile * config --quiet"))),
-        ("prod", prod.cmd(cmd!(sh, "--profile * config --quiet"))),
+        ("dev", dev.with_profiles(&["*"]).cmd(cmd!(sh, "config --quiet"))),
+        ("prod", prod.cmd(cmd!(sh, "config --quiet"))),
         (
             "offline images",
             crate::images::offline_compose(ctx).then(cmd!(sh, "config --quiet")),
@@ -365,7 +364,7 @@ fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
     need("compose-lint")?;
     let prod = prod_rendered(ctx)?;
     let sh = shell();
-    let rendered = ctx.run.read(&prod.cmd(cmd!(sh, "--profile * config")))?;
+    let rendered = ctx.run.read(&prod.cmd(cmd!(sh, "config")))?;
     if ctx.run.dry_run {
         return Ok(Outcome::skip("dry run"));
     }

@@ -23,11 +23,12 @@ pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
         .filter(|(name, _)| args.suite.as_deref().is_none_or(|s| s == *name))
         .collect();
     let sh = shell();
+    let tests = compose.clone().with_profiles(&["test"]);
     let mut steps = Vec::new();
     let services = suites.iter().map(|(_, service)| service);
     steps.push((
         "build test images".to_string(),
-        compose.cmd(cmd!(sh, "--profile test build {services...}")),
+        tests.cmd(cmd!(sh, "build {services...}")),
     ));
     if suites.iter().any(|(name, _)| *name == "backend") {
         steps.push((
@@ -39,7 +40,7 @@ pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
     for (name, service) in suites {
         steps.push((
             format!("{name} tests"),
-            compose.cmd(cmd!(sh, "--profile test run --rm {service} {runner_args...}")),
+            tests.cmd(cmd!(sh, "run --rm {service} {runner_args...}")),
         ));
     }
     steps
