@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::image_source::Source;
@@ -96,8 +96,10 @@ pub fn compose_env(config: &Config, source: Source) -> Vec<(String, String)> {
 
 /// Whether an image exists in the local engine.
 pub fn exists(ctx: &Ctx, image: &str) -> bool {
+    let sh = shell();
+    let id = "{{.Id}}";
     ctx.run
-        .probe(&Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]))
+        .probe(&Cmd::from(cmd!(sh, "docker image inspect --format {id} {image}")))
         .is_some_and(|p| p.success)
 }
 
@@ -107,9 +109,10 @@ pub fn ensure(ctx: &Ctx) -> Result<()> {
     let images = BaseImages::for_source(&ctx.config, source);
     match source {
         Source::Registry => {
+            let sh = shell();
             for (_, image) in images.roles() {
                 if !exists(ctx, image) {
-                    ctx.run.run(&Cmd::new("docker").args(["pull", image]))?;
+                    ctx.run.run(&Cmd::from(cmd!(sh, "docker pull {image}")))?;
                 }
             }
             Ok(())
@@ -144,17 +147,17 @@ pub fn build_offline(ctx: &Ctx, roles: &[&str], force: bool) -> Result<()> {
             roles.join(", ")
         }
     ));
-    let mut args = vec!["build".to_string()];
-    args.extend(roles.iter().map(|r| r.to_string()));
-    ctx.run.run(&offline_compose(ctx).args(args))?;
+    let sh = shell();
+    ctx.run.run(&offline_compose(ctx).then(cmd!(sh, "build {roles...}")))?;
     Ok(())
 }
 
-/// `docker compose` for infra/images/compose.yaml.
+/// `docker compose` for infra/images/compose.yaml; a subcommand follows through [`Cmd::then`]:
+/// `offline_compose(ctx).then(cmd!(sh, "build {roles...}"))`.
 pub fn offline_compose(ctx: &Ctx) -> Cmd {
-    Cmd::new("docker")
-        .args(["compose", "-p", OFFLINE_PROJECT, "-f"])
-        .arg(ctx.path(OFFLINE_COMPOSE).display().to_string())
+    let sh = shell();
+    let file = ctx.path(OFFLINE_COMPOSE);
+    Cmd::from(cmd!(sh, "docker compose -p {OFFLINE_PROJECT} -f {file}"))
         .env("DRYDOCK_CA_BUNDLE", ctx.config.images.ca_bundle.clone())
         .env("DRYDOCK_BASE_IMAGE", ctx.config.images.offline.base.clone())
 }
@@ -188,29 +191,23 @@ fn build_base(ctx: &Ctx, image: &str) -> Result<()> {
         }
         std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     }
-    let rootfs_s = rootfs.display().to_string();
-    ctx.run
-        .run(&Cmd::new("debootstrap").args(["--variant=minbase", "trixie", &rootfs_s, &mirror]))?;
+    let sh = shell();
+    ctx.run.run(&Cmd::from(cmd!(
+        sh,
+        "debootstrap --variant=minbase trixie {rootfs} {mirror}"
+    )))?;
     if !ctx.run.dry_run {
         prepare_rootfs(&rootfs, &mirror)?;
     }
-    ctx.run.run(&Cmd::new("tar").args([
-        "--numeric-owner",
-        "-C",
-        &rootfs_s,
-        "-cf",
-        &tarball.display().to_string(),
-        ".",
-    ]))?;
-    ctx.run.run(&Cmd::new("docker").args([
-        "import",
-        "--change",
-        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "--change",
-        "CMD [\"bash\"]",
-        &tarball.display().to_string(),
-        image,
-    ]))?;
+    ctx.run
+        .run(&Cmd::from(cmd!(sh, "tar --numeric-owner -C {rootfs} -cf {tarball} .")))?;
+    // What the official Debian images set: a PATH, and bash as the default command.
+    let path = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let bash = r#"CMD ["bash"]"#;
+    ctx.run.run(&Cmd::from(cmd!(
+        sh,
+        "docker import --change {path} --change {bash} {tarball} {image}"
+    )))?;
     if !ctx.run.dry_run {
         std::fs::remove_dir_all(&work).with_context(|| format!("cannot clean up {}", work.display()))?;
     }
@@ -351,6 +348,45 @@ mod tests {
         let env = compose_env(&config(), Source::Offline);
         assert!(env.contains(&("DRYDOCK_RUST_IMAGE".into(), "drydock/rust:1.96".into())));
         assert!(!env.iter().any(|(k, _)| k == "DRYDOCK_MONGO_IMAGE"));
+    }
+
+    #[test]
+    fn offline_compose_binds_its_project_file_and_base() {
+        let root = crate::context::project_root();
+        let global = crate::context::Global {
+            dry_run: true,
+            verbose: false,
+            quiet: true,
+            yes: false,
+            offline: true,
+            config: crate::config::CONFIG_PATH.into(),
+        };
+        let ctx = Ctx::from_parts(root.clone(), config(), &global);
+        let sh = shell();
+        let roles = ["postgres", "redis"];
+        let cmd = offline_compose(&ctx).then(cmd!(sh, "build {roles...}"));
+        let file = root.join(OFFLINE_COMPOSE).display().to_string();
+        assert_eq!(
+            cmd.argv(),
+            [
+                "docker",
+                "compose",
+                "-p",
+                OFFLINE_PROJECT,
+                "-f",
+                &file,
+                "build",
+                "postgres",
+                "redis"
+            ]
+        );
+        assert_eq!(
+            cmd.env,
+            [
+                ("DRYDOCK_CA_BUNDLE".to_string(), ctx.config.images.ca_bundle.clone()),
+                ("DRYDOCK_BASE_IMAGE".to_string(), ctx.config.images.offline.base.clone()),
+            ]
+        );
     }
 
     #[test]

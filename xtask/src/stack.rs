@@ -1,9 +1,9 @@
 //! Reading the state of a running stack: services with state and health, and where they are published.
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::context::Ctx;
 use crate::flags::LogsArgs;
@@ -33,59 +33,92 @@ impl ServiceState {
     }
 }
 
-/// Parses `docker compose ps --format json` (one object per line, or one array in older releases).
+/// One object of `docker compose ps --format json`, as Compose writes it (its `ContainerSummary`). Only
+/// `Publishers` may be absent (older releases) or `null` (no ports); every other field is always written,
+/// so a missing one means the format changed and is an error, not a service that silently "disappeared".
+#[derive(Debug, Deserialize)]
+struct PsEntry {
+    #[serde(rename = "Service")]
+    service: String,
+    #[serde(rename = "Name")]
+    name: String,
+    #[serde(rename = "State")]
+    state: String,
+    #[serde(rename = "Health")]
+    health: String,
+    #[serde(rename = "ExitCode")]
+    exit_code: i64,
+    #[serde(rename = "Publishers", default)]
+    publishers: Option<Vec<Publisher>>,
+}
+
+/// One port of a [`PsEntry`]: `PublishedPort` is 0 when the target port is exposed but not published.
+#[derive(Debug, Deserialize)]
+struct Publisher {
+    #[serde(rename = "URL")]
+    url: String,
+    #[serde(rename = "TargetPort")]
+    target_port: u64,
+    #[serde(rename = "PublishedPort")]
+    published_port: u64,
+}
+
+impl From<PsEntry> for ServiceState {
+    fn from(e: PsEntry) -> ServiceState {
+        ServiceState {
+            service: e.service,
+            name: e.name,
+            state: e.state,
+            health: e.health,
+            exit_code: e.exit_code,
+            ports: e
+                .publishers
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| p.published_port > 0)
+                .map(|p| format!("{}:{}->{}", p.url, p.published_port, p.target_port))
+                .collect(),
+        }
+    }
+}
+
+/// What `docker compose ps --format json` is called in errors.
+const PS_JSON: &str = "`docker compose ps --format json`";
+
+/// Parses `docker compose ps --format json` (one object per line, or one array in older releases). An object
+/// of another shape is an error naming the command (and the line), never a service left out.
 pub fn parse_ps(text: &str) -> Result<Vec<ServiceState>> {
     let text = text.trim();
-    let values: Vec<Value> = if text.starts_with('[') {
-        serde_json::from_str(text).context("parsing `docker compose ps` JSON")?
+    let entries: Vec<PsEntry> = if text.starts_with('[') {
+        serde_json::from_str(text).with_context(|| format!("{PS_JSON} printed an array of an unexpected shape"))?
     } else {
         text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .context("parsing `docker compose ps` JSON lines")?
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .with_context(|| format!("{PS_JSON} printed an unexpected object on line {}", i + 1))
+            })
+            .collect::<Result<_>>()?
     };
-    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let mut states: Vec<ServiceState> = values
-        .iter()
-        .map(|v| ServiceState {
-            service: str_of(v, "Service"),
-            name: str_of(v, "Name"),
-            state: str_of(v, "State"),
-            health: str_of(v, "Health"),
-            exit_code: v.get("ExitCode").and_then(Value::as_i64).unwrap_or(0),
-            ports: v
-                .get("Publishers")
-                .and_then(Value::as_array)
-                .map(|ps| {
-                    ps.iter()
-                        .filter(|p| p.get("PublishedPort").and_then(Value::as_u64).unwrap_or(0) > 0)
-                        .map(|p| {
-                            format!(
-                                "{}:{}->{}",
-                                p.get("URL").and_then(Value::as_str).unwrap_or(""),
-                                p.get("PublishedPort").and_then(Value::as_u64).unwrap_or(0),
-                                p.get("TargetPort").and_then(Value::as_u64).unwrap_or(0)
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
-        .collect();
+    let mut states: Vec<ServiceState> = entries.into_iter().map(ServiceState::from).collect();
     states.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
     Ok(states)
 }
 
 /// The stack's containers (including finished one-shot jobs).
 pub fn services(ctx: &Ctx, compose: &Compose) -> Result<Vec<ServiceState>> {
-    let out = ctx.run.read(&compose.cmd_args(["ps", "--all", "--format", "json"]))?;
-    parse_ps(&out)
+    let sh = shell();
+    let query = compose.cmd(cmd!(sh, "ps --all --format json"));
+    let out = ctx.run.read(&query)?;
+    parse_ps(&out).with_context(|| format!("reading the stack's containers from `{query}`"))
 }
 
 /// `host:port` on which `service`'s `port` is published, if it is.
 pub fn published(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Option<String> {
-    let probe = ctx.run.probe(&compose.cmd_args(["port", service, &port.to_string()]))?;
+    let sh = shell();
+    let port = port.to_string();
+    let probe = ctx.run.probe(&compose.cmd(cmd!(sh, "port {service} {port}")))?;
     let addr = probe.stdout.trim();
     (probe.success && !addr.is_empty() && !addr.ends_with(":0"))
         .then(|| reachable(addr, std::env::var("DOCKER_HOST").ok()))
@@ -137,9 +170,10 @@ pub fn explain_unhealthy(ctx: &Ctx, compose: &Compose) {
     print_states(&states);
     let bad: Vec<String> = states.iter().filter(|s| !s.ok()).map(|s| s.service.clone()).collect();
     if !bad.is_empty() {
-        let mut args = vec!["logs".to_string(), "--no-color".into(), "--tail".into(), "60".into()];
-        args.extend(bad);
-        let _ = ctx.run.run(&compose.cmd_args(args));
+        let sh = shell();
+        let _ = ctx
+            .run
+            .run(&compose.cmd(cmd!(sh, "logs --no-color --tail 60 {bad...}")));
     }
 }
 
@@ -158,7 +192,8 @@ pub fn check_services(ctx: &Ctx, compose: &Compose, wanted: &[String]) -> Result
 }
 
 fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
-    let query = compose.cmd_args(["--profile", "*", "config", "--services"]);
+    let sh = shell();
+    let query = compose.clone().with_profiles(&["*"]).cmd(cmd!(sh, "config --services"));
     match ctx.run.probe(&query) {
         Some(p) if p.success => Ok(p
             .stdout
@@ -176,19 +211,27 @@ fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
 /// unknown service names are refused before anything runs.
 pub fn logs_of(ctx: &Ctx, compose: &Compose, global: &[&str], args: &LogsArgs) -> Result<()> {
     check_services(ctx, compose, &args.services)?;
-    let mut cmd: Vec<String> = global.iter().map(|a| a.to_string()).collect();
-    cmd.extend(["logs".into(), "--tail".into(), args.tail.clone()]);
-    if args.follow {
-        cmd.push("--follow".into());
-    }
-    cmd.extend(args.services.iter().cloned());
-    let mut cmd = compose.cmd_args(cmd);
+    ctx.run.run(&logs_cmd(compose, global, args))?;
+    Ok(())
+}
+
+/// The `logs` command of [`logs_of`].
+fn logs_cmd(compose: &Compose, global: &[&str], args: &LogsArgs) -> Cmd {
+    let sh = shell();
+    let (tail, services) = (&args.tail, &args.services);
+    let follow = args.follow.then_some("--follow");
+    let logs = cmd!(sh, "logs --tail {tail} {follow...} {services...}");
+    // Global compose flags (e.g. `--profile *`) come before the subcommand.
+    let cmd = match global {
+        [] => compose.cmd(logs),
+        [flag, rest @ ..] => compose.cmd(cmd!(sh, "{flag} {rest...}")).then(logs),
+    };
     if args.follow {
         // Following ends with Ctrl-C; keep the terminal as it is.
-        cmd = cmd.interactive();
+        cmd.interactive()
+    } else {
+        cmd
     }
-    ctx.run.run(&cmd)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -231,7 +274,109 @@ mod tests {
     }
 
     #[test]
+    fn logs_put_global_flags_before_the_subcommand() {
+        let compose = Compose {
+            project: "dd".into(),
+            files: vec!["c.yaml".into()],
+            env_file: None,
+            env: vec![],
+            profiles: vec![],
+        };
+        let args = LogsArgs {
+            follow: true,
+            tail: "5".into(),
+            services: vec!["api".into(), "proxy".into()],
+        };
+        let cmd = logs_cmd(&compose, &["--profile", "*"], &args);
+        assert_eq!(
+            cmd.argv(),
+            [
+                "docker",
+                "compose",
+                "-p",
+                "dd",
+                "-f",
+                "c.yaml",
+                "--profile",
+                "*",
+                "logs",
+                "--tail",
+                "5",
+                "--follow",
+                "api",
+                "proxy"
+            ]
+        );
+        assert!(cmd.interactive);
+        let args = LogsArgs {
+            follow: false,
+            tail: "all".into(),
+            services: vec![],
+        };
+        let cmd = logs_cmd(&compose, &[], &args);
+        assert_eq!(
+            cmd.argv(),
+            ["docker", "compose", "-p", "dd", "-f", "c.yaml", "logs", "--tail", "all"]
+        );
+        assert!(!cmd.interactive);
+    }
+
+    #[test]
     fn empty_output_is_no_services() {
         assert!(parse_ps("").unwrap().is_empty());
+    }
+
+    /// What Compose 2.40 prints: every field of its container summary, most of them as display strings.
+    const PS_REAL: &str = r#"{"Command":"\"docker-entrypoint.s…\"","CreatedAt":"2025-06-02 09:14:03 +0000 UTC","ExitCode":0,"Health":"healthy","ID":"5f0c1e2d3b4a","Image":"drydock/postgres:17","Labels":"com.docker.compose.project=drydock,com.docker.compose.service=postgres","LocalVolumes":"1","Mounts":"drydock_pgdata","Name":"drydock-postgres-1","Names":"drydock-postgres-1","Networks":"drydock_default","Ports":"127.0.0.1:5432->5432/tcp","Project":"drydock","Publishers":[{"URL":"127.0.0.1","TargetPort":5432,"PublishedPort":5432,"Protocol":"tcp"}],"RunningFor":"3 minutes ago","Service":"postgres","Size":"0B","State":"running","Status":"Up 3 minutes (healthy)"}
+{"Command":"\"/usr/local/bin/api …\"","CreatedAt":"2025-06-02 09:14:03 +0000 UTC","ExitCode":0,"Health":"","ID":"9a8b7c6d5e4f","Image":"drydock/api:dev","Labels":"com.docker.compose.project=drydock","LocalVolumes":"0","Mounts":"","Name":"drydock-migrate-1","Names":"drydock-migrate-1","Networks":"drydock_default","Ports":"","Project":"drydock","Publishers":null,"RunningFor":"3 minutes ago","Service":"migrate","Size":"0B","State":"exited","Status":"Exited (0) 2 minutes ago"}
+"#;
+
+    #[test]
+    fn parses_what_compose_really_prints() {
+        let states = parse_ps(PS_REAL).unwrap();
+        assert_eq!(
+            states,
+            [
+                ServiceState {
+                    service: "migrate".into(),
+                    name: "drydock-migrate-1".into(),
+                    state: "exited".into(),
+                    health: "".into(),
+                    exit_code: 0,
+                    ports: vec![],
+                },
+                ServiceState {
+                    service: "postgres".into(),
+                    name: "drydock-postgres-1".into(),
+                    state: "running".into(),
+                    health: "healthy".into(),
+                    exit_code: 0,
+                    ports: vec!["127.0.0.1:5432->5432".into()],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn another_shape_is_an_error_naming_the_command() {
+        // `State` renamed (a changed format): an error, not a container that is silently not there.
+        let lines = PS_REAL.replacen("\"State\"", "\"Status2\"", 1);
+        let err = format!("{:#}", parse_ps(&lines).unwrap_err());
+        assert!(
+            err.contains("`docker compose ps --format json`") && err.contains("line 1") && err.contains("State"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            parse_ps(r#"[{"Service":"api","Name":"a","State":"running"}]"#).unwrap_err()
+        );
+        assert!(
+            err.contains("`docker compose ps --format json`") && err.contains("Health"),
+            "{err}"
+        );
+        let err = parse_ps(r#"{"Service":"api","Name":"a","State":"running","Health":"","ExitCode":0,"Publishers":[{"URL":"","TargetPort":"80/tcp","PublishedPort":8080}]}"#)
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("invalid type"), "{err:#}");
+        assert!(parse_ps("not json").is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::cmd::{Cmd, program_exists};
+use crate::cmd::{Cmd, cmd, program_exists, shell};
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::Env;
 use crate::context::Ctx;
@@ -105,13 +105,14 @@ fn bench_compose(ctx: &Ctx) -> Result<Compose> {
 fn api_run(image: &str, args: &ApiBenchArgs, pg: &str, redis: &str, detach: bool, command: &str) -> Cmd {
     let (pg_host, pg_port) = pg.rsplit_once(':').unwrap_or(("127.0.0.1", "5432"));
     let (redis_host, redis_port) = redis.rsplit_once(':').unwrap_or(("127.0.0.1", "6379"));
-    let mut cmd = Cmd::new("docker").args(["run", "--rm", "--network", "host"]);
-    if detach {
-        cmd = cmd.args(["--detach", "--name", API_CONTAINER]);
-    }
+    let detach: &[&str] = if detach {
+        &["--detach", "--name", API_CONTAINER]
+    } else {
+        &[]
+    };
     let user = std::env::var("POSTGRES_USER").unwrap_or_else(|_| "drydock".into());
     let db = std::env::var("POSTGRES_DB").unwrap_or_else(|_| "drydock".into());
-    for (k, v) in [
+    let env = [
         ("API_HOST", "127.0.0.1".to_string()),
         ("API_PORT", args.port.to_string()),
         ("METRICS_PORT", (args.port + 1).to_string()),
@@ -124,10 +125,15 @@ fn api_run(image: &str, args: &ApiBenchArgs, pg: &str, redis: &str, detach: bool
         ("REDIS_PORT", redis_port.to_string()),
         ("REDIS_PASSWORD", BENCH_PASSWORD.to_string()),
         ("RATE_LIMIT_WRITES", "0".to_string()),
-    ] {
-        cmd = cmd.arg("--env").arg(format!("{k}={v}"));
-    }
-    cmd.secret(BENCH_PASSWORD).arg(image).arg(command)
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| ["--env".to_string(), format!("{k}={v}")]);
+    let sh = shell();
+    Cmd::from(cmd!(
+        sh,
+        "docker run --rm --network host {detach...} {env...} {image} {command}"
+    ))
+    .secret(BENCH_PASSWORD)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -162,19 +168,20 @@ fn api(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
     images::ensure(ctx)?;
     let dev = Compose::for_env(ctx, Env::Dev)?;
     let image = format!("{}/api:dev", ctx.config.images.prefix);
-    ctx.run.run(&dev.cmd_args(["build", "api"]))?;
+    let sh = shell();
+    ctx.run.run(&dev.cmd(cmd!(sh, "build api")))?;
     let compose = bench_compose(ctx)?;
     let result = measure(ctx, &compose, &image, args);
     // Always tear the throwaway stack down, whatever happened.
-    let _ = ctx.run.run(&Cmd::new("docker").args(["rm", "--force", API_CONTAINER]));
-    ctx.run
-        .run(&compose.cmd_args(["down", "--volumes", "--remove-orphans"]))?;
+    let _ = ctx.run.run(&Cmd::from(cmd!(sh, "docker rm --force {API_CONTAINER}")));
+    ctx.run.run(&compose.cmd(cmd!(sh, "down --volumes --remove-orphans")))?;
     result
 }
 
 fn measure(ctx: &Ctx, compose: &Compose, image: &str, args: &ApiBenchArgs) -> Result<()> {
+    let sh = shell();
     ctx.run
-        .run(&compose.cmd_args(["up", "--detach", "--wait", "postgres", "redis"]))?;
+        .run(&compose.cmd(cmd!(sh, "up --detach --wait postgres redis")))?;
     let (pg, redis) = if ctx.run.dry_run {
         ("127.0.0.1:5432".to_string(), "127.0.0.1:6379".to_string())
     } else {
@@ -214,25 +221,11 @@ fn measure(ctx: &Ctx, compose: &Compose, image: &str, args: &ApiBenchArgs) -> Re
     ];
     let mut rows = Vec::new();
     for (name, url, connections, script) in cases {
+        let (warm, cmd) = wrk(connections, args.duration, script, &url);
         // Warm-up: fills the cache and the connection pools; not measured.
-        let mut warm = Cmd::new("wrk").args(["-t2", "-c", &connections.to_string(), "-d2s"]);
-        let mut cmd = Cmd::new("wrk").args([
-            "-t2",
-            "-c",
-            &connections.to_string(),
-            "-d",
-            &format!("{}s", args.duration),
-            "--timeout",
-            "5s",
-            "--latency",
-        ]);
-        if let Some(script) = script {
-            warm = warm.arg("-s").arg(script.display().to_string());
-            cmd = cmd.arg("-s").arg(script.display().to_string());
-        }
-        ctx.run.read(&warm.arg(&url))?;
+        ctx.run.read(&warm)?;
         let started = Instant::now();
-        let out = ctx.run.read(&cmd.arg(&url))?;
+        let out = ctx.run.read(&cmd)?;
         let figures = parse_wrk(&out).with_context(|| format!("could not read wrk's report:\n{out}"))?;
         eprintln!(
             "{name}: {:.0} req/s in {:.0} s",
@@ -257,6 +250,24 @@ fn measure(ctx: &Ctx, compose: &Compose, image: &str, args: &ApiBenchArgs) -> Re
         num_cpus()
     );
     Ok(())
+}
+
+/// The wrk runs of one case: a 2 s warm-up, then the measurement with latency percentiles; `script` (a Lua
+/// file) makes the requests writes.
+fn wrk(connections: u32, duration: u32, script: Option<&std::path::Path>, url: &str) -> (Cmd, Cmd) {
+    let sh = shell();
+    let connections = connections.to_string();
+    let duration = format!("{duration}s");
+    let script: &Vec<String> = &script
+        .iter()
+        .flat_map(|s| ["-s".to_string(), s.display().to_string()])
+        .collect();
+    let warm = Cmd::from(cmd!(sh, "wrk -t2 -c {connections} -d2s {script...} {url}"));
+    let measure = Cmd::from(cmd!(
+        sh,
+        "wrk -t2 -c {connections} -d {duration} --timeout 5s --latency {script...} {url}"
+    ));
+    (warm, measure)
 }
 
 fn num_cpus() -> usize {
@@ -308,6 +319,129 @@ Transfer/sec:      9.81MB
     fn units_are_normalised_to_ms() {
         let f = parse_wrk(&WRK.replace("4.80ms", "950.00us").replace("15.60ms", "1.20s")).unwrap();
         assert!((f.p50_ms - 0.95).abs() < 1e-9 && (f.p99_ms - 1200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn api_runs_on_the_host_network_with_the_password_masked() {
+        let args = ApiBenchArgs {
+            duration: 10,
+            connections: 64,
+            write_connections: 16,
+            port: 18000,
+        };
+        let user = std::env::var("POSTGRES_USER").unwrap_or_else(|_| "drydock".into());
+        let db = std::env::var("POSTGRES_DB").unwrap_or_else(|_| "drydock".into());
+        let env = [
+            "API_HOST=127.0.0.1".to_string(),
+            "API_PORT=18000".into(),
+            "METRICS_PORT=18001".into(),
+            "DATABASE_HOST=127.0.0.1".into(),
+            "DATABASE_PORT=32768".into(),
+            format!("DATABASE_USER={user}"),
+            format!("DATABASE_PASSWORD={BENCH_PASSWORD}"),
+            format!("DATABASE_NAME={db}"),
+            "REDIS_HOST=127.0.0.1".into(),
+            "REDIS_PORT=32769".into(),
+            format!("REDIS_PASSWORD={BENCH_PASSWORD}"),
+            "RATE_LIMIT_WRITES=0".into(),
+        ];
+        let env = env.iter().flat_map(|e| ["--env", e.as_str()]);
+        let serve = api_run(
+            "drydock/api:dev",
+            &args,
+            "127.0.0.1:32768",
+            "127.0.0.1:32769",
+            true,
+            "serve",
+        );
+        let want: Vec<&str> = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--detach",
+            "--name",
+            API_CONTAINER,
+        ]
+        .into_iter()
+        .chain(env.clone())
+        .chain(["drydock/api:dev", "serve"])
+        .collect();
+        assert_eq!(serve.argv(), want);
+        assert!(!serve.display().contains(BENCH_PASSWORD), "{serve}");
+        let migrate = api_run(
+            "drydock/api:dev",
+            &args,
+            "127.0.0.1:32768",
+            "127.0.0.1:32769",
+            false,
+            "migrate",
+        );
+        let want: Vec<&str> = ["docker", "run", "--rm", "--network", "host"]
+            .into_iter()
+            .chain(env)
+            .chain(["drydock/api:dev", "migrate"])
+            .collect();
+        assert_eq!(migrate.argv(), want);
+    }
+
+    #[test]
+    fn wrk_warms_up_then_measures() {
+        let (warm, measure) = wrk(64, 10, None, "http://127.0.0.1:18000/api/v1/items/1");
+        assert_eq!(
+            warm.argv(),
+            [
+                "wrk",
+                "-t2",
+                "-c",
+                "64",
+                "-d2s",
+                "http://127.0.0.1:18000/api/v1/items/1"
+            ]
+        );
+        assert_eq!(
+            measure.argv(),
+            [
+                "wrk",
+                "-t2",
+                "-c",
+                "64",
+                "-d",
+                "10s",
+                "--timeout",
+                "5s",
+                "--latency",
+                "http://127.0.0.1:18000/api/v1/items/1"
+            ]
+        );
+        let post = std::path::Path::new("/r/target/drydock/bench/post-review.lua");
+        let (warm, measure) = wrk(16, 3, Some(post), "http://h/w");
+        assert_eq!(
+            warm.argv(),
+            [
+                "wrk",
+                "-t2",
+                "-c",
+                "16",
+                "-d2s",
+                "-s",
+                "/r/target/drydock/bench/post-review.lua",
+                "http://h/w"
+            ]
+        );
+        assert_eq!(
+            measure.argv()[5..],
+            [
+                "3s",
+                "--timeout",
+                "5s",
+                "--latency",
+                "-s",
+                "/r/target/drydock/bench/post-review.lua",
+                "http://h/w"
+            ]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::git_revision;
 use crate::context::Ctx;
 use crate::prod::compose::prod_compose;
@@ -47,20 +47,19 @@ impl BuildArgs {
         compose
             .env
             .push(("VERSION".into(), format!("{}+{tag}", env!("CARGO_PKG_VERSION"))));
-        let mut cmd: Vec<String> = vec!["build".into()];
-        if self.no_cache {
-            cmd.push("--no-cache".into());
-        }
-        cmd.extend(names.iter().cloned());
+        let sh = shell();
+        let no_cache = self.no_cache.then_some("--no-cache");
+        let services = &names;
         ctx.say(&format!("building release images {} as {tag}", names.join(", ")));
         let started = Instant::now();
-        ctx.run.run(&compose.cmd_args(cmd))?;
+        ctx.run
+            .run(&compose.cmd(cmd!(sh, "build {no_cache...} {services...}")))?;
         let mut extra: Vec<String> = self.tags.iter().map(|t| t.name().to_string()).collect();
         extra.dedup();
         for name in &names {
             for t in &extra {
-                ctx.run
-                    .run(&Cmd::new("docker").args(["tag", &image(ctx, name, &tag), &image(ctx, name, t)]))?;
+                let (built, moving) = (image(ctx, name, &tag), image(ctx, name, t));
+                ctx.run.run(&Cmd::from(cmd!(sh, "docker tag {built} {moving}")))?;
             }
         }
         if ctx.run.dry_run {

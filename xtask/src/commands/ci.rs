@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 
 use clap::Args;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::ci_project;
 use crate::context::Ctx;
 use crate::image_source::Source;
@@ -56,9 +56,11 @@ fn swarm_test_is_safe(ctx: &Ctx) -> Result<(), String> {
         return Ok(());
     }
     let ours = ci_project(&ctx.config.project.name);
+    let sh = shell();
+    let project = r#"{{.Label "com.docker.compose.project"}}"#;
     let probe = ctx
         .run
-        .probe(&Cmd::new("docker").args(["ps", "--format", "{{.Label \"com.docker.compose.project\"}}"]))
+        .probe(&Cmd::from(cmd!(sh, "docker ps --format {project}")))
         .filter(|p| p.success)
         .ok_or("cannot list the running containers")?;
     let others: Vec<&str> = probe
@@ -91,6 +93,7 @@ fn swarm_test_is_safe(ctx: &Ctx) -> Result<(), String> {
 /// suites, the running stack (health, browser, backups), the real fault and production tests, and the
 /// tear-down that always runs.
 pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
+    let sh = shell();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let root = ctx.root.clone();
     let env = ci_env(&ctx.config.project.name);
@@ -100,10 +103,16 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         }
         cmd
     };
-    let cargo_cmd = |args: &[&str]| Cmd::new(&cargo).args(args.iter().copied()).cwd(&root);
-    let xtask = |args: &[&str]| {
-        let cmd = Cmd::new(&cargo).arg("xtask").args(args.iter().copied()).cwd(&root);
-        isolated(if ctx.offline { cmd.arg("--offline") } else { cmd })
+    // `cargo <subcommand>` at the repository root.
+    let cargo_cmd = |subcommand: xshell::Cmd<'_>| Cmd::from(cmd!(sh, "{cargo}")).then(subcommand).cwd(&root);
+    // `cargo xtask <command>` on the isolated CI stack (`--offline` last when this run is offline).
+    let xtask = |command: xshell::Cmd<'_>| {
+        let cmd = cargo_cmd(cmd!(sh, "xtask")).then(command);
+        isolated(if ctx.offline {
+            cmd.then(cmd!(sh, "--offline"))
+        } else {
+            cmd
+        })
     };
     let mut steps: Vec<Step> = Vec::new();
     let mut add = |name: &'static str, cmd: Cmd, needs: Vec<usize>| {
@@ -116,71 +125,58 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         });
         steps.len() - 1
     };
-    add("fmt", cargo_cmd(&["fmt", "--all", "--", "--check"]), vec![]);
+    add("fmt", cargo_cmd(cmd!(sh, "fmt --all -- --check")), vec![]);
     add(
         "clippy",
-        cargo_cmd(&[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--all-features",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        cargo_cmd(cmd!(
+            sh,
+            "clippy --workspace --all-targets --all-features --locked -- -D warnings"
+        )),
         vec![],
     );
-    add("cargo test", cargo_cmd(&["test", "--workspace", "--locked"]), vec![]);
+    add("cargo test", cargo_cmd(cmd!(sh, "test --workspace --locked")), vec![]);
     let base = if ctx.images().source == Source::Offline {
-        let built = add("offline images", xtask(&["images", "build-offline"]), vec![]);
+        let built = add("offline images", xtask(cmd!(sh, "images build-offline")), vec![]);
         // The contracts the offline images promise (postgres init and auth, redis persistence, runtime without
         // a shell, read-only nginx...), checked on containers that publish nothing.
         add(
             "offline image contracts",
-            Cmd::new("bash").arg("infra/images/smoke-test.sh").cwd(&root),
+            Cmd::from(cmd!(sh, "bash infra/images/smoke-test.sh")).cwd(&root),
             vec![built],
         );
         vec![built]
     } else {
         vec![]
     };
-    let images = add("image builds", xtask(&["dev-build"]), base.clone());
-    add("lint", xtask(&["lint"]), vec![images]);
-    add("test", xtask(&["test"]), base.clone());
-    let up = add("dev-up", xtask(&["dev-up"]), vec![images]);
-    add("health", xtask(&["health"]), vec![up]);
-    add("test-e2e", xtask(&["test-e2e"]), vec![up]);
-    let backup = add("backup-all", xtask(&["backup-all"]), vec![up]);
+    let images = add("image builds", xtask(cmd!(sh, "dev-build")), base.clone());
+    add("lint", xtask(cmd!(sh, "lint")), vec![images]);
+    add("test", xtask(cmd!(sh, "test")), base.clone());
+    let up = add("dev-up", xtask(cmd!(sh, "dev-up")), vec![images]);
+    add("health", xtask(cmd!(sh, "health")), vec![up]);
+    add("test-e2e", xtask(cmd!(sh, "test-e2e")), vec![up]);
+    let backup = add("backup-all", xtask(cmd!(sh, "backup-all")), vec![up]);
     add(
         "restore-postgres",
-        xtask(&["restore-postgres", "--latest", "--yes"]),
+        xtask(cmd!(sh, "restore-postgres --latest --yes")),
         vec![backup],
     );
     add(
         "restore-redis",
-        xtask(&["restore-redis", "--latest", "--yes"]),
+        xtask(cmd!(sh, "restore-redis --latest --yes")),
         vec![backup],
     );
     add(
         "backups verify",
-        xtask(&["backups", "verify", "--latest"]),
+        xtask(cmd!(sh, "backups verify --latest")),
         vec![backup],
     );
-    // The real fault-injection and production tests run their own compose projects.
+    // The real fault-injection and production tests run their own compose projects; `filter` goes to the
+    // test harness.
     let real_tests = |test: &str, filter: &[&str]| {
-        isolated(cargo_cmd(&[
-            "test",
-            "-p",
-            "xtask",
-            "--locked",
-            "--test",
-            test,
-            "--",
-            "--ignored",
-            "--test-threads=1",
-        ]))
-        .args(filter.iter().copied())
+        isolated(cargo_cmd(cmd!(
+            sh,
+            "test -p xtask --locked --test {test} -- --ignored --test-threads=1 {filter...}"
+        )))
     };
     add("backup fault tests", real_tests("backup_real", &[]), base.clone());
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
@@ -198,13 +194,23 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     if !args.keep_stack {
         steps.push(Step {
             name: "dev-down",
-            cmd: xtask(&["dev-down", "--volumes", "--yes"]),
+            cmd: xtask(cmd!(sh, "dev-down --volumes --yes")),
             always: true,
             needs: vec![],
             guard: None,
         });
     }
     steps
+}
+
+/// `cargo xtask dev-logs --tail 80` with the same cargo, cwd and environment as a failed stack step.
+fn stack_logs(step: &Cmd) -> Cmd {
+    let sh = shell();
+    let cargo = &step.program;
+    Cmd {
+        args: Cmd::from(cmd!(sh, "{cargo} xtask dev-logs --tail 80")).args,
+        ..step.clone()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,9 +269,7 @@ impl CiArgs {
                     eprintln!("{}", style.red(&format!("step {} failed: {err:#}", step.name)));
                     if step.name == "dev-up" || step.name == "health" {
                         // The stack's own words are the fastest way to the cause.
-                        let mut logs = step.cmd.clone();
-                        logs.args = vec!["xtask".into(), "dev-logs".into(), "--tail".into(), "80".into()];
-                        let _ = ctx.run.run(&logs);
+                        let _ = ctx.run.run(&stack_logs(&step.cmd));
                     }
                     Outcome::Failed
                 }
@@ -299,5 +303,80 @@ impl CiArgs {
             bail!("ci: {failed} step(s) failed");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dry-run, offline context on this repository's own stack description.
+    fn ctx() -> Ctx {
+        let root = crate::context::project_root();
+        let config = crate::config::Config::load(&root.join(crate::config::CONFIG_PATH)).unwrap();
+        let global = crate::context::Global {
+            dry_run: true,
+            verbose: false,
+            quiet: true,
+            yes: false,
+            offline: true,
+            config: crate::config::CONFIG_PATH.into(),
+        };
+        Ctx::from_parts(root, config, &global)
+    }
+
+    #[test]
+    fn plan_runs_cargo_at_the_root_and_xtask_on_the_isolated_stack() {
+        let ctx = ctx();
+        let steps = plan(&ctx, &CiArgs { keep_stack: false });
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let step = |name: &str| {
+            steps
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        let fmt = &step("fmt").cmd;
+        assert_eq!(fmt.argv(), [cargo.as_str(), "fmt", "--all", "--", "--check"]);
+        assert_eq!(fmt.cwd.as_ref(), Some(&ctx.root));
+        assert!(fmt.env.is_empty(), "host checks run in the developer's environment");
+        let restore = &step("restore-postgres").cmd;
+        assert_eq!(
+            restore.argv(),
+            [
+                cargo.as_str(),
+                "xtask",
+                "restore-postgres",
+                "--latest",
+                "--yes",
+                "--offline"
+            ]
+        );
+        assert_eq!(restore.env, ci_env(&ctx.config.project.name));
+        let smoke = &step("offline image contracts").cmd;
+        assert_eq!(smoke.argv(), ["bash", "infra/images/smoke-test.sh"]);
+        assert_eq!(smoke.cwd.as_ref(), Some(&ctx.root));
+        let swarm = step("swarm test");
+        assert_eq!(
+            swarm.cmd.argv()[1..],
+            [
+                "test",
+                "-p",
+                "xtask",
+                "--locked",
+                "--test",
+                "prod_real",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+                "swarm",
+                "--nocapture"
+            ]
+        );
+        assert!(swarm.guard.is_some());
+        assert_eq!(steps.last().map(|s| (s.name, s.always)), Some(("dev-down", true)));
+        let logs = stack_logs(&step("dev-up").cmd);
+        assert_eq!(logs.argv(), [cargo.as_str(), "xtask", "dev-logs", "--tail", "80"]);
+        assert_eq!((&logs.env, &logs.cwd), (&restore.env, &restore.cwd));
     }
 }

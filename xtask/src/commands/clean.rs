@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use clap::Args;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, ci_project};
 use crate::config::Env;
 use crate::context::Ctx;
@@ -14,24 +14,23 @@ use crate::flags::VolumesFlag;
 use crate::images::OFFLINE_PROJECT;
 
 pub fn plan(ctx: &Ctx, dev: &Compose, volumes: bool) -> Vec<Cmd> {
+    let sh = shell();
     let ci_project = ci_project(&ctx.config.project.name);
-    let mut down = vec!["--profile", "*", "down", "--remove-orphans"];
-    if volumes {
-        down.push("--volumes");
-    }
-    let mut ci = dev.clone();
-    ci.project = ci_project.clone();
-    let mut plan = vec![dev.cmd_args(down.clone()), ci.cmd_args(down)];
+    let volumes = volumes.then_some("--volumes");
+    let dev = dev.clone().with_profiles(&["*"]);
+    let ci = Compose {
+        project: ci_project.clone(),
+        ..dev.clone()
+    };
+    let mut plan = vec![
+        dev.cmd(cmd!(sh, "down --remove-orphans {volumes...}")),
+        ci.cmd(cmd!(sh, "down --remove-orphans {volumes...}")),
+    ];
     for project in [dev.project.as_str(), ci_project.as_str(), OFFLINE_PROJECT] {
-        plan.push(Cmd::new("docker").args([
-            "image",
-            "prune",
-            "--force",
-            "--filter",
-            "dangling=true",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-        ]));
+        plan.push(Cmd::from(cmd!(
+            sh,
+            "docker image prune --force --filter dangling=true --filter label=com.docker.compose.project={project}"
+        )));
     }
     plan
 }
@@ -67,5 +66,72 @@ impl CleanArgs {
             ctx.say("volumes kept (database data); `cargo xtask clean --volumes` removes them too");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dry-run, offline context on this repository's own stack description.
+    fn ctx() -> Ctx {
+        let root = crate::context::project_root();
+        let config = crate::config::Config::load(&root.join(crate::config::CONFIG_PATH)).unwrap();
+        let global = crate::context::Global {
+            dry_run: true,
+            verbose: false,
+            quiet: true,
+            yes: false,
+            offline: true,
+            config: crate::config::CONFIG_PATH.into(),
+        };
+        Ctx::from_parts(root, config, &global)
+    }
+
+    #[test]
+    fn plan_downs_dev_and_ci_then_prunes_their_dangling_images() {
+        let ctx = ctx();
+        let dev = Compose {
+            project: "drydock".into(),
+            files: vec!["c.yaml".into()],
+            env_file: None,
+            env: vec![],
+            profiles: vec![],
+        };
+        let steps = plan(&ctx, &dev, false);
+        let argv: Vec<Vec<&str>> = steps.iter().map(Cmd::argv).collect();
+        assert_eq!(
+            argv[0],
+            [
+                "docker",
+                "compose",
+                "-p",
+                "drydock",
+                "-f",
+                "c.yaml",
+                "--profile",
+                "*",
+                "down",
+                "--remove-orphans"
+            ]
+        );
+        assert_eq!(argv[1][3], "drydock-ci");
+        assert_eq!(
+            argv[4],
+            [
+                "docker",
+                "image",
+                "prune",
+                "--force",
+                "--filter",
+                "dangling=true",
+                "--filter",
+                "label=com.docker.compose.project=drydock-images"
+            ]
+        );
+        assert_eq!(steps.len(), 5);
+        let with_volumes = plan(&ctx, &dev, true);
+        assert_eq!(with_volumes[0].argv().last(), Some(&"--volumes"));
+        assert_eq!(with_volumes[1].argv().last(), Some(&"--volumes"));
     }
 }

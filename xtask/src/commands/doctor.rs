@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use clap::Args;
 
-use crate::cmd::{Cmd, program_exists};
+use crate::cmd::{Cmd, cmd, program_exists, shell};
 use crate::context::Ctx;
 use crate::flags::JsonFlag;
 use crate::image_source::Source;
@@ -232,8 +232,10 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
 }
 
 fn docker_root(ctx: &Ctx) -> String {
+    let sh = shell();
+    let root_dir = "{{.DockerRootDir}}";
     ctx.run
-        .probe(&Cmd::new("docker").args(["info", "--format", "{{.DockerRootDir}}"]))
+        .probe(&Cmd::from(cmd!(sh, "docker info --format {root_dir}")))
         .filter(|p| p.success && !p.stdout.trim().is_empty())
         .map(|p| p.stdout.trim().to_string())
         .unwrap_or_else(|| "/var/lib/docker".to_string())
@@ -245,7 +247,8 @@ fn free_gib(ctx: &Ctx, path: &str) -> Option<f64> {
     while !p.exists() {
         p = p.parent()?.to_path_buf();
     }
-    let probe = ctx.run.probe(&Cmd::new("df").args(["-Pk", &p.display().to_string()]))?;
+    let sh = shell();
+    let probe = ctx.run.probe(&Cmd::from(cmd!(sh, "df -Pk {p}")))?;
     parse_df_available_kib(&probe.stdout).map(|kib| kib as f64 / 1024.0 / 1024.0)
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use clap::{Args, Subcommand};
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
 use crate::images::{self, BaseImages};
 
@@ -56,6 +56,13 @@ fn run(ctx: &Ctx, args: &ImagesArgs) -> Result<()> {
     }
 }
 
+/// `docker image inspect` printing only the image's size in bytes.
+fn size_query(image: &str) -> Cmd {
+    let sh = shell();
+    let size = "{{.Size}}";
+    Cmd::from(cmd!(sh, "docker image inspect --format {size} {image}"))
+}
+
 fn list(ctx: &Ctx, json: bool) -> Result<()> {
     let source = ctx.images().source;
     let base = BaseImages::for_source(&ctx.config, source);
@@ -75,17 +82,14 @@ fn list(ctx: &Ctx, json: bool) -> Result<()> {
     }
     if ctx.run.dry_run {
         for (_, image) in &wanted {
-            ctx.run
-                .run(&Cmd::new("docker").args(["image", "inspect", "--format", "{{.Size}}", image]))?;
+            ctx.run.run(&size_query(image))?;
         }
         return Ok(());
     }
     let rows: Vec<ImageRow> = wanted
         .into_iter()
         .map(|(role, image)| {
-            let probe = ctx
-                .run
-                .probe(&Cmd::new("docker").args(["image", "inspect", "--format", "{{.Size}}", &image]));
+            let probe = ctx.run.probe(&size_query(&image));
             let size = probe
                 .filter(|p| p.success)
                 .and_then(|p| p.stdout.trim().parse::<u64>().ok());

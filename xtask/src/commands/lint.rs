@@ -19,12 +19,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::cmd::{Cmd, program_exists};
+use crate::cmd::{Cmd, cmd, program_exists, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::prod::compose::{MONITORING_OFFLINE, monitoring_images, prod_compose};
-use crate::prod::release::RELEASE_IMAGES;
+use crate::prod::release::{RELEASE_IMAGES, inspect_cmd, parse_inspect};
 use crate::prod::secrets::{example_secrets, secrets_dir};
 use crate::prod::tags::head_tag;
 use crate::provision::LINT_TOOLS;
@@ -297,13 +297,10 @@ fn check(ctx: &Ctx, cmd: &Cmd) -> Option<(bool, String, String)> {
 
 fn hadolint(ctx: &Ctx) -> Result<Outcome> {
     need("hadolint")?;
-    let dockerfiles = files(&ctx.root, &is_dockerfile);
-    let mut cmd = Cmd::new("hadolint")
-        .args(["--no-color", "--config"])
-        .arg(ctx.path(".hadolint.yaml").display().to_string());
-    for f in &dockerfiles {
-        cmd = cmd.arg(f.display().to_string());
-    }
+    let dockerfiles = &files(&ctx.root, &is_dockerfile);
+    let sh = shell();
+    let config = ctx.path(".hadolint.yaml");
+    let cmd = Cmd::from(cmd!(sh, "hadolint --no-color --config {config} {dockerfiles...}"));
     let Some((ok, stdout, stderr)) = check(ctx, &cmd) else {
         return Ok(Outcome::skip("dry run"));
     };
@@ -325,11 +322,9 @@ fn hadolint(ctx: &Ctx) -> Result<Outcome> {
 }
 
 /// The merged production stack with every profile and the release tag, as compose-lint and `config` see it.
-fn prod_rendered(ctx: &Ctx) -> Result<(crate::compose::Compose, Vec<String>)> {
+fn prod_rendered(ctx: &Ctx) -> Result<Compose> {
     let tag = head_tag(ctx).unwrap_or_else(|_| "sha-0000000".into());
-    let compose = prod_compose(ctx, &tag, &tag)?;
-    let profiles = vec!["--profile".to_string(), "*".to_string()];
-    Ok((compose, profiles))
+    Ok(prod_compose(ctx, &tag, &tag)?.with_profiles(&["*"]))
 }
 
 fn compose_config(ctx: &Ctx) -> Result<Outcome> {
@@ -337,23 +332,16 @@ fn compose_config(ctx: &Ctx) -> Result<Outcome> {
     let mut dev = Compose::for_env(ctx, Env::Dev)?;
     // The files are checked against the example settings, not whatever a developer's .env holds.
     dev.env_file = Some(example);
-    let (prod, profiles) = prod_rendered(ctx)?;
-    let mut checks: Vec<(&str, Cmd)> = vec![
-        ("dev", dev.cmd_args(["--profile", "*", "config", "--quiet"])),
+    let prod = prod_rendered(ctx)?;
+    let sh = shell();
+    let checks: Vec<(&str, Cmd)> = vec![
+        ("dev", dev.with_profiles(&["*"]).cmd(cmd!(sh, "config --quiet"))),
+        ("prod", prod.cmd(cmd!(sh, "config --quiet"))),
         (
-            "prod",
-            prod.cmd_args(
-                profiles
-                    .iter()
-                    .cloned()
-                    .chain(["config".to_string(), "--quiet".to_string()]),
-            ),
+            "offline images",
+            crate::images::offline_compose(ctx).then(cmd!(sh, "config --quiet")),
         ),
     ];
-    checks.push((
-        "offline images",
-        crate::images::offline_compose(ctx).args(["config", "--quiet"]),
-    ));
     let mut bad = Vec::new();
     for (name, cmd) in &checks {
         if let Some((false, _, stderr)) = check(ctx, cmd) {
@@ -374,10 +362,9 @@ fn compose_config(ctx: &Ctx) -> Result<Outcome> {
 
 fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
     need("compose-lint")?;
-    let (prod, profiles) = prod_rendered(ctx)?;
-    let rendered = ctx
-        .run
-        .read(&prod.cmd_args(profiles.into_iter().chain(["config".to_string()])))?;
+    let prod = prod_rendered(ctx)?;
+    let sh = shell();
+    let rendered = ctx.run.read(&prod.cmd(cmd!(sh, "config")))?;
     if ctx.run.dry_run {
         return Ok(Outcome::skip("dry run"));
     }
@@ -385,18 +372,11 @@ fn compose_lint(ctx: &Ctx) -> Result<Outcome> {
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("compose.prod.rendered.yaml");
     std::fs::write(&file, &rendered).with_context(|| format!("writing {}", file.display()))?;
-    let cmd = Cmd::new("compose-lint")
-        .args([
-            "check",
-            "--format",
-            "json",
-            "--fail-on",
-            "medium",
-            "--strict-config",
-            "--config",
-        ])
-        .arg(ctx.path(COMPOSE_LINT_CONFIG).display().to_string())
-        .arg(file.display().to_string());
+    let config = ctx.path(COMPOSE_LINT_CONFIG);
+    let cmd = Cmd::from(cmd!(
+        sh,
+        "compose-lint check --format json --fail-on medium --strict-config --config {config} {file}"
+    ));
     let Some((ok, stdout, stderr)) = check(ctx, &cmd) else {
         return Ok(Outcome::skip("dry run"));
     };
@@ -456,13 +436,12 @@ pub fn count_compose_lint(report: &Value) -> (usize, usize) {
 
 fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
     need("shellcheck")?;
-    let scripts = files(&ctx.root, &is_shell_script);
+    let scripts = &files(&ctx.root, &is_shell_script);
     if scripts.is_empty() {
         return Ok(Outcome::skip("no shell scripts"));
     }
-    let cmd = Cmd::new("shellcheck")
-        .args(["--format", "gcc", "--external-sources"])
-        .args(scripts.iter().map(|p| p.display().to_string()));
+    let sh = shell();
+    let cmd = Cmd::from(cmd!(sh, "shellcheck --format gcc --external-sources {scripts...}"));
     let Some((ok, stdout, _)) = check(ctx, &cmd) else {
         return Ok(Outcome::skip("dry run"));
     };
@@ -482,14 +461,11 @@ fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
 fn promtool(ctx: &Ctx) -> Result<Outcome> {
     let config = ctx.path(PROMETHEUS_CONFIG);
     let rules = ctx.path(PROMETHEUS_RULES);
+    let sh = shell();
     let checks: Vec<Cmd> = if program_exists("promtool") {
         vec![
-            Cmd::new("promtool")
-                .args(["check", "config"])
-                .arg(config.display().to_string()),
-            Cmd::new("promtool")
-                .args(["check", "rules"])
-                .arg(rules.display().to_string()),
+            Cmd::from(cmd!(sh, "promtool check config {config}")),
+            Cmd::from(cmd!(sh, "promtool check rules {rules}")),
         ]
     } else {
         // promtool from the Prometheus image (offline: Debian's `prometheus` package), files mounted read-only.
@@ -498,26 +474,16 @@ fn promtool(ctx: &Ctx) -> Result<Outcome> {
             let role = MONITORING_OFFLINE[0].0;
             crate::images::build_offline(ctx, &[role], false)?;
         }
-        let dir = config.parent().expect("has a parent").display().to_string();
-        let run = |args: &[&str]| {
-            Cmd::new("docker")
-                .args([
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "--read-only",
-                    "--entrypoint",
-                    "promtool",
-                    "-v",
-                ])
-                .arg(format!("{dir}:/etc/prometheus:ro"))
-                .arg(&image)
-                .args(args.iter().copied())
+        let dir = config.parent().expect("has a parent");
+        let promtool = || {
+            Cmd::from(cmd!(
+                sh,
+                "docker run --rm --network none --read-only --entrypoint promtool -v {dir}:/etc/prometheus:ro {image}"
+            ))
         };
         vec![
-            run(&["check", "config", "/etc/prometheus/prometheus.yml"]),
-            run(&["check", "rules", "/etc/prometheus/alerts.yml"]),
+            promtool().then(cmd!(sh, "check config /etc/prometheus/prometheus.yml")),
+            promtool().then(cmd!(sh, "check rules /etc/prometheus/alerts.yml")),
         ]
     };
     let mut bad = Vec::new();
@@ -589,21 +555,19 @@ fn file_checker(ctx: &Ctx, cmd: &Cmd, targets: &[PathBuf]) -> Outcome {
 
 /// actionlint on the GitHub Actions workflows (expressions, action inputs, `run:` scripts via shellcheck).
 fn actionlint(ctx: &Ctx) -> Result<Outcome> {
-    let workflows = github_workflows(&ctx.root);
+    let workflows = &github_workflows(&ctx.root);
     if workflows.is_empty() {
         return Ok(Outcome::skip(format!("no workflow in {GITHUB_WORKFLOWS}")));
     }
     need("actionlint")?;
-    let cmd = Cmd::new("actionlint")
-        .args(["-no-color", "-oneline"])
-        .args(workflows.iter().map(|p| p.display().to_string()))
-        .cwd(&ctx.root);
-    Ok(file_checker(ctx, &cmd, &workflows))
+    let sh = shell();
+    let cmd = Cmd::from(cmd!(sh, "actionlint -no-color -oneline {workflows...}")).cwd(&ctx.root);
+    Ok(file_checker(ctx, &cmd, workflows))
 }
 
 /// yamllint (repo config `.yamllint.yaml`, warnings count) on every hosted-CI file.
 fn yamllint(ctx: &Ctx) -> Result<Outcome> {
-    let targets = ci_files(&ctx.root);
+    let targets = &ci_files(&ctx.root);
     if targets.is_empty() {
         return Ok(Outcome::skip("no CI files"));
     }
@@ -615,11 +579,12 @@ fn yamllint(ctx: &Ctx) -> Result<Outcome> {
             config.display()
         );
     }
-    let cmd = Cmd::new("yamllint")
-        .args(["--format", "parsable", "--strict", "--config-file"])
-        .arg(config.display().to_string())
-        .args(targets.iter().map(|p| p.display().to_string()));
-    Ok(file_checker(ctx, &cmd, &targets))
+    let sh = shell();
+    let cmd = Cmd::from(cmd!(
+        sh,
+        "yamllint --format parsable --strict --config-file {config} {targets...}"
+    ));
+    Ok(file_checker(ctx, &cmd, targets))
 }
 
 /// The secret values to look for: the example passwords and every secret file.
@@ -725,22 +690,25 @@ fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
     let bytes: Vec<Vec<u8>> = needles.iter().map(|n| n.as_bytes().to_vec()).collect();
     let mut leaks = Vec::new();
     let mut seen_ids: Vec<String> = Vec::new();
+    let sh = shell();
+    let created_by = "{{.CreatedBy}}";
     for image in &present {
         // Environment, labels and build history (ARG/ENV values end up there).
-        let meta_cmd = Cmd::new("docker").args(["image", "inspect", image]);
-        let history_cmd = Cmd::new("docker").args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", image]);
+        let meta_cmd = inspect_cmd(image);
+        let history_cmd = Cmd::from(cmd!(sh, "docker history --no-trunc --format {created_by} {image}"));
+        let create_cmd = Cmd::from(cmd!(sh, "docker create {image}"));
         if ctx.run.dry_run {
             ctx.run.run(&meta_cmd)?;
             ctx.run.run(&history_cmd)?;
-            ctx.run.run(&Cmd::new("docker").args(["create", image]))?;
-            ctx.run.run(&Cmd::new("docker").args(["export", "<container>"]))?;
+            ctx.run.run(&create_cmd)?;
+            ctx.run.run(&Cmd::from(cmd!(sh, "docker export <container>")))?;
             continue;
         }
         let meta = ctx.run.read(&meta_cmd)?;
-        let id = serde_json::from_str::<Value>(meta.trim())
-            .ok()
-            .and_then(|v| v.pointer("/0/Id").and_then(Value::as_str).map(String::from))
-            .unwrap_or_default();
+        // The same image under several tags is searched once.
+        let id = parse_inspect(&meta)
+            .with_context(|| format!("reading `{meta_cmd}`"))?
+            .id;
         if seen_ids.contains(&id) {
             continue;
         }
@@ -754,10 +722,10 @@ fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
             ));
         }
         // The filesystem, streamed through `docker export` of a created (never started) container.
-        let created = ctx.run.read(&Cmd::new("docker").args(["create", image]))?;
-        let container = created.trim().to_string();
+        let created = ctx.run.read(&create_cmd)?;
+        let container = created.trim();
         // Scanned as it streams (never written to disk), through the runner: echoed, status checked.
-        let export = Cmd::new("docker").args(["export", &container]);
+        let export = Cmd::from(cmd!(sh, "docker export {container}"));
         let mut finder = Finder::new(&bytes);
         let found = ctx
             .run
@@ -768,7 +736,7 @@ fn image_secrets(ctx: &Ctx) -> Result<Outcome> {
                 &mut Progress::hidden(),
             )
             .map(|_| finder.found);
-        let _ = ctx.run.probe(&Cmd::new("docker").args(["rm", "-f", &container]));
+        let _ = ctx.run.probe(&Cmd::from(cmd!(sh, "docker rm -f {container}")));
         if let Some(i) = found? {
             leaks.push(format!(
                 "{image}: its filesystem contains secret #{} (of .env.example or infra/secrets)",

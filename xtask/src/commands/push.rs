@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
 use crate::prod::release::{ExtraTag, RELEASE_IMAGES, check_registry, describe, selected};
 use crate::prod::tags::{check_tag, head_tag, image, require_images};
@@ -32,6 +32,7 @@ impl PushArgs {
         let names = selected(&self.images);
         let sources: Vec<String> = names.iter().map(|n| image(ctx, n, &tag)).collect();
         require_images(ctx, &sources)?;
+        let sh = shell();
         for (name, source) in names.iter().zip(&sources) {
             let mut tags = vec![tag.clone()];
             if !ctx.run.dry_run {
@@ -45,8 +46,8 @@ impl PushArgs {
             }
             for t in &tags {
                 let target = format!("{}/{}", self.registry, image(ctx, name, t));
-                ctx.run.run(&Cmd::new("docker").args(["tag", source, &target]))?;
-                ctx.run.run(&Cmd::new("docker").args(["push", &target])).with_context(|| {
+                ctx.run.run(&Cmd::from(cmd!(sh, "docker tag {source} {target}")))?;
+                ctx.run.run(&Cmd::from(cmd!(sh, "docker push {target}"))).with_context(|| {
                     format!(
                         "pushing {target} failed\n  fix: check that {} answers (`curl http://{}/v2/`), that you are logged in (`docker login {}`), and for a plain-HTTP registry other than 127.0.0.1 that it is in the engine's insecure-registries",
                         self.registry, self.registry, self.registry

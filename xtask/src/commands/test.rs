@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 
 use clap::Args;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::Env;
 use crate::context::Ctx;
@@ -22,26 +22,26 @@ pub fn plan(compose: &Compose, args: &TestArgs) -> Vec<(String, Cmd)> {
         .copied()
         .filter(|(name, _)| args.suite.as_deref().is_none_or(|s| s == *name))
         .collect();
+    let sh = shell();
+    let tests = compose.clone().with_profiles(&["test"]);
     let mut steps = Vec::new();
-    let mut build = vec!["--profile".to_string(), "test".into(), "build".into()];
-    build.extend(suites.iter().map(|(_, svc)| svc.to_string()));
-    steps.push(("build test images".to_string(), compose.cmd_args(build)));
+    let services = suites.iter().map(|(_, service)| service);
+    steps.push((
+        "build test images".to_string(),
+        tests.cmd(cmd!(sh, "build {services...}")),
+    ));
     if suites.iter().any(|(name, _)| *name == "backend") {
         steps.push((
             "start postgres and redis".to_string(),
-            compose.cmd_args(["up", "--detach", "--wait", "postgres", "redis"]),
+            compose.cmd(cmd!(sh, "up --detach --wait postgres redis")),
         ));
     }
+    let runner_args = &args.args;
     for (name, service) in suites {
-        let mut run = vec![
-            "--profile".to_string(),
-            "test".into(),
-            "run".into(),
-            "--rm".into(),
-            service.to_string(),
-        ];
-        run.extend(args.args.iter().cloned());
-        steps.push((format!("{name} tests"), compose.cmd_args(run)));
+        steps.push((
+            format!("{name} tests"),
+            tests.cmd(cmd!(sh, "run --rm {service} {runner_args...}")),
+        ));
     }
     steps
 }

@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::cmd::{Cmd, program_exists};
+use crate::cmd::{Cmd, cmd, program_exists, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
@@ -18,20 +18,22 @@ const ARTIFACTS: &str = "artifacts/e2e";
 
 /// The browser run, as data.
 pub fn plan(ctx: &Ctx, base_url: &str, args: &TestE2eArgs) -> Vec<Cmd> {
+    let sh = shell();
     let dir = ctx.path(E2E_DIR);
     let mut plan = Vec::new();
     if ctx.run.dry_run || !dir.join("node_modules/playwright-core").is_dir() {
         // Installs exactly the locked playwright-core (no browser download: Debian's chromium is used).
-        plan.push(Cmd::new("npm").args(["ci", "--no-audit", "--no-fund"]).cwd(&dir));
+        plan.push(Cmd::from(cmd!(sh, "npm ci --no-audit --no-fund")).cwd(&dir));
     }
-    let mut run = Cmd::new("node")
-        .args(["run.mjs", "--base-url", base_url, "--chromium", CHROMIUM, "--artifacts"])
-        .arg(ctx.path(ARTIFACTS).display().to_string())
-        .cwd(&dir);
-    if let Some(grep) = &args.grep {
-        run = run.args(["--grep", grep]);
-    }
-    plan.push(run);
+    let artifacts = ctx.path(ARTIFACTS);
+    let grep = args.grep.iter().flat_map(|text| ["--grep", text]);
+    plan.push(
+        Cmd::from(cmd!(
+            sh,
+            "node run.mjs --base-url {base_url} --chromium {CHROMIUM} --artifacts {artifacts} {grep...}"
+        ))
+        .cwd(&dir),
+    );
     plan
 }
 
@@ -85,5 +87,53 @@ impl TestE2eArgs {
             ctx.run.run(&cmd)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dry-run, offline context on this repository's own stack description.
+    fn ctx() -> Ctx {
+        let root = crate::context::project_root();
+        let config = crate::config::Config::load(&root.join(crate::config::CONFIG_PATH)).unwrap();
+        let global = crate::context::Global {
+            dry_run: true,
+            verbose: false,
+            quiet: true,
+            yes: false,
+            offline: true,
+            config: crate::config::CONFIG_PATH.into(),
+        };
+        Ctx::from_parts(root, config, &global)
+    }
+
+    #[test]
+    fn installs_then_drives_chromium_from_the_e2e_directory() {
+        let ctx = ctx();
+        let steps = plan(&ctx, "http://127.0.0.1:8080", &TestE2eArgs { grep: None });
+        assert_eq!(steps[0].argv(), ["npm", "ci", "--no-audit", "--no-fund"]);
+        assert_eq!(steps[0].cwd, Some(ctx.path(E2E_DIR)));
+        let artifacts = ctx.path(ARTIFACTS).display().to_string();
+        assert_eq!(
+            steps[1].argv(),
+            [
+                "node",
+                "run.mjs",
+                "--base-url",
+                "http://127.0.0.1:8080",
+                "--chromium",
+                CHROMIUM,
+                "--artifacts",
+                &artifacts
+            ]
+        );
+        assert_eq!(steps[1].cwd, Some(ctx.path(E2E_DIR)));
+        let grep = TestE2eArgs {
+            grep: Some("login page".into()),
+        };
+        let steps = plan(&ctx, "http://h:1", &grep);
+        assert_eq!(steps[1].argv()[8..], ["--grep", "login page"]);
     }
 }

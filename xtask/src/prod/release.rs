@@ -1,12 +1,14 @@
 //! Release images: which there are, their OCI labels, their tags (`sha-<commit>`, `staging`, `latest`), and
 //! what `build` recorded about them. `cargo xtask build` and `push` share this.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
 
 /// The images a release consists of (compose services with a build section).
@@ -49,21 +51,61 @@ pub fn selected(images: &[String]) -> Vec<String> {
     }
 }
 
+/// One image as `docker image inspect` prints it, reduced to what the xtask reads. `Config` is `null` for
+/// some imported images and `Config.Labels` is `null` (older engines) or left out (newer ones) when there are
+/// none; `Id` and `Size` are always there, so their absence is a changed format and an error.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Inspected {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Size")]
+    pub size: u64,
+    #[serde(rename = "Config")]
+    pub config: Option<InspectedConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InspectedConfig {
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `docker image inspect <image>`: the JSON array [`parse_inspect`] reads.
+pub fn inspect_cmd(image: &str) -> Cmd {
+    let sh = shell();
+    Cmd::from(cmd!(sh, "docker image inspect {image}"))
+}
+
+/// The one image `docker image inspect <image>` printed (an array of one object). Another shape is an error.
+pub fn parse_inspect(text: &str) -> Result<Inspected> {
+    let images: Vec<Inspected> =
+        serde_json::from_str(text.trim()).context("`docker image inspect` printed JSON of an unexpected shape")?;
+    match <[Inspected; 1]>::try_from(images) {
+        Ok([image]) => Ok(image),
+        Err(images) => bail!(
+            "`docker image inspect` of one image described {} image(s)",
+            images.len()
+        ),
+    }
+}
+
 /// `docker image inspect` reduced to what a release records.
 pub fn describe(ctx: &Ctx, image: &str) -> Result<Built> {
-    let out = ctx.run.read(&Cmd::new("docker").args(["image", "inspect", image]))?;
-    let v: Value = serde_json::from_str(out.trim()).context("parsing `docker image inspect`")?;
-    let v = v.get(0).context("docker image inspect returned nothing")?;
+    let cmd = inspect_cmd(image);
+    let out = ctx.run.read(&cmd)?;
+    let inspected = parse_inspect(&out).with_context(|| format!("reading `{cmd}`"))?;
     Ok(Built {
         image: image.to_string(),
-        id: v.get("Id").and_then(Value::as_str).unwrap_or_default().to_string(),
-        size_bytes: v.get("Size").and_then(Value::as_u64).unwrap_or(0),
+        id: inspected.id,
+        size_bytes: inspected.size,
         tags: Vec::new(),
-        labels: v
-            .pointer("/Config/Labels")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
+        labels: inspected
+            .config
+            .and_then(|c| c.labels)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
     })
 }
 
@@ -99,12 +141,9 @@ pub fn check_labels(b: &Built, revision: &str) -> Result<()> {
 }
 
 pub fn worktree_dirty(ctx: &Ctx) -> bool {
+    let sh = shell();
     ctx.run
-        .probe(
-            &Cmd::new("git")
-                .args(["status", "--porcelain", "--untracked-files=no"])
-                .cwd(&ctx.root),
-        )
+        .probe(&Cmd::from(cmd!(sh, "git status --porcelain --untracked-files=no")).cwd(&ctx.root))
         .is_some_and(|p| p.success && !p.stdout.trim().is_empty())
 }
 
@@ -122,7 +161,6 @@ pub fn check_registry(host: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +195,82 @@ mod tests {
         assert!(
             err.contains("org.opencontainers.image.source") && err.contains("fix:"),
             "{err}"
+        );
+    }
+
+    /// `docker image inspect drydock/api:sha-1` on Docker Engine 27 (the parts that vary shortened).
+    const INSPECT: &str = r#"[
+    {
+        "Id": "sha256:3f6c8e0d1b2a4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6",
+        "RepoTags": ["drydock/api:sha-1", "drydock/api:staging"],
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": "buildkit.dockerfile.v0",
+        "Created": "2025-06-02T09:10:11.123456789Z",
+        "DockerVersion": "",
+        "Author": "",
+        "Config": {
+            "User": "10001:10001",
+            "ExposedPorts": {"8000/tcp": {}},
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Entrypoint": ["/usr/local/bin/api"],
+            "Cmd": ["serve"],
+            "WorkingDir": "/",
+            "Labels": {
+                "org.opencontainers.image.revision": "abc",
+                "org.opencontainers.image.title": "drydock api"
+            }
+        },
+        "Architecture": "amd64",
+        "Os": "linux",
+        "Size": 31457280,
+        "GraphDriver": {"Data": null, "Name": "overlayfs"},
+        "RootFS": {"Type": "layers", "Layers": ["sha256:aa", "sha256:bb"]},
+        "Metadata": {"LastTagTime": "2025-06-02T09:10:12.5Z"}
+    }
+]
+"#;
+
+    #[test]
+    fn inspect_output_is_read() {
+        let image = parse_inspect(INSPECT).unwrap();
+        assert_eq!(
+            image.id,
+            "sha256:3f6c8e0d1b2a4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6"
+        );
+        assert_eq!(image.size, 31_457_280);
+        let labels = image.config.and_then(|c| c.labels).unwrap();
+        assert_eq!(labels["org.opencontainers.image.title"], "drydock api");
+        // An image without labels: `null` (older engines) or no key at all (newer ones).
+        let bare = INSPECT.replace(
+            r#""Labels": {
+                "org.opencontainers.image.revision": "abc",
+                "org.opencontainers.image.title": "drydock api"
+            }"#,
+            r#""Labels": null"#,
+        );
+        assert!(parse_inspect(&bare).unwrap().config.unwrap().labels.is_none());
+        let no_key = parse_inspect(r#"[{"Id":"sha256:x","Size":1,"Config":{"User":""}}]"#).unwrap();
+        assert!(no_key.config.unwrap().labels.is_none());
+        assert_eq!(
+            inspect_cmd("drydock/api:dev").argv(),
+            ["docker", "image", "inspect", "drydock/api:dev"]
+        );
+    }
+
+    #[test]
+    fn inspect_of_another_shape_is_an_error() {
+        let err = parse_inspect(&INSPECT.replace("\"Id\"", "\"ID\"")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("`docker image inspect`") && format!("{err:#}").contains("Id"),
+            "{err:#}"
+        );
+        let err = parse_inspect(&INSPECT.replace("31457280", "\"30MB\"")).unwrap_err();
+        assert!(format!("{err:#}").contains("invalid type"), "{err:#}");
+        assert!(parse_inspect("[]").unwrap_err().to_string().contains("0 image(s)"));
+        assert!(
+            parse_inspect(r#"{"Id":"sha256:x","Size":1,"Config":null}"#).is_err(),
+            "not an array"
         );
     }
 
