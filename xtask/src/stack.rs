@@ -209,23 +209,18 @@ fn defined_services(ctx: &Ctx, compose: &Compose) -> Result<Vec<String>> {
 
 /// `docker compose [global args] logs` of a stack (dev-logs, prod-logs). `--tail` was checked by the CLI;
 /// unknown service names are refused before anything runs.
-pub fn logs_of(ctx: &Ctx, compose: &Compose, global: &[&str], args: &LogsArgs) -> Result<()> {
+pub fn logs_of(ctx: &Ctx, compose: &Compose, args: &LogsArgs) -> Result<()> {
     check_services(ctx, compose, &args.services)?;
-    ctx.run.run(&logs_cmd(compose, global, args))?;
+    ctx.run.run(&logs_cmd(compose, args))?;
     Ok(())
 }
 
 /// The `logs` command of [`logs_of`].
-fn logs_cmd(compose: &Compose, global: &[&str], args: &LogsArgs) -> Cmd {
+fn logs_cmd(compose: &Compose, args: &LogsArgs) -> Cmd {
     let sh = shell();
     let (tail, services) = (&args.tail, &args.services);
     let follow = args.follow.then_some("--follow");
-    let logs = cmd!(sh, "logs --tail {tail} {follow...} {services...}");
-    // Global compose flags (e.g. `--profile *`) come before the subcommand.
-    let cmd = match global {
-        [] => compose.cmd(logs),
-        [flag, rest @ ..] => compose.cmd(cmd!(sh, "{flag} {rest...}")).then(logs),
-    };
+    let cmd = compose.cmd(cmd!(sh, "logs --tail {tail} {follow...} {services...}"));
     if args.follow {
         // Following ends with Ctrl-C; keep the terminal as it is.
         cmd.interactive()
@@ -287,7 +282,7 @@ mod tests {
             tail: "5".into(),
             services: vec!["api".into(), "proxy".into()],
         };
-        let cmd = logs_cmd(&compose, &["--profile", "*"], &args);
+        let cmd = logs_cmd(&compose.clone().with_profiles(&["*"]), &args);
         assert_eq!(
             cmd.argv(),
             [
@@ -313,7 +308,7 @@ mod tests {
             tail: "all".into(),
             services: vec![],
         };
-        let cmd = logs_cmd(&compose, &[], &args);
+        let cmd = logs_cmd(&compose, &args);
         assert_eq!(
             cmd.argv(),
             ["docker", "compose", "-p", "dd", "-f", "c.yaml", "logs", "--tail", "all"]

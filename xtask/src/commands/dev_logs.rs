@@ -17,6 +17,6 @@ pub struct DevLogsArgs {
 
 impl DevLogsArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        stack::logs_of(ctx, &Compose::for_env(ctx, Env::Dev)?, &[], &self.logs)
+        stack::logs_of(ctx, &Compose::for_env(ctx, Env::Dev)?, &self.logs)
     }
 }

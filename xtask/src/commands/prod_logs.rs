@@ -16,6 +16,6 @@ pub struct ProdLogsArgs {
 
 impl ProdLogsArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        stack::logs_of(ctx, &current_compose(ctx)?, &["--profile", "*"], &self.logs)
+        stack::logs_of(ctx, &current_compose(ctx)?.with_profiles(&["*"]), &self.logs)
     }
 }
