@@ -57,10 +57,10 @@ docker run -d --name "$p-pg" --network "$net" -v "$p-pgdata:/var/lib/postgresql/
 # Over TCP, not the socket: during initialisation the entrypoint runs a temporary server that listens on the
 # Unix socket only (listen_addresses=''), so a socket pg_isready can answer before init has finished.
 wait_for 60 docker exec "$p-pg" pg_isready -h 127.0.0.1 -U app -d appdb || fail "postgres not ready"
-logs_contain "$p-pg" 'PostgreSQL init process complete' || fail "postgres ready over TCP before its init completed"
+wait_for 10 logs_contain "$p-pg" 'PostgreSQL init process complete' || fail "postgres ready over TCP before its init completed"
 ok "pg_isready -h 127.0.0.1 -U app -d appdb (after the init process completed)"
 got=$(docker run --rm --network "$net" -e PGPASSWORD=s3cret drydock/postgres:17 \
-	psql -h "$p-pg" -U app -d appdb -Atc 'select x from t')
+	psql -h "$p-pg" -U app -d appdb -Atc 'select x from t') || fail "psql over TCP from another container failed"
 [ "$got" = 42 ] && ok "psql over TCP with password from another container (init .sql ran)" || fail "psql got '$got'"
 rc=0; out=$(docker run --rm --network "$net" -e PGPASSWORD=wrong drydock/postgres:17 \
 	psql -h "$p-pg" -U app -d appdb -c 'select 1' 2>&1) || rc=$?
@@ -73,7 +73,7 @@ wait_for 60 docker exec "$p-pg" pg_isready -h 127.0.0.1 -U app -d appdb || fail 
 wait_for 30 logs_contain "$p-pg" 'Skipping initialization' || fail "re-init? no 'Skipping initialization' after the restart"
 inits=$(count_in_logs "$p-pg" 'PostgreSQL init process complete')
 got=$(docker run --rm --network "$net" -e PGPASSWORD=s3cret drydock/postgres:17 \
-	psql -h "$p-pg" -U app -d appdb -Atc 'select count(*) from t')
+	psql -h "$p-pg" -U app -d appdb -Atc 'select count(*) from t') || fail "psql after the restart failed"
 [ "$inits" = 1 ] && [ "$got" = 1 ] && ok "restart does not re-initialise (init ran once, table t kept its row)" \
 	|| fail "re-init? init ran $inits time(s), t has '$got' row(s)"
 for tool in pg_dump pg_restore pg_dumpall; do docker exec "$p-pg" "$tool" --version >/dev/null; done

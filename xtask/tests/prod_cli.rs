@@ -97,6 +97,7 @@ fn prod_up_refuses_secrets_the_containers_cannot_read() {
         "{t}"
     );
     assert!(t.contains("chmod 0444"), "{t}");
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -252,6 +253,7 @@ fn prod_scale_refuses_stateful_services() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("`postgres` cannot be scaled") && t.contains("fix:"), "{t}");
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
 }
 
 #[test]
@@ -263,6 +265,7 @@ fn prod_down_asks_first() {
         t.contains("refusing to stop the production stack `drydock-prod`"),
         "{t}"
     );
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
 }
 
 #[test]
