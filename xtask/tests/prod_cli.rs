@@ -270,8 +270,7 @@ fn prod_down_asks_first() {
 
 #[test]
 fn bad_tag_and_registry_are_refused_before_anything_runs() {
-    // `--tag` and `--registry` are checked by the command, not by clap: exit 1, not the usage-error exit 2
-    // (making them clap value parsers would turn these into usage errors; then expect Some(2) here).
+    // `--tag` and `--registry` are checked by clap's value parsers: usage errors (exit 2) before anything runs.
     for (args, says) in [
         (
             &["--offline", "prod-deploy", "--tag", "a/b"][..],
@@ -284,7 +283,7 @@ fn bad_tag_and_registry_are_refused_before_anything_runs() {
     ] {
         let out = xtask(args);
         let t = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{args:?}:\n{t}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}:\n{t}");
         assert!(
             t.contains(says) && t.contains("fix:"),
             "{args:?}: expected {says:?} in\n{t}"

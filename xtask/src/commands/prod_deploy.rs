@@ -7,13 +7,13 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::context::Ctx;
-use crate::prod::tags::{check_tag, head_tag};
+use crate::prod::tags::{check_tag, head_tag, parse_tag};
 use crate::prod::{rolling, swarm};
 
 #[derive(Debug, Clone, Args)]
 pub struct ProdDeployArgs {
     /// The API image tag to deploy (default: `sha-<HEAD>`, as `cargo xtask build` tags it).
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
     pub tag: Option<String>,
     /// Deploy to Docker Swarm (`docker stack deploy`: start-first rolling update, automatic rollback).
     #[arg(long)]

@@ -16,14 +16,14 @@ use crate::prod::compose::{ensure_monitoring_images, prod_compose};
 use crate::prod::containers::{container_ids, promote};
 use crate::prod::secrets::{check_secrets, generate_secrets, tls_dir};
 use crate::prod::state::DeployState;
-use crate::prod::tags::{image, require_images, tags_for_up};
+use crate::prod::tags::{image, parse_tag, require_images, tags_for_up};
 use crate::stack;
 use crate::term::Style;
 
 #[derive(Debug, Clone, Args)]
 pub struct ProdUpArgs {
     /// Release tag to run (default: the deployed one, else `sha-<HEAD>` as `cargo xtask build` tags it).
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
     pub tag: Option<String>,
     /// Also start the monitoring profile (Prometheus + exporters; Grafana in registry mode only).
     #[arg(long)]

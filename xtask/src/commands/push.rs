@@ -5,16 +5,16 @@ use clap::Args;
 
 use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
-use crate::prod::release::{ExtraTag, RELEASE_IMAGES, check_registry, describe, selected};
-use crate::prod::tags::{check_tag, head_tag, image, require_images};
+use crate::prod::release::{ExtraTag, RELEASE_IMAGES, check_registry, describe, parse_registry, selected};
+use crate::prod::tags::{check_tag, head_tag, image, parse_tag, require_images};
 
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
     /// The registry to push to, as `host[:port]` (e.g. registry.example.com, 127.0.0.1:5000).
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", value_parser = parse_registry)]
     pub registry: String,
     /// The tag to push (default: `sha-<HEAD>`); `staging`/`latest` are pushed too when they point to it.
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
     pub tag: Option<String>,
     /// Which images (default: api, frontend, proxy).
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(RELEASE_IMAGES))]

@@ -147,6 +147,13 @@ pub fn worktree_dirty(ctx: &Ctx) -> bool {
         .is_some_and(|p| p.success && !p.stdout.trim().is_empty())
 }
 
+/// `--registry` as clap checks it (a usage error, exit 2, before anything runs).
+pub fn parse_registry(host: &str) -> Result<String, String> {
+    check_registry(host)
+        .map(|()| host.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// Checks `host[:port]`: no scheme, no path.
 pub fn check_registry(host: &str) -> Result<()> {
     let ok = !host.is_empty()

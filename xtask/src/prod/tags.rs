@@ -20,6 +20,11 @@ pub fn image(ctx: &Ctx, name: &str, tag: &str) -> String {
     format!("{}/{name}:{tag}", ctx.config.images.prefix)
 }
 
+/// `--tag` as clap checks it (a bad tag is a usage error, exit 2, before anything runs).
+pub fn parse_tag(tag: &str) -> Result<String, String> {
+    check_tag(tag).map(|()| tag.to_string()).map_err(|e| format!("{e:#}"))
+}
+
 /// Docker tag syntax: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn check_tag(tag: &str) -> Result<()> {
     let ok = !tag.is_empty()
