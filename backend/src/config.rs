@@ -36,6 +36,18 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Which requests get an access-log line (`ACCESS_LOG`). Successful health probes never do (orchestrators send
+/// one every few seconds per replica; failed checks log their own warning), whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Every request (the default).
+    All,
+    /// Only responses with a 4xx or 5xx status.
+    Errors,
+    /// None (metrics still count every request).
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -115,6 +127,7 @@ pub struct Settings {
     pub api_port: u16,
     pub metrics_port: u16,
     pub log_format: LogFormat,
+    pub access_log: AccessLog,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     /// How long a readiness result is reused, so a flood of probes cannot saturate the pool.
@@ -318,6 +331,18 @@ impl Settings {
             );
         }
         let log_format = log_format(&mut env);
+        let access_log = match env.string_or("ACCESS_LOG", "all").trim().to_ascii_lowercase().as_str() {
+            "all" => AccessLog::All,
+            "errors" => AccessLog::Errors,
+            "off" => AccessLog::Off,
+            other => {
+                env.problem(
+                    "ACCESS_LOG",
+                    format!("{other:?} is not valid; expected `all`, `errors` or `off`"),
+                );
+                AccessLog::All
+            }
+        };
         let request_timeout = millis(env.parse_or("REQUEST_TIMEOUT_MS", 10_000u64, "milliseconds"));
         let body_limit_bytes = env.parse_or("BODY_LIMIT_BYTES", 64 * 1024usize, "a size in bytes");
         let readiness_cache = millis(env.parse_or("READINESS_CACHE_MS", 2000u64, "milliseconds"));
@@ -339,6 +364,7 @@ impl Settings {
             api_port,
             metrics_port,
             log_format,
+            access_log,
             request_timeout,
             body_limit_bytes,
             readiness_cache,
@@ -409,6 +435,7 @@ mod tests {
         assert_eq!(s.database.port, 5432);
         assert_eq!(s.redis.port, 6379);
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.access_log, AccessLog::All);
         assert!(s.redis.password.is_none());
         assert_eq!(s.database.password.expose_secret(), "s3cret");
     }
@@ -480,6 +507,7 @@ mod tests {
         let mut pairs = MINIMAL.to_vec();
         pairs.extend([
             ("LOG_FORMAT", "xml"),
+            ("ACCESS_LOG", "sometimes"),
             ("METRICS_PORT", "8000"),
             ("DATABASE_PORT", "0"),
             ("RATE_LIMIT_WINDOW_SECS", "0"),
@@ -488,7 +516,13 @@ mod tests {
         let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
         assert_eq!(
             vars,
-            ["METRICS_PORT", "LOG_FORMAT", "DATABASE_PORT", "RATE_LIMIT_WINDOW_SECS"]
+            [
+                "METRICS_PORT",
+                "LOG_FORMAT",
+                "ACCESS_LOG",
+                "DATABASE_PORT",
+                "RATE_LIMIT_WINDOW_SECS"
+            ]
         );
     }
 
