@@ -84,17 +84,30 @@ fn build_metadata(ctx: &Ctx) -> Vec<(String, String)> {
 }
 
 /// The current commit, read from `.git` directly (no process: this runs on every compose call).
+/// In a linked worktree `.git` is a file (`gitdir: <dir>`): HEAD is read there, branch refs from the
+/// main repository's directory (the worktree's `commondir`).
 pub fn git_revision(ctx: &Ctx) -> Option<String> {
-    let git = ctx.root.join(".git");
+    let mut git = ctx.root.join(".git");
+    let mut common = git.clone();
+    if git.is_file() {
+        let link = std::fs::read_to_string(&git).ok()?;
+        git = ctx.root.join(link.trim().strip_prefix("gitdir:")?.trim());
+        common = match std::fs::read_to_string(git.join("commondir")) {
+            Ok(dir) => git.join(dir.trim()),
+            Err(_) => git.clone(),
+        };
+    }
     let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
     let head = head.trim();
     let Some(reference) = head.strip_prefix("ref: ") else {
         return Some(head.to_string());
     };
-    if let Ok(sha) = std::fs::read_to_string(git.join(reference)) {
-        return Some(sha.trim().to_string());
+    for dir in [&git, &common] {
+        if let Ok(sha) = std::fs::read_to_string(dir.join(reference)) {
+            return Some(sha.trim().to_string());
+        }
     }
-    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
     packed
         .lines()
         .find_map(|line| line.strip_suffix(reference).map(|sha| sha.trim().to_string()))
