@@ -235,7 +235,7 @@ fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result
             .unwrap_or_default();
         if node != "active" {
             bail!(
-                "this Docker engine is not part of a swarm (state: {node:?})\n  fix: docker swarm init --advertise-addr 127.0.0.1   (single node), or run this on a manager node"
+                "this Docker engine is not part of a swarm (state: {node:?})\n  fix: run it against a manager (DOCKER_HOST=ssh://user@manager), or make a single-node swarm: docker swarm init --advertise-addr 127.0.0.1 && docker node update --label-add {DB_NODE_LABEL}=true $(docker info --format '{{{{.Swarm.NodeID}}}}')"
             );
         }
         check_secrets(ctx, false)?;
