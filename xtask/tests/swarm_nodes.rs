@@ -398,9 +398,14 @@ impl Cluster {
             } else {
                 c.nodes.iter().collect()
             };
-            for node in targets {
-                c.remote_ok(node, &["load", "-i", &path]);
-            }
+            // One stream per node, side by side (each `docker load` waits mostly on its node's disk).
+            let c = &c;
+            std::thread::scope(|scope| {
+                for node in targets {
+                    let path = &path;
+                    scope.spawn(move || c.remote_ok(node, &["load", "-i", path]));
+                }
+            });
             std::fs::remove_file(&path).unwrap();
         }
         println!(
