@@ -125,7 +125,9 @@ pub fn prodtest_lock() -> TestLock {
 /// images when this commit's are not built (local re-runs after an unrelated commit; CI always builds).
 pub fn prepare_release_images() {
     // The tag `cargo xtask build` gives this commit, from its dry run ("... release images ... as sha-xxxxxxx").
-    let plan = text(&xtask(&["--offline", "--dry-run", "build"]));
+    let out = xtask(&["--offline", "--dry-run", "build"]);
+    let plan = text(&out);
+    assert!(out.status.success(), "cargo xtask --dry-run build failed:\n{plan}");
     let head = plan
         .split(" as sha-")
         .nth(1)
