@@ -12,7 +12,9 @@
 //!    retries any request that meets a closing replica on another one), then remove them.
 //!
 //! `--swarm` deploys the same compose files to Docker Swarm instead: `docker compose config` rendered for
-//! `docker stack deploy` (start-first updates, automatic rollback, API tasks by DNS round robin).
+//! `docker stack deploy` (start-first updates, automatic rollback, API tasks by DNS round robin), also to a
+//! remote manager (`DOCKER_HOST=ssh://...`): bind-mounted files travel as configs/secrets, the databases
+//! stay on the node labelled `drydock.db=true`.
 
 use std::time::{Duration, Instant};
 
@@ -638,7 +640,7 @@ pub fn swarm_stack(mut config: Value, publish: bool, api: &str, databases: &[&st
             }
         }
         if name == api {
-            // One replica per node as far as the nodes go (and start-first updates still fit).
+            // Even over the nodes (a preference, not a limit: a start-first update still fits on one node).
             deploy["placement"]["preferences"] = json!([{"spread": "node.id"}]);
         }
         let proxy_env = if name == "proxy" {
