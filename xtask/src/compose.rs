@@ -62,20 +62,6 @@ impl Compose {
         self
     }
 
-    /// TRANSITIONAL (being replaced by [`Compose::cmd`] at every call site): the subcommand as strings.
-    pub fn cmd_args<I, S>(&self, args: I) -> Cmd
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let sh = shell();
-        let args: Vec<String> = args.into_iter().map(Into::into).collect();
-        let Some((first, rest)) = args.split_first() else {
-            return self.cmd(cmd!(sh, "true")).args(Vec::<String>::new());
-        };
-        self.cmd(cmd!(sh, "{first} {rest...}"))
-    }
-
     /// `docker compose -p <project> -f <file>... [--env-file <file>]` followed by a compose subcommand
     /// written with `cmd!`: `compose.cmd(cmd!(sh, "up --detach --wait {service}"))`.
     pub fn cmd(&self, subcommand: xshell::Cmd<'_>) -> Cmd {

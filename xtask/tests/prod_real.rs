@@ -1,15 +1,13 @@
 //! Real production tests: the hardened stack, zero-downtime deploys and rollbacks under load, scaling,
-//! self-healing, TLS, pushing to a registry and Swarm. They need Docker (and build the release images if
+//! self-healing, TLS and pushing to a registry. They need Docker (and build the release images if
 //! missing), take minutes, and use their own compose projects (`drydock-prodtest*`) and loopback ports
-//! (19080-19443, 15000, 19180), so they never touch a developer's stacks. Run them one at a time:
+//! (19080-19443, 15000), so they never touch a developer's stacks. Run them one at a time:
 //!
 //!   cargo test -p xtask --test prod_real -- --ignored --test-threads=1 --nocapture
 //!
 //! One run at a time: every test takes `target/drydock/prodtest.lock`. `DRYDOCK_TEST_REUSE_IMAGES=1` reuses
 //! the last `prodtest-v1` images when this commit's release images are not built (local re-runs).
-//! The Swarm test turns the engine into a single-node swarm and leaves it afterwards when it started it;
-//! on Docker 20.10 containers started meanwhile by someone else can lose Docker's embedded DNS when the
-//! node leaves the swarm, so run it when no other stack is being started on the engine (as CI does).
+//! Swarm is tested on engines of its own (three nodes in containers, never this engine): tests/swarm_nodes.rs.
 //!
 //! Load is generated here (std only): a few threads sending GETs through the edge proxy on 127.0.0.1,
 //! bounded in rate, count and time. A request fails when it errors or answers anything but 200.
@@ -113,7 +111,7 @@ fn image_exists(image: &str) -> bool {
 
 /// The release images as `prodtest-v1`, a "new" API image `prodtest-v2` (same binary, another label), a
 /// broken one that starts but never becomes healthy (listens on 127.0.0.2 only) and one that crashes at start.
-/// One production test at a time on this machine (they share project names, ports and the swarm): a lock
+/// One production test at a time on this machine (they share project names, ports and image tags): a lock
 /// file holding the owner's pid, taken over when that process is gone. Released when the guard drops.
 struct TestLock(PathBuf);
 
@@ -878,115 +876,6 @@ fn push_to_a_local_registry() {
         let _ = docker(&["rmi", &format!("127.0.0.1:15000/drydock/{n}:{V1}")]);
     }
     docker_ok(&["rm", "-f", "-v", name]);
-}
-
-#[test]
-#[ignore = "needs Docker; turns this engine into a single-node swarm for the test (and back) — minutes"]
-fn swarm_deploy_start_first_and_automatic_rollback_under_load() {
-    let _lock = lock();
-    prepare_images();
-    let project = "drydock-prodtest";
-    let stack = format!("{project}-swarm");
-    let state = docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
-        .trim()
-        .to_string();
-    let we_started_swarm = state != "active";
-    if we_started_swarm {
-        docker_ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    }
-    remove_stack(&stack);
-    let _ = std::fs::remove_file(root().join(".drydock").join(format!("deploy-{stack}.json")));
-
-    let result = std::panic::catch_unwind(|| {
-        ensure_secrets();
-        ok(project, &["prod-deploy", "--swarm", "--tag", V1, "--timeout", "300"]);
-        // Swarm's ingress cannot publish on loopback only: a relay container on the stack's attachable
-        // network publishes the proxy on 127.0.0.1:19180.
-        let relay_conf = work_dir().join("relay.conf");
-        std::fs::write(
-            &relay_conf,
-            "server { listen 8080; resolver 127.0.0.11 valid=5s; set $u http://proxy:8080; location / { proxy_pass $u; proxy_next_upstream error timeout http_502; } }\n",
-        )
-        .unwrap();
-        let relay = "drydock-prodtest-swarm-relay";
-        let _ = docker(&["rm", "-f", relay]);
-        docker_ok(&[
-            "run",
-            "-d",
-            "--name",
-            relay,
-            "--network",
-            &format!("{stack}_frontend"),
-            "-p",
-            "127.0.0.1:19180:8080",
-            "--read-only",
-            "--tmpfs",
-            "/tmp",
-            "-v",
-            &format!("{}:/etc/nginx/conf.d/default.conf:ro", relay_conf.display()),
-            "drydock/nginx:1.26",
-        ]);
-        wait_for_200(19180, "/api/v1/items", Duration::from_secs(120));
-
-        let load = start_load(19180, 4, Duration::from_millis(40), Duration::from_secs(400));
-        std::thread::sleep(Duration::from_secs(3));
-        ok(project, &["prod-deploy", "--swarm", "--tag", V2, "--timeout", "300"]);
-        std::thread::sleep(Duration::from_secs(3));
-        let s = load.finish();
-        report("swarm: prod-deploy --swarm v1 -> v2", &s);
-        assert_eq!(s.failed, 0);
-
-        let load = start_load(19180, 4, Duration::from_millis(40), Duration::from_secs(400));
-        let out = xtask(
-            project,
-            &["prod-deploy", "--swarm", "--tag", CRASHING, "--timeout", "300"],
-        );
-        std::thread::sleep(Duration::from_secs(3));
-        let s = load.finish();
-        report("swarm: deploy of a crashing image (automatic rollback)", &s);
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        assert!(text(&out).contains("rolled the API back"), "{}", text(&out));
-        assert_eq!(s.failed, 0);
-        let image = docker_ok(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-            &format!("{stack}_api"),
-        ]);
-        assert!(image.contains(V2), "after the rollback the service runs {image}");
-        let _ = docker(&["rm", "-f", relay]);
-    });
-    remove_stack(&stack);
-    if we_started_swarm {
-        std::thread::sleep(Duration::from_secs(10));
-        let _ = docker(&["swarm", "leave", "--force"]);
-    }
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-}
-
-/// `docker stack rm`, then (once its containers are gone) its volumes: a fresh database every run.
-fn remove_stack(stack: &str) {
-    let _ = docker(&["rm", "-f", "drydock-prodtest-swarm-relay"]);
-    let _ = docker(&["stack", "rm", stack]);
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let left = docker_ok(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=com.docker.stack.namespace={stack}"),
-        ]);
-        if left.trim().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    for v in ["postgres-data", "redis-data"] {
-        let _ = docker(&["volume", "rm", &format!("{stack}_{v}")]);
-    }
 }
 
 #[test]

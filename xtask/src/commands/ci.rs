@@ -41,50 +41,6 @@ pub struct Step {
     pub always: bool,
     /// Skipped when a step it needs failed: the indexes of those steps.
     pub needs: Vec<usize>,
-    /// A condition checked just before the step: `Err(reason)` skips it, reported as skipped with the reason.
-    pub guard: Option<Guard>,
-}
-
-/// See [`Step::guard`].
-pub type Guard = fn(&Ctx) -> Result<(), String>;
-
-/// Leaving swarm mode on Docker Engine 20.10 breaks the embedded DNS of containers that were running
-/// meanwhile. In CI (or with only our own test stacks up) that harms nothing; on a developer's machine it would
-/// break their running dev stack, so there the swarm test waits for a quiet engine.
-fn swarm_test_is_safe(ctx: &Ctx) -> Result<(), String> {
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-        return Ok(());
-    }
-    let ours = ci_project(&ctx.config.project.name);
-    let sh = shell();
-    let project = r#"{{.Label "com.docker.compose.project"}}"#;
-    let probe = ctx
-        .run
-        .probe(&Cmd::from(cmd!(sh, "docker ps --format {project}")))
-        .filter(|p| p.success)
-        .ok_or("cannot list the running containers")?;
-    let others: Vec<&str> = probe
-        .stdout
-        .lines()
-        .map(str::trim)
-        .filter(|p| *p != ours && !p.starts_with("drydock-prodtest"))
-        .collect();
-    if others.is_empty() {
-        return Ok(());
-    }
-    let mut projects = others.clone();
-    projects.sort_unstable();
-    projects.dedup();
-    Err(format!(
-        "{} other running container(s) (compose projects: {}) would lose Docker DNS when the engine leaves swarm \
-         mode; stop them (e.g. `cargo xtask dev-down`) or run with CI=1 to include the swarm test",
-        others.len(),
-        projects
-            .iter()
-            .map(|p| if p.is_empty() { "none" } else { p })
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
 }
 
 /// The plan, as data: tests assert on it and `--dry-run` prints it.
@@ -94,7 +50,7 @@ fn swarm_test_is_safe(ctx: &Ctx) -> Result<(), String> {
 /// tear-down that always runs.
 pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     let sh = shell();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = ctx.vars.cargo.clone();
     let root = ctx.root.clone();
     let env = ci_env(&ctx.config.project.name);
     let isolated = |mut cmd: Cmd| {
@@ -121,7 +77,6 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
             cmd,
             always: false,
             needs,
-            guard: None,
         });
         steps.len() - 1
     };
@@ -179,25 +134,21 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         )))
     };
     add("backup fault tests", real_tests("backup_real", &[]), base.clone());
+    add("dev stack checks", real_tests("dev_real", &[]), vec![images]);
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
         "production tests",
-        real_tests("prod_real", &["--skip", "swarm", "--nocapture"]),
+        real_tests("prod_real", &["--nocapture"]),
         vec![images],
     );
-    let swarm = add(
-        "swarm test",
-        real_tests("prod_real", &["swarm", "--nocapture"]),
-        vec![images],
-    );
-    steps[swarm].guard = Some(swarm_test_is_safe);
+    // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
+    add("swarm test", real_tests("swarm_nodes", &["--nocapture"]), vec![images]);
     if !args.keep_stack {
         steps.push(Step {
             name: "dev-down",
             cmd: xtask(cmd!(sh, "dev-down --volumes --yes")),
             always: true,
             needs: vec![],
-            guard: None,
         });
     }
     steps
@@ -248,19 +199,6 @@ impl CiArgs {
                 results.push((Outcome::Skipped, 0.0));
                 continue;
             }
-            if let Some(guard) = step.guard
-                && !ctx.run.dry_run
-                && let Err(reason) = guard(ctx)
-            {
-                ctx.say(&format!(
-                    "step {}/{}: {} — skipped: {reason}",
-                    i + 1,
-                    steps.len(),
-                    step.name
-                ));
-                results.push((Outcome::Skipped, 0.0));
-                continue;
-            }
             ctx.say(&format!("step {}/{}: {}", i + 1, steps.len(), step.name));
             let t = Instant::now();
             let outcome = match ctx.run.run(&step.cmd) {
@@ -298,7 +236,7 @@ impl CiArgs {
         } else {
             println!("{passed} passed, {failed} failed");
         }
-        // A step skipped because another failed is covered by that failure; a guarded skip says why above.
+        // A step is only ever skipped because a step it needs failed: that failure fails the run.
         if failed > 0 {
             bail!("ci: {failed} step(s) failed");
         }
@@ -365,15 +303,13 @@ mod tests {
                 "xtask",
                 "--locked",
                 "--test",
-                "prod_real",
+                "swarm_nodes",
                 "--",
                 "--ignored",
                 "--test-threads=1",
-                "swarm",
                 "--nocapture"
             ]
         );
-        assert!(swarm.guard.is_some());
         assert_eq!(steps.last().map(|s| (s.name, s.always)), Some(("dev-down", true)));
         let logs = stack_logs(&step("dev-up").cmd);
         assert_eq!(logs.argv(), [cargo.as_str(), "xtask", "dev-logs", "--tail", "80"]);

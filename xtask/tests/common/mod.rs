@@ -40,3 +40,263 @@ pub fn xtask_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 pub fn xtask(args: &[&str]) -> Output {
     xtask_env(args, &[])
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The production tests' shared pieces (the same as in prod_real.rs): one run at a time, the release images
+// tagged for the tests, and a bounded loopback load.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const V1: &str = "prodtest-v1";
+pub const V2: &str = "prodtest-v2";
+pub const BROKEN: &str = "prodtest-broken";
+pub const CRASHING: &str = "prodtest-crash";
+
+/// `docker <args>` on this machine's engine (whatever DOCKER_HOST this process has).
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+/// [`docker`] that must succeed: its stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed:\n{}",
+        args.join(" "),
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn image_exists(image: &str) -> bool {
+    docker(&["image", "inspect", image]).status.success()
+}
+
+/// One production test at a time on this machine (they share image tags, project names and ports): the lock
+/// file `target/drydock/prodtest.lock` (prod_real.rs takes the same one) holding the owner's pid, taken over
+/// when that process is gone. Released when the guard drops.
+pub struct TestLock(PathBuf);
+
+impl Drop for TestLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn prodtest_lock() -> TestLock {
+    let path = root().join("target/drydock/prodtest.lock");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let started = Instant::now();
+    loop {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                write!(f, "{}", std::process::id()).unwrap();
+                return TestLock(path);
+            }
+            Err(_) => {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                let alive = !owner.trim().is_empty() && Path::new(&format!("/proc/{}", owner.trim())).exists();
+                if !alive {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(1800),
+                    "another production test run (pid {owner}) holds {} for 30 min",
+                    path.display()
+                );
+                if started.elapsed().as_secs().is_multiple_of(60) {
+                    println!("waiting for the production test run of pid {} to finish", owner.trim());
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The release images of this commit (built by `cargo xtask build` when missing) as `prodtest-v1`, plus the
+/// derived API images of [`tag_derived_images`]. `DRYDOCK_TEST_REUSE_IMAGES=1` reuses the last `prodtest-v1`
+/// images when this commit's are not built (local re-runs after an unrelated commit; CI always builds).
+pub fn prepare_release_images() {
+    // The tag `cargo xtask build` gives this commit, from its dry run ("... release images ... as sha-xxxxxxx").
+    let out = xtask(&["--offline", "--dry-run", "build"]);
+    let plan = text(&out);
+    assert!(out.status.success(), "cargo xtask --dry-run build failed:\n{plan}");
+    let head = plan
+        .split(" as sha-")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(|h| format!("sha-{h}"))
+        .unwrap_or_else(|| panic!("no tag in the build plan:\n{plan}"));
+    let have = |tag: &str| {
+        ["api", "frontend", "proxy"]
+            .iter()
+            .all(|n| image_exists(&format!("drydock/{n}:{tag}")))
+    };
+    if !have(&head) {
+        if std::env::var("DRYDOCK_TEST_REUSE_IMAGES").is_ok_and(|v| v == "1") && have(V1) {
+            println!("reusing the existing drydock/*:{V1} images (DRYDOCK_TEST_REUSE_IMAGES=1)");
+            tag_derived_images();
+            return;
+        }
+        let out = xtask(&["--offline", "build"]);
+        assert!(out.status.success(), "cargo xtask build failed:\n{}", text(&out));
+    }
+    for name in ["api", "frontend", "proxy"] {
+        docker_ok(&[
+            "tag",
+            &format!("drydock/{name}:{head}"),
+            &format!("drydock/{name}:{V1}"),
+        ]);
+    }
+    tag_derived_images();
+}
+
+/// The derived API images from `prodtest-v1`: `prodtest-v2` (same binary, another label), a broken one that
+/// starts but never becomes healthy (listens on 127.0.0.2 only) and one that crashes at start.
+pub fn tag_derived_images() {
+    let commit = |tag: &str, change: &str| {
+        let c = docker_ok(&["create", &format!("drydock/api:{V1}")]).trim().to_string();
+        docker_ok(&["commit", "--change", change, &c, &format!("drydock/api:{tag}")]);
+        docker_ok(&["rm", &c]);
+    };
+    commit(V2, "LABEL drydock.test.release=v2");
+    commit(BROKEN, "ENV API_HOST=127.0.0.2");
+    commit(CRASHING, "ENV REQUEST_TIMEOUT_MS=not-a-number");
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total: u64,
+    pub failed: u64,
+    pub failures: Vec<String>,
+}
+
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<Stats>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// `workers` threads, each sending one GET every `interval` to 127.0.0.1:`port`, alternating the API list
+/// and /health; every thread stops after `max` (time) or 20 000 requests at the latest. A request fails when
+/// it errors or answers anything but 200.
+pub fn start_load(port: u16, workers: usize, interval: Duration, max: Duration) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let handles = (0..workers)
+        .map(|w| {
+            let (stop, stats) = (stop.clone(), stats.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < max && i < 20_000 {
+                    let path = if (i + w as u64).is_multiple_of(2) {
+                        "/api/v1/items?per_page=5"
+                    } else {
+                        "/health"
+                    };
+                    let sent = Instant::now();
+                    let result = http_get(port, path, "127.0.0.1");
+                    let mut s = stats.lock().unwrap();
+                    s.total += 1;
+                    if !matches!(result, Ok((200, _, _))) {
+                        s.failed += 1;
+                        if s.failures.len() < 20 {
+                            s.failures.push(format!("{path}: {result:?}"));
+                        }
+                    }
+                    drop(s);
+                    i += 1;
+                    std::thread::sleep(interval.saturating_sub(sent.elapsed()));
+                }
+            })
+        })
+        .collect();
+    Load {
+        stop,
+        stats,
+        workers: handles,
+    }
+}
+
+impl Load {
+    /// Stops the threads (each finishes its request in flight) and returns the figures.
+    pub fn finish(self) -> Stats {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.workers {
+            h.join().unwrap();
+        }
+        self.stats.lock().unwrap().clone()
+    }
+}
+
+/// HTTP/1.0 GET to 127.0.0.1:`port`: (status, headers, body).
+pub fn http_get(port: u16, path: &str, host: &str) -> Result<(u16, String, String), String> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(format!("bad response {head:?}"))?;
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+/// Polls `path` on 127.0.0.1:`port` until it answers 200 (panics after `within`).
+pub fn wait_for_200(port: u16, path: &str, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let last = http_get(port, path, "127.0.0.1");
+        if let Ok((200, _, _)) = last {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{path} did not answer 200 within {within:?} (last: {last:?})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The load figures of one phase, as the production tests print them (CI shows these lines).
+pub fn report(what: &str, s: &Stats) {
+    println!("LOAD {what}: {}/{} requests failed", s.failed, s.total);
+    for f in &s.failures {
+        println!("  failure: {f}");
+    }
+}
+
+impl Load {
+    /// Requests sent so far.
+    pub fn sent(&self) -> u64 {
+        self.stats.lock().unwrap().total
+    }
+
+    /// Polls until `more` requests beyond the current count have been sent (panics after `within`): the load
+    /// is really flowing before and after the step it surrounds.
+    pub fn wait_for(&self, more: u64, within: Duration) {
+        let target = self.sent() + more;
+        let started = Instant::now();
+        while self.sent() < target {
+            assert!(
+                started.elapsed() < within,
+                "the load sent {} of {target} requests within {within:?}",
+                self.sent()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

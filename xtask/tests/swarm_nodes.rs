@@ -1,0 +1,815 @@
+//! `prod-deploy --swarm` on a Docker Swarm of engines of its own, never the host's: three Docker Engine 26
+//! nodes in containers (`drydock/swarm-node:trixie`, infra/images/swarm-node/; 1 manager + 2 workers) on a
+//! private container network, reached over SSH with a key made for the run. The xtask talks to the manager
+//! as a remote engine (`DOCKER_HOST=ssh://root@127.0.0.1:<port>`), like an operator's laptop talks to a
+//! server, so nothing of this checkout exists on the nodes: the stack's files travel as Swarm configs and
+//! secrets, the images by `docker save` here and `docker load` over SSH into each node (no registry: the
+//! release images are local, and `--resolve-image never` deploys exactly those).
+//!
+//!   cargo test -p xtask --test swarm_nodes -- --ignored --nocapture
+//!
+//! Host-side traffic goes to 127.0.0.1 only (each node publishes its SSH port and the proxy's ports there);
+//! node-to-node traffic (swarm join, overlay networks) stays on the private network. Everything the run
+//! creates (nodes, their volumes, the network, the key and the temporary files) carries the labels
+//! `drydock.test=swarm-nodes` + `drydock.test.owner=<pid>` and is removed at the end, also when the test
+//! panics (the `Cluster` guard); leftovers of a killed run (owner gone) are removed at the next start.
+//! It takes `target/drydock/prodtest.lock` like prod_real.rs (they share the `prodtest-*` image tags).
+//!
+//! Load is generated here (std only, tests/common): threads sending GETs to the proxy on 127.0.0.1, bounded
+//! in rate, count and time. A request fails when it errors or answers anything but 200.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    CRASHING, V1, V2, docker, docker_ok, image_exists, prepare_release_images, prodtest_lock, report, root, start_load,
+    text, wait_for_200, xtask_env,
+};
+
+const PROJECT: &str = "drydock-swarmtest";
+/// `prod-deploy --swarm` names the stack `<project>-swarm`.
+const STACK: &str = "drydock-swarmtest-swarm";
+const NODE_IMAGE: &str = "drydock/swarm-node:trixie";
+const LABEL: &str = "drydock.test=swarm-nodes";
+const OWNER_LABEL: &str = "drydock.test.owner";
+/// The proxy's host-mode ports inside each node (each node's own network namespace).
+const HTTP_PORT: u16 = 19080;
+const HTTPS_PORT: u16 = 19443;
+/// The node labelled for the databases (a worker, so that the pin is visible).
+const DB_NODE: usize = 1;
+const DB_LABEL: &str = "drydock.db=true";
+
+struct Node {
+    /// Container name = hostname = swarm node name.
+    name: String,
+    /// Its address on the private network.
+    ip: String,
+    ssh_port: u16,
+    http_port: u16,
+    https_port: u16,
+}
+
+/// The nodes and everything around them; removed when dropped (see [`Cluster::teardown`]).
+struct Cluster {
+    dir: PathBuf,
+    network: Option<String>,
+    volumes: Vec<String>,
+    containers: Vec<String>,
+    nodes: Vec<Node>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let problems = self.teardown();
+        if !problems.is_empty() {
+            eprintln!("swarm test clean-up problems:\n  {}", problems.join("\n  "));
+        }
+    }
+}
+
+fn ok_status(what: &str, out: &Output) -> String {
+    assert!(out.status.success(), "{what} failed ({}):\n{}", out.status, text(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pid_alive(pid: &str) -> bool {
+    !pid.trim().is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists()
+}
+
+/// `name owner` lines of the labelled objects of one kind (`ps -a`, `volume ls`, `network ls`).
+fn labelled(list: &[&str]) -> Vec<(String, String)> {
+    let format = format!("{{{{.Names}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");
+    let format = if list[0] == "ps" {
+        format
+    } else {
+        format.replace(".Names", ".Name")
+    };
+    let filter = format!("label={LABEL}");
+    let mut args = list.to_vec();
+    args.extend(["--filter", &filter]);
+    args.extend(["--format", &format]);
+    docker_ok(&args)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, o)| (n.to_string(), o.trim().to_string()))
+        .collect()
+}
+
+/// Removes what runs of this test left behind when their process is gone (a SIGKILLed run has no Drop).
+fn sweep_leftovers() {
+    let dead = |list: &[&str]| -> Vec<String> {
+        labelled(list)
+            .into_iter()
+            .filter(|(_, owner)| !pid_alive(owner))
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let containers = dead(&["ps", "-a"]);
+    if !containers.is_empty() {
+        println!("removing the nodes of an earlier run: {containers:?}");
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(containers.iter().map(String::as_str));
+        docker_ok(&args);
+    }
+    for v in dead(&["volume", "ls"]) {
+        docker_ok(&["volume", "rm", &v]);
+    }
+    for n in dead(&["network", "ls"]) {
+        docker_ok(&["network", "rm", &n]);
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(&format!("{PROJECT}-"))
+                && !pid_alive(pid)
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// The node image, built offline from drydock/base:trixie when missing (infra/images/compose.yaml).
+fn ensure_node_image() {
+    if image_exists(NODE_IMAGE) {
+        return;
+    }
+    assert!(
+        image_exists("drydock/base:trixie"),
+        "drydock/base:trixie is missing\n  fix: cargo xtask images build-offline   (or cargo xtask dev-up)"
+    );
+    let out = Command::new("docker")
+        .args(["compose", "-p", "drydock-images", "-f"])
+        .arg(root().join("infra/images/compose.yaml"))
+        .args(["build", "swarm-node"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok_status("docker compose build swarm-node", &out);
+}
+
+/// The program's path on PATH.
+fn program(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("{name} is not on PATH (Debian: apt-get install openssh-client)"))
+}
+
+fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_mode(path: &Path, content: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+impl Cluster {
+    /// Creates the network, the key, three nodes, the swarm, and puts the images on the nodes.
+    fn start() -> Cluster {
+        use std::os::unix::fs::PermissionsExt;
+        sweep_leftovers();
+        let pid = std::process::id().to_string();
+        let run = format!("{PROJECT}-{pid}");
+        let dir = std::env::temp_dir().join(&run);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut c = Cluster {
+            dir: dir.clone(),
+            network: None,
+            volumes: Vec::new(),
+            containers: Vec::new(),
+            nodes: Vec::new(),
+        };
+        let owner = format!("{OWNER_LABEL}={pid}");
+
+        // The key of this run, and ssh settings that never prompt: this key only, host keys checked against
+        // a known_hosts file made below from the nodes' own host keys.
+        let key = dir.join("id_ed25519");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", &run, "-f"])
+            .arg(&key)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        ok_status("ssh-keygen", &out);
+        let public = std::fs::read_to_string(dir.join("id_ed25519.pub")).unwrap();
+
+        let network = format!("{run}-net");
+        docker_ok(&["network", "create", "--label", LABEL, "--label", &owner, &network]);
+        c.network = Some(network.clone());
+
+        for role in ["manager", "worker1", "worker2"] {
+            let name = format!("{run}-{role}");
+            let volume = format!("{name}-docker");
+            docker_ok(&["volume", "create", "--label", LABEL, "--label", &owner, &volume]);
+            c.volumes.push(volume.clone());
+            let authorized = format!("SSH_AUTHORIZED_KEYS={}", public.trim());
+            let engine = format!("{volume}:/var/lib/docker");
+            let ports: Vec<String> = [22, HTTP_PORT, HTTPS_PORT]
+                .iter()
+                .map(|p| format!("127.0.0.1::{p}"))
+                .collect();
+            let mut args = vec![
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--hostname",
+                &name,
+                "--label",
+                LABEL,
+                "--label",
+                &owner,
+                "--network",
+                &network,
+                // Docker-in-Docker without --privileged (refused here): see shared/ENVIRONMENT.md.
+                "--cap-add",
+                "ALL",
+                "--cap-drop",
+                "SYS_RESOURCE",
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "--security-opt",
+                "systempaths=unconfined",
+                "-v",
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                "-v",
+                &engine,
+                "-e",
+                &authorized,
+            ];
+            for p in &ports {
+                args.extend(["-p", p.as_str()]);
+            }
+            args.push(NODE_IMAGE);
+            docker_ok(&args);
+            c.containers.push(name);
+        }
+
+        // Healthy = its engine answers (the image's healthcheck: `docker info`).
+        let started = Instant::now();
+        for name in c.containers.clone() {
+            loop {
+                let health = docker_ok(&[
+                    "inspect",
+                    "--format",
+                    "{{.State.Status}} {{.State.Health.Status}}",
+                    &name,
+                ]);
+                if health.trim() == "running healthy" {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(120) || health.starts_with("exited") {
+                    let logs = text(&docker(&["logs", "--tail", "40", &name]));
+                    panic!("node {name} did not become healthy ({}):\n{logs}", health.trim());
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        println!(
+            "NODES: 3 engines healthy after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+
+        let mut known_hosts = String::new();
+        for name in c.containers.clone() {
+            let port = |p: u16| -> u16 {
+                let out = docker_ok(&["port", &name, &p.to_string()]);
+                let addr = out.lines().next().unwrap_or("").trim().to_string();
+                let (host, port) = addr
+                    .rsplit_once(':')
+                    .unwrap_or_else(|| panic!("no port {p} on {name}: {out}"));
+                assert_eq!(host, "127.0.0.1", "{name} publishes {p} beyond loopback: {out}");
+                port.parse().unwrap()
+            };
+            let ip_format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+            let ip = docker_ok(&["inspect", "--format", &ip_format, &name])
+                .trim()
+                .to_string();
+            let node = Node {
+                ssh_port: port(22),
+                http_port: port(HTTP_PORT),
+                https_port: port(HTTPS_PORT),
+                ip,
+                name: name.clone(),
+            };
+            // The host key, read through the engine (not over the network it is meant to authenticate).
+            let host_key = docker_ok(&["exec", &name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
+            let mut words = host_key.split_whitespace();
+            let (kind, value) = (words.next().unwrap(), words.next().unwrap());
+            known_hosts.push_str(&format!("[127.0.0.1]:{} {kind} {value}\n", node.ssh_port));
+            c.nodes.push(node);
+        }
+        write_mode(&dir.join("known_hosts"), &known_hosts, 0o600);
+        let config = format!(
+            "Host 127.0.0.1\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  HostKeyAlgorithms ssh-ed25519\n  BatchMode yes\n  ConnectTimeout 10\n  LogLevel ERROR\n",
+            key = key.display(),
+            kh = dir.join("known_hosts").display()
+        );
+        write_mode(&dir.join("ssh_config"), &config, 0o600);
+        // The docker CLI runs `ssh` from PATH with no way to pass options: this wrapper, first on the PATH of
+        // the commands below, adds `-F <the run's config>` (ssh reads ~/.ssh/config from the passwd entry's
+        // home, not from $HOME, so a config file of our own must be named).
+        write_mode(
+            &dir.join("bin/ssh"),
+            &format!(
+                "#!/bin/sh\nexec '{}' -F '{}' \"$@\"\n",
+                program("ssh").display(),
+                dir.join("ssh_config").display()
+            ),
+            0o700,
+        );
+
+        // Every engine answers over SSH (the key works, the host key is the known one), and is Engine 26.
+        for node in &c.nodes {
+            let version = c.remote_ok(node, &["info", "--format", "{{.ServerVersion}}"]);
+            assert!(version.starts_with("26."), "{}: engine {version}", node.name);
+        }
+
+        // The swarm, over the private network: init on the manager, the workers join its private address.
+        let manager = &c.nodes[0];
+        c.remote_ok(
+            manager,
+            &[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                &manager.ip,
+                "--listen-addr",
+                &format!("{}:2377", manager.ip),
+            ],
+        );
+        let token = c.remote_ok(manager, &["swarm", "join-token", "-q", "worker"]);
+        for worker in &c.nodes[1..] {
+            c.remote_ok(
+                worker,
+                &[
+                    "swarm",
+                    "join",
+                    "--token",
+                    token.trim(),
+                    "--advertise-addr",
+                    &worker.ip,
+                    &format!("{}:2377", manager.ip),
+                ],
+            );
+        }
+        let nodes = c.remote_ok(
+            manager,
+            &["node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Availability}}"],
+        );
+        println!("SWARM nodes:\n{}", nodes.trim_end());
+        let ready = nodes.lines().filter(|l| l.ends_with(" Ready Active")).count();
+        assert_eq!(ready, 3, "{nodes}");
+
+        // The images: saved once here, loaded over SSH into the nodes that run them (the databases' images
+        // only where the databases may run).
+        let release: Vec<String> = [
+            format!("drydock/api:{V1}"),
+            format!("drydock/api:{V2}"),
+            format!("drydock/api:{CRASHING}"),
+            format!("drydock/frontend:{V1}"),
+            format!("drydock/proxy:{V1}"),
+        ]
+        .into();
+        let databases = ["drydock/postgres:17".to_string(), "drydock/redis:8".to_string()];
+        let started = Instant::now();
+        for (archive, images) in [("release.tar", &release[..]), ("databases.tar", &databases[..])] {
+            let path = dir.join(archive).display().to_string();
+            let mut args = vec!["save", "-o", path.as_str()];
+            args.extend(images.iter().map(String::as_str));
+            docker_ok(&args);
+            let targets: Vec<&Node> = if archive == "databases.tar" {
+                vec![&c.nodes[DB_NODE]]
+            } else {
+                c.nodes.iter().collect()
+            };
+            // One stream per node, side by side (each `docker load` waits mostly on its node's disk).
+            let c = &c;
+            std::thread::scope(|scope| {
+                for node in targets {
+                    let path = &path;
+                    scope.spawn(move || c.remote_ok(node, &["load", "-i", path]));
+                }
+            });
+            std::fs::remove_file(&path).unwrap();
+        }
+        println!(
+            "IMAGES: release images on 3 nodes, database images on {} ({:.1} s, docker save | docker load over SSH)",
+            c.nodes[DB_NODE].name,
+            started.elapsed().as_secs_f64()
+        );
+
+        // What the xtask reads on the operator's side: random secrets, an (empty) TLS directory.
+        std::fs::create_dir_all(dir.join("secrets")).unwrap();
+        std::fs::set_permissions(dir.join("secrets"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        for f in [
+            "postgres_password.txt",
+            "redis_password.txt",
+            "grafana_admin_password.txt",
+        ] {
+            write_mode(&dir.join("secrets").join(f), &(random_hex(16) + "\n"), 0o444);
+        }
+        std::fs::create_dir_all(dir.join("tls")).unwrap();
+        c
+    }
+
+    fn manager(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    fn path_env(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    fn docker_host(node: &Node) -> String {
+        format!("ssh://root@127.0.0.1:{}", node.ssh_port)
+    }
+
+    /// `docker <args>` against `node`'s engine, over SSH.
+    fn remote(&self, node: &Node, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", Self::docker_host(node))
+            .env("PATH", self.path_env())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn remote_ok(&self, node: &Node, args: &[&str]) -> String {
+        let out = self.remote(node, args);
+        ok_status(&format!("docker {} (on {})", args.join(" "), node.name), &out)
+    }
+
+    /// Runs the xtask against the manager, echoing its output.
+    fn xtask(&self, args: &[&str]) -> Output {
+        eprintln!(
+            "+ DOCKER_HOST={} cargo xtask --offline {}",
+            Self::docker_host(self.manager()),
+            args.join(" ")
+        );
+        let (host, path) = (Self::docker_host(self.manager()), self.path_env());
+        let (secrets, tls) = (
+            self.dir.join("secrets").display().to_string(),
+            self.dir.join("tls").display().to_string(),
+        );
+        let (http, https) = (HTTP_PORT.to_string(), HTTPS_PORT.to_string());
+        let mut all = vec!["--offline"];
+        all.extend(args);
+        let out = xtask_env(
+            &all,
+            &[
+                ("DOCKER_HOST", &host),
+                ("PATH", &path),
+                ("DRYDOCK_PROJECT", PROJECT),
+                ("DRYDOCK_SECRETS_DIR", &secrets),
+                ("DRYDOCK_TLS_DIR", &tls),
+                ("DRYDOCK_PROD_HTTP_PORT", &http),
+                ("DRYDOCK_PROD_HTTPS_PORT", &https),
+                // Inside a node, "every interface" is its private-network address (and its loopback): the
+                // host reaches the proxy only through the node container's 127.0.0.1 port.
+                ("DRYDOCK_PROD_BIND", "0.0.0.0"),
+            ],
+        );
+        eprintln!("{}", text(&out));
+        out
+    }
+
+    fn xtask_ok(&self, args: &[&str]) -> String {
+        let out = self.xtask(args);
+        assert!(
+            out.status.success(),
+            "cargo xtask {} failed:\n{}",
+            args.join(" "),
+            text(&out)
+        );
+        text(&out)
+    }
+
+    /// (node, image) of the running tasks of a stack service.
+    fn tasks(&self, service: &str) -> Vec<(String, String)> {
+        self.remote_ok(
+            self.manager(),
+            &[
+                "service",
+                "ps",
+                &format!("{STACK}_{service}"),
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}} {{.Image}} {{.CurrentState}}",
+            ],
+        )
+        .lines()
+        .filter(|l| l.contains(" Running "))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.to_string()))
+        })
+        .collect()
+    }
+
+    fn service_image(&self, service: &str) -> String {
+        self.remote_ok(
+            self.manager(),
+            &[
+                "service",
+                "inspect",
+                "--format",
+                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                &format!("{STACK}_{service}"),
+            ],
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// The node running the proxy's one task (polled: after an update it may move).
+    fn proxy_node(&self, within: Duration) -> &Node {
+        let started = Instant::now();
+        loop {
+            let tasks = self.tasks("proxy");
+            if let [(node, _)] = tasks.as_slice()
+                && let Some(n) = self.nodes.iter().find(|n| &n.name == node)
+            {
+                return n;
+            }
+            assert!(started.elapsed() < within, "no single running proxy task: {tasks:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// The ids of every container the nodes' engines have (to check that none outlives the nodes).
+    fn nested_containers(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .flat_map(|n| {
+                self.remote_ok(n, &["ps", "-aq", "--no-trunc"])
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Stops the nodes (each engine stops its containers, so their cgroups go too), removes them with their
+    /// volumes, the network, the temporary directory (key, known_hosts, secrets) and the xtask's files for
+    /// the stack. Idempotent; returns what could not be removed.
+    fn teardown(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let containers = std::mem::take(&mut self.containers);
+        if !containers.is_empty() {
+            let mut stop = vec!["stop", "--time", "60"];
+            stop.extend(containers.iter().map(String::as_str));
+            let out = docker(&stop);
+            if !out.status.success() {
+                problems.push(format!("docker stop: {}", text(&out).trim()));
+            }
+            let mut rm = vec!["rm", "-f", "-v"];
+            rm.extend(containers.iter().map(String::as_str));
+            let out = docker(&rm);
+            if !out.status.success() {
+                problems.push(format!("docker rm: {}", text(&out).trim()));
+            }
+        }
+        for v in std::mem::take(&mut self.volumes) {
+            let out = docker(&["volume", "rm", &v]);
+            if !out.status.success() {
+                problems.push(format!("docker volume rm {v}: {}", text(&out).trim()));
+            }
+        }
+        if let Some(n) = self.network.take() {
+            let out = docker(&["network", "rm", &n]);
+            if !out.status.success() {
+                problems.push(format!("docker network rm {n}: {}", text(&out).trim()));
+            }
+        }
+        if self.dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        {
+            problems.push(format!("removing {}: {e}", self.dir.display()));
+        }
+        for f in [
+            root().join(".drydock").join(format!("deploy-{STACK}.json")),
+            root().join("target/drydock/swarm").join(format!("{STACK}.json")),
+        ] {
+            let _ = std::fs::remove_file(f);
+        }
+        self.nodes.clear();
+        problems
+    }
+}
+
+fn host_swarm_state() -> String {
+    docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}"])
+        .trim()
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs Docker; starts three Docker-in-Docker swarm nodes and deploys the production stack to them (minutes)"]
+fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
+    let wall = Instant::now();
+    let _lock = prodtest_lock();
+    prepare_release_images();
+    ensure_node_image();
+    let host_swarm = host_swarm_state();
+    for f in [
+        root().join(".drydock").join(format!("deploy-{STACK}.json")),
+        root().join("target/drydock/swarm").join(format!("{STACK}.json")),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut cluster = Cluster::start();
+    let manager = cluster.manager();
+    let db_node = cluster.nodes[DB_NODE].name.clone();
+
+    // 0. without a node labelled for the databases the deploy refuses (their volumes would have no home)
+    let out = cluster.xtask(&["prod-deploy", "--swarm", "--tag", V1]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("labelled drydock.db=true"), "{}", text(&out));
+    let services = cluster.remote_ok(manager, &["service", "ls", "-q"]);
+    assert!(
+        services.trim().is_empty(),
+        "a refused deploy created services: {services}"
+    );
+    cluster.remote_ok(manager, &["node", "update", "--label-add", DB_LABEL, &db_node]);
+
+    // 1. the first deploy: every service runs, the databases on their node, the API on two nodes
+    let started = Instant::now();
+    cluster.xtask_ok(&["prod-deploy", "--swarm", "--tag", V1, "--timeout", "240"]);
+    println!(
+        "DEPLOY v1 to the 3-node swarm: converged after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for db in ["postgres", "redis"] {
+        let tasks = cluster.tasks(db);
+        assert_eq!(
+            tasks.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            [db_node.as_str()],
+            "{db} must run on the labelled node only"
+        );
+    }
+    let api = cluster.tasks("api");
+    let mut api_nodes: Vec<&str> = api.iter().map(|(n, _)| n.as_str()).collect();
+    api_nodes.sort_unstable();
+    api_nodes.dedup();
+    println!("PLACEMENT api tasks: {api:?}; databases on {db_node}");
+    assert_eq!(api.len(), 2, "{api:?}");
+    assert_eq!(api_nodes.len(), 2, "the API replicas share a node: {api:?}");
+    let proxy = cluster.proxy_node(Duration::from_secs(30));
+    let port = proxy.http_port;
+    println!("PROXY on {} (127.0.0.1:{port})", proxy.name);
+    wait_for_200(port, "/api/v1/items", Duration::from_secs(120));
+
+    // 2. v1 -> v2 under load: start-first, not one failed request
+    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
+    load.wait_for(50, Duration::from_secs(30));
+    cluster.xtask_ok(&["prod-deploy", "--swarm", "--tag", V2, "--timeout", "240"]);
+    load.wait_for(50, Duration::from_secs(30));
+    let s = load.finish();
+    report("swarm (3 nodes): prod-deploy --swarm v1 -> v2", &s);
+    assert!(s.total > 100, "too little load: {}", s.total);
+    assert_eq!(s.failed, 0, "requests failed during the deploy");
+    assert_eq!(cluster.service_image("api"), format!("drydock/api:{V2}"));
+    let api = cluster.tasks("api");
+    assert_eq!(api.len(), 2, "{api:?}");
+    assert!(api.iter().all(|(_, i)| i == &format!("drydock/api:{V2}")), "{api:?}");
+
+    // 3. an image that crashes at start: Swarm rolls the API back by itself, no request fails
+    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
+    load.wait_for(50, Duration::from_secs(30));
+    let out = cluster.xtask(&["prod-deploy", "--swarm", "--tag", CRASHING, "--timeout", "240"]);
+    load.wait_for(50, Duration::from_secs(30));
+    let s = load.finish();
+    report("swarm (3 nodes): deploy of a crashing image (automatic rollback)", &s);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("rolled the API back"), "{}", text(&out));
+    assert_eq!(s.failed, 0, "requests failed during the rolled-back deploy");
+    assert_eq!(
+        cluster.service_image("api"),
+        format!("drydock/api:{V2}"),
+        "after the rollback the service runs v2"
+    );
+    let api = cluster.tasks("api");
+    assert_eq!(api.len(), 2, "{api:?}");
+    assert!(api.iter().all(|(_, i)| i == &format!("drydock/api:{V2}")), "{api:?}");
+
+    // 4. the operator's TLS files reach the proxy on whatever node it runs (a config and a secret)
+    let tls = cluster.dir.join("tls");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(tls.join("tls.key"))
+        .arg("-out")
+        .arg(tls.join("tls.crt"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok_status("openssl req", &out);
+    cluster.xtask_ok(&["prod-deploy", "--swarm", "--tag", V2, "--timeout", "240"]);
+    let mounts = cluster.remote_ok(
+        manager,
+        &[
+            "service",
+            "inspect",
+            "--format",
+            "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}config {{.File.Name}} {{end}}{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}secret {{.File.Name}} {{end}}",
+            &format!("{STACK}_proxy"),
+        ],
+    );
+    assert!(
+        mounts.contains("config /etc/nginx/tls/tls.crt") && mounts.contains("secret /etc/nginx/tls/tls.key"),
+        "{mounts}"
+    );
+    let started = Instant::now();
+    let headers = loop {
+        let node = cluster.proxy_node(Duration::from_secs(60));
+        let out = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-D", "-", "--max-time", "5"])
+            .arg(format!("https://127.0.0.1:{}/health", node.https_port))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let headers = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && headers.contains(" 200") {
+            break headers;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the proxy did not serve TLS: {}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=63072000"),
+        "{headers}"
+    );
+    println!("TLS: the proxy serves HTTPS with the certificate sent as a Swarm config + secret");
+
+    // 5. everything goes: no node, volume, network or temporary file stays; the nested engines' containers
+    //    are gone with their cgroups; the host engine's swarm state is what it was
+    let nested = cluster.nested_containers();
+    let cgroup = |id: &String| {
+        ["/sys/fs/cgroup/memory/docker", "/sys/fs/cgroup/docker"]
+            .iter()
+            .map(|d| Path::new(d).join(id))
+            .find(|p| p.exists())
+    };
+    let with_cgroup = nested.iter().filter(|id| cgroup(id).is_some()).count();
+    assert!(
+        with_cgroup > 0,
+        "no cgroup of the nodes' containers found on the host: {nested:?}"
+    );
+    let problems = cluster.teardown();
+    assert!(problems.is_empty(), "clean-up: {problems:?}");
+    let owner = std::process::id().to_string();
+    for list in [&["ps", "-a"][..], &["volume", "ls"], &["network", "ls"]] {
+        let left: Vec<_> = labelled(list).into_iter().filter(|(_, o)| o == &owner).collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+    assert!(!std::env::temp_dir().join(format!("{PROJECT}-{owner}")).exists());
+    let stale: Vec<PathBuf> = nested.iter().filter_map(cgroup).collect();
+    assert!(
+        stale.is_empty(),
+        "cgroups of the nodes' containers outlived them: {stale:?}"
+    );
+    assert_eq!(host_swarm_state(), host_swarm, "the host engine's swarm state changed");
+    println!(
+        "SWARM test wall time: {:.0} s (3 nodes, {} nested containers removed)",
+        wall.elapsed().as_secs_f64(),
+        nested.len()
+    );
+}
