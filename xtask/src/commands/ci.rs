@@ -185,6 +185,11 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         real_tests("prod_real", &["--skip", "swarm", "--nocapture"]),
         vec![images],
     );
+    add(
+        "edge proxy tests",
+        real_tests("proxy_real", &["--nocapture"]),
+        vec![images],
+    );
     let swarm = add(
         "swarm test",
         real_tests("prod_real", &["swarm", "--nocapture"]),
