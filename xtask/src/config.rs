@@ -3,6 +3,7 @@
 //! Unknown keys are rejected so a typo cannot silently fall back to a default. Errors name the file, the key
 //! and the fix.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +19,9 @@ pub struct Config {
     pub services: Services,
     pub images: Images,
     pub backups: Backups,
+    /// The edge proxy's trusted upstream proxies and rate limits (optional: defaults are today's behaviour).
+    #[serde(default)]
+    pub proxy: Proxy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +117,156 @@ pub struct Retention {
     pub keep_monthly: u32,
 }
 
+/// `[proxy]`: who the edge proxy believes about the client's address, and the per-client rate limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Proxy {
+    /// Load balancers / CDNs / tunnels (CIDRs or addresses) whose `real_ip_header` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// The header those proxies write the client address into (one of [`REAL_IP_HEADERS`]).
+    pub real_ip_header: String,
+    pub limits: ProxyLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyLimits {
+    #[serde(default = "ProxyLimits::default_api")]
+    pub api: RateLimit,
+    #[serde(rename = "static", default = "ProxyLimits::default_static")]
+    pub static_files: RateLimit,
+}
+
+/// Per client: `rate` requests per second, `burst` more may arrive at once (signed so that a negative value
+/// gets an error naming the key rather than a type error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub rate: i64,
+    pub burst: i64,
+}
+
+/// The client-address headers the edge proxy can be told to trust (nginx `real_ip_header`).
+pub const REAL_IP_HEADERS: &[&str] = &["X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP", "True-Client-IP"];
+
+impl ProxyLimits {
+    fn default_api() -> RateLimit {
+        RateLimit { rate: 100, burst: 200 }
+    }
+    fn default_static() -> RateLimit {
+        RateLimit { rate: 300, burst: 400 }
+    }
+}
+
+impl Default for ProxyLimits {
+    fn default() -> Self {
+        ProxyLimits {
+            api: ProxyLimits::default_api(),
+            static_files: ProxyLimits::default_static(),
+        }
+    }
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            trusted_proxies: Vec::new(),
+            real_ip_header: REAL_IP_HEADERS[0].to_string(),
+            limits: ProxyLimits::default(),
+        }
+    }
+}
+
+impl Proxy {
+    /// `real_ip_header` spelled as the proxy expects it (header names are case-insensitive).
+    pub fn header(&self) -> &'static str {
+        REAL_IP_HEADERS
+            .iter()
+            .find(|h| h.eq_ignore_ascii_case(self.real_ip_header.trim()))
+            .copied()
+            .unwrap_or(REAL_IP_HEADERS[0])
+    }
+
+    fn validate(&self, file: &str) -> Result<()> {
+        for entry in &self.trusted_proxies {
+            if let Err(why) = check_cidr(entry) {
+                bail!(
+                    "{file}: key `proxy.trusted_proxies` has {entry:?}, {why}\n  fix: list the addresses of the load balancers in front of the proxy as CIDRs (\"10.0.0.0/8\", \"2001:db8::/32\") or single addresses (\"192.0.2.10\")"
+                );
+            }
+        }
+        if !REAL_IP_HEADERS
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(self.real_ip_header.trim()))
+        {
+            bail!(
+                "{file}: key `proxy.real_ip_header` = {:?} is not a header the proxy can take the client address from\n  fix: use one of {}",
+                self.real_ip_header,
+                REAL_IP_HEADERS.join(", ")
+            );
+        }
+        let limits = [
+            ("api", self.limits.api, ProxyLimits::default_api()),
+            ("static", self.limits.static_files, ProxyLimits::default_static()),
+        ];
+        for (key, limit, default) in limits {
+            if !(1..=1_000_000).contains(&limit.rate) {
+                bail!(
+                    "{file}: key `proxy.limits.{key}.rate` = {} is not a number of requests per second per client\n  fix: use a whole number from 1 to 1000000 (the default is {})",
+                    limit.rate,
+                    default.rate
+                );
+            }
+            if !(0..=1_000_000).contains(&limit.burst) {
+                bail!(
+                    "{file}: key `proxy.limits.{key}.burst` = {} is not a number of requests\n  fix: use a whole number from 0 to 1000000: how many requests above the rate a client may send at once (the default is {})",
+                    limit.burst,
+                    default.burst
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An address or `address/prefix` as nginx's `set_real_ip_from` takes it: no host bits past the prefix (nginx
+/// would ignore them, so the entry would not mean what it says), and not every address (`/0` would let any
+/// client choose its own address).
+fn check_cidr(entry: &str) -> std::result::Result<(), String> {
+    let (addr, prefix) = match entry.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (entry, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| "which is not an IPv4 or IPv6 address or CIDR".to_string())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let Some(prefix) = prefix else { return Ok(()) };
+    let len: u32 = match prefix.parse() {
+        Ok(n) if prefix.chars().all(|c| c.is_ascii_digit()) && n <= max => n,
+        _ => return Err(format!("whose prefix length is not a number from 1 to {max}")),
+    };
+    if len == 0 {
+        return Err("which trusts every address: any client could then choose its own address".into());
+    }
+    let bits: u128 = match addr {
+        IpAddr::V4(a) => u32::from(a).into(),
+        IpAddr::V6(a) => a.into(),
+    };
+    let host_mask = (1u128 << (max - len)) - 1;
+    if bits & host_mask != 0 {
+        let network = bits & !host_mask;
+        let network: IpAddr = match addr {
+            IpAddr::V4(_) => IpAddr::V4((network as u32).into()),
+            IpAddr::V6(_) => IpAddr::V6(network.into()),
+        };
+        return Err(format!(
+            "which has host bits set past /{len} (did you mean {network}/{len}?)"
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads and validates the stack description at `path`.
     pub fn load(path: &Path) -> Result<Config> {
@@ -162,6 +316,7 @@ impl Config {
                 "{file}: key `backups.retention.keep_last` is 0, which would allow pruning every backup\n  fix: keep at least 1"
             );
         }
+        self.proxy.validate(&file.to_string())?;
         Ok(())
     }
 
@@ -275,5 +430,107 @@ mod tests {
         let text = shipped().replace("keep_last = 7", "keep_last = 0");
         let err = format!("{:#}", parse(&text).unwrap_err());
         assert!(err.contains("keep_last"), "{err}");
+    }
+
+    fn proxy_section(body: &str) -> String {
+        let text = shipped();
+        let start = text.find("[proxy]").expect("the shipped file has a [proxy] section");
+        format!("{}{body}", &text[..start])
+    }
+
+    fn proxy_error(body: &str) -> String {
+        format!("{:#}", parse(&proxy_section(body)).unwrap_err())
+    }
+
+    #[test]
+    fn shipped_proxy_section_is_the_default() {
+        let config = parse(&shipped()).unwrap();
+        assert_eq!(config.proxy, Proxy::default());
+        let limits = config.proxy.limits;
+        assert_eq!((limits.api.rate, limits.api.burst), (100, 200));
+        assert_eq!((limits.static_files.rate, limits.static_files.burst), (300, 400));
+        assert!(config.proxy.trusted_proxies.is_empty());
+        assert_eq!(config.proxy.header(), "X-Forwarded-For");
+    }
+
+    #[test]
+    fn proxy_section_is_optional_and_partial_sections_keep_the_other_defaults() {
+        assert_eq!(parse(&proxy_section("")).unwrap().proxy, Proxy::default());
+        let config = parse(&proxy_section(
+            "[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.10\", \"2001:db8::/32\", \"::1\"]\nreal_ip_header = \"cf-connecting-ip\"\n[proxy.limits.api]\nrate = 7\nburst = 0\n",
+        ))
+        .unwrap();
+        let proxy = config.proxy;
+        assert_eq!(
+            proxy.trusted_proxies,
+            ["10.0.0.0/8", "192.0.2.10", "2001:db8::/32", "::1"]
+        );
+        assert_eq!(proxy.header(), "CF-Connecting-IP", "header names are case-insensitive");
+        assert_eq!(proxy.limits.api, RateLimit { rate: 7, burst: 0 });
+        assert_eq!(proxy.limits.static_files, RateLimit { rate: 300, burst: 400 });
+    }
+
+    #[test]
+    fn bad_trusted_proxies_name_the_key_the_value_and_the_fix() {
+        for (entry, says) in [
+            ("10.0.0.0/33", "prefix length"),
+            ("10.0.0/8", "not an IPv4 or IPv6 address"),
+            ("lb.example.com", "not an IPv4 or IPv6 address"),
+            ("10.1.2.3/8", "did you mean 10.0.0.0/8"),
+            ("2001:db8::1/32", "did you mean 2001:db8::/32"),
+            ("0.0.0.0/0", "trusts every address"),
+            ("::/0", "trusts every address"),
+            ("10.0.0.0/+8", "prefix length"),
+            ("10.0.0.0/", "prefix length"),
+        ] {
+            let err = proxy_error(&format!("[proxy]\ntrusted_proxies = [\"{entry}\"]\n"));
+            assert!(
+                err.starts_with("infra/stack.toml: key `proxy.trusted_proxies`"),
+                "{entry}: {err}"
+            );
+            assert!(
+                err.contains(&format!("{entry:?}")) && err.contains(says),
+                "{entry}: {err}"
+            );
+            assert!(err.contains("fix: list the addresses"), "{entry}: {err}");
+        }
+        // Full-length prefixes are single addresses.
+        parse(&proxy_section(
+            "[proxy]\ntrusted_proxies = [\"192.0.2.7/32\", \"2001:db8::7/128\"]\n",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_limits_name_the_key_and_the_fix() {
+        for (section, body, key) in [
+            ("api", "rate = 0\nburst = 10", "proxy.limits.api.rate"),
+            ("api", "rate = 10\nburst = -1", "proxy.limits.api.burst"),
+            ("static", "rate = -5\nburst = 10", "proxy.limits.static.rate"),
+            ("static", "rate = 5\nburst = 1000001", "proxy.limits.static.burst"),
+        ] {
+            let err = proxy_error(&format!("[proxy.limits.{section}]\n{body}\n"));
+            assert!(err.starts_with(&format!("infra/stack.toml: key `{key}`")), "{err}");
+            assert!(err.contains("fix: use a whole number"), "{err}");
+        }
+        // A table given is given whole: a missing key is named, not silently defaulted.
+        let err = proxy_error("[proxy.limits.api]\nrate = 10\n");
+        assert!(err.contains("burst") && err.contains("fix:"), "{err}");
+        let err = proxy_error("[proxy.limits.api]\nrate = 1.5\nburst = 1\n");
+        assert!(err.contains("rate") && err.contains("fix:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_real_ip_header_and_keys_are_refused() {
+        let err = proxy_error("[proxy]\nreal_ip_header = \"X-Client\"\n");
+        assert!(err.contains("key `proxy.real_ip_header` = \"X-Client\""), "{err}");
+        assert!(err.contains("fix: use one of X-Forwarded-For, X-Real-IP"), "{err}");
+        let err = proxy_error("[proxy]\ntrusted = [\"10.0.0.0/8\"]\n");
+        assert!(
+            err.contains("trusted") && err.contains("fix: remove or rename"),
+            "{err}"
+        );
+        let err = proxy_error("[proxy.limits.websocket]\nrate = 1\nburst = 1\n");
+        assert!(err.contains("websocket") && err.contains("fix:"), "{err}");
     }
 }

@@ -1,7 +1,9 @@
 //! Production, release and lint commands end to end without Docker: refusals and `--dry-run` plans.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 mod common;
 use common::{root, text, xtask, xtask_env};
@@ -354,4 +356,129 @@ fn lint_dry_run_names_every_gate() {
     ] {
         assert!(t.contains(&format!(": {gate}")), "missing gate {gate} in\n{t}");
     }
+}
+
+/// infra/stack.toml with its `[proxy]` section replaced by `section`.
+fn stack_toml_with_proxy(section: &str) -> String {
+    let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
+    let start = shipped
+        .find("\n[proxy]")
+        .expect("the shipped stack.toml has a [proxy] section");
+    format!("{}\n{section}", &shipped[..start])
+}
+
+#[test]
+fn proxy_settings_reach_the_proxy_container_environment() {
+    let dir = temp_dir("proxy-plan");
+    let config = dir.join("stack.toml");
+    std::fs::write(
+        &config,
+        stack_toml_with_proxy(
+            "[proxy]\ntrusted_proxies = [\"10.1.0.0/16\", \"192.0.2.7\"]\nreal_ip_header = \"cf-connecting-ip\"\n[proxy.limits.api]\nrate = 7\nburst = 3\n[proxy.limits.static]\nrate = 11\nburst = 0\n",
+        ),
+    )
+    .unwrap();
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "-v",
+        "--config",
+        config.to_str().unwrap(),
+        "prod-up",
+        "--tag",
+        "sha-1234567",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    // The environment of the `up` that starts the stack.
+    let up = t
+        .split("[dry-run] $ ")
+        .find(|c| c.contains(" up --detach --wait "))
+        .unwrap_or_else(|| panic!("no `up` in the plan:\n{t}"));
+    let env: BTreeMap<&str, &str> = up
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("env: "))
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let want = [
+        ("DRYDOCK_PROXY_TRUSTED_PROXIES", "10.1.0.0/16,192.0.2.7"),
+        ("DRYDOCK_PROXY_REAL_IP_HEADER", "CF-Connecting-IP"),
+        ("DRYDOCK_PROXY_API_RATE", "7"),
+        ("DRYDOCK_PROXY_API_BURST", "3"),
+        ("DRYDOCK_PROXY_STATIC_RATE", "11"),
+        ("DRYDOCK_PROXY_STATIC_BURST", "0"),
+    ];
+    for (k, v) in want {
+        assert_eq!(env.get(k), Some(&v), "{k} in the plan's `up`:\n{up}");
+    }
+
+    // compose.prod.yaml hands them to the proxy container as PROXY_* (what 30-drydock-proxy.sh reads). Only the
+    // Compose CLI runs here (`config` needs no engine).
+    let mut compose = Command::new("docker");
+    compose
+        .args(["compose", "-p", "drydock-proxyplan", "-f"])
+        .arg(root().join("infra/compose/compose.yaml"))
+        .arg("-f")
+        .arg(root().join("infra/compose/compose.prod.yaml"))
+        .args(["config", "--format", "json", "proxy"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .envs([
+            ("POSTGRES_USER", "drydock"),
+            ("POSTGRES_DB", "drydock"),
+            ("POSTGRES_PASSWORD", ""),
+            ("REDIS_PASSWORD", ""),
+        ])
+        .envs(env.iter().filter(|(k, _)| k.starts_with("DRYDOCK_PROXY_")));
+    let rendered = compose
+        .output()
+        .expect("docker compose (the Compose CLI) must be installed");
+    assert!(rendered.status.success(), "docker compose config: {}", text(&rendered));
+    let v: serde_json::Value = serde_json::from_slice(&rendered.stdout).unwrap();
+    let proxy_env = &v["services"]["proxy"]["environment"];
+    for (k, v) in want {
+        let var = k.strip_prefix("DRYDOCK_").unwrap();
+        assert_eq!(proxy_env[var], v, "{var} of the proxy service: {proxy_env}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_proxy_settings_are_refused_before_anything_runs() {
+    let dir = temp_dir("proxy-bad");
+    for (section, key) in [
+        (
+            "[proxy]\ntrusted_proxies = [\"10.0.0.300/8\"]\n",
+            "proxy.trusted_proxies",
+        ),
+        (
+            "[proxy]\nreal_ip_header = \"X-Client-Address\"\n",
+            "proxy.real_ip_header",
+        ),
+        ("[proxy.limits.api]\nrate = 0\nburst = 200\n", "proxy.limits.api.rate"),
+        (
+            "[proxy.limits.static]\nrate = 300\nburst = -4\n",
+            "proxy.limits.static.burst",
+        ),
+    ] {
+        let config = dir.join("stack.toml");
+        std::fs::write(&config, stack_toml_with_proxy(section)).unwrap();
+        let out = xtask(&[
+            "--offline",
+            "--config",
+            config.to_str().unwrap(),
+            "prod-up",
+            "--tag",
+            "sha-1234567",
+        ]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{section}:\n{t}");
+        assert!(
+            t.contains(&format!("{}: key `{key}`", config.display())) && t.contains("fix:"),
+            "{section}: expected the file, `{key}` and a fix in\n{t}"
+        );
+        assert!(!t.contains("$ "), "{section}: nothing may run:\n{t}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

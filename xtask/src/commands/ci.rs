@@ -141,6 +141,11 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         real_tests("prod_real", &["--nocapture"]),
         vec![images],
     );
+    add(
+        "edge proxy tests",
+        real_tests("proxy_real", &["--nocapture"]),
+        vec![images],
+    );
     // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
     add("swarm test", real_tests("swarm_nodes", &["--nocapture"]), vec![images]);
     if !args.keep_stack {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::compose::parse_env_file;
-use crate::config::Env;
+use crate::config::{Env, Proxy};
 use crate::context::Ctx;
 use crate::image_source::Source;
 use crate::images;
@@ -35,6 +35,7 @@ pub fn prod_compose(ctx: &Ctx, image_tag: &str, api_tag: &str) -> Result<Compose
         }
     }
     env.extend(monitoring_env(ctx));
+    env.extend(proxy_env(&ctx.config.proxy));
     compose.env.extend(env);
     Ok(compose)
 }
@@ -53,6 +54,22 @@ pub fn current_compose(ctx: &Ctx) -> Result<Compose> {
         }
     };
     prod_compose(ctx, &image_tag, &api_tag)
+}
+
+/// The edge proxy's settings from `infra/stack.toml` `[proxy]`, as the variables compose.prod.yaml hands to the
+/// proxy container (rendered into nginx configuration by infra/proxy/docker-entrypoint.d/30-drydock-proxy.sh).
+pub fn proxy_env(proxy: &Proxy) -> Vec<(String, String)> {
+    let l = &proxy.limits;
+    [
+        ("DRYDOCK_PROXY_TRUSTED_PROXIES", proxy.trusted_proxies.join(",")),
+        ("DRYDOCK_PROXY_REAL_IP_HEADER", proxy.header().to_string()),
+        ("DRYDOCK_PROXY_API_RATE", l.api.rate.to_string()),
+        ("DRYDOCK_PROXY_API_BURST", l.api.burst.to_string()),
+        ("DRYDOCK_PROXY_STATIC_RATE", l.static_files.rate.to_string()),
+        ("DRYDOCK_PROXY_STATIC_BURST", l.static_files.burst.to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into()
 }
 
 /// Image variables of the monitoring profile for the current image source.
@@ -142,4 +159,37 @@ pub fn scale_cmd(compose: &Compose, service: &str, replicas: usize, extra: &[&st
         sh,
         "up --detach --no-deps --no-recreate --no-build --pull never --scale {scale} {extra...} {service}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProxyLimits, RateLimit};
+
+    #[test]
+    fn proxy_env_carries_every_proxy_setting() {
+        let proxy = Proxy {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
+            real_ip_header: "x-real-ip".into(),
+            limits: ProxyLimits {
+                api: RateLimit { rate: 7, burst: 0 },
+                static_files: RateLimit { rate: 11, burst: 13 },
+            },
+        };
+        let env: Vec<String> = proxy_env(&proxy).iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            env,
+            [
+                "DRYDOCK_PROXY_TRUSTED_PROXIES=10.0.0.0/8,2001:db8::/32",
+                "DRYDOCK_PROXY_REAL_IP_HEADER=X-Real-IP",
+                "DRYDOCK_PROXY_API_RATE=7",
+                "DRYDOCK_PROXY_API_BURST=0",
+                "DRYDOCK_PROXY_STATIC_RATE=11",
+                "DRYDOCK_PROXY_STATIC_BURST=13",
+            ]
+        );
+        let defaults = proxy_env(&Proxy::default());
+        assert_eq!(defaults[0], ("DRYDOCK_PROXY_TRUSTED_PROXIES".into(), String::new()));
+        assert_eq!(defaults[2], ("DRYDOCK_PROXY_API_RATE".into(), "100".into()));
+    }
 }
