@@ -69,6 +69,10 @@ rc=0; out=$(docker run --rm --network "$net" -e PGPASSWORD=wrong drydock/postgre
 [ "$(docker exec "$p-pg" ps -o user= -p 1)" = postgres ] && ok "PID 1 runs as postgres" || fail "PID 1 user"
 docker restart "$p-pg" >/dev/null
 wait_for 60 docker exec "$p-pg" pg_isready -h 127.0.0.1 -U app -d appdb || fail "postgres not ready after restart"
+# Ready inside is not yet reachable by name from another container: right after a restart the network's DNS
+# can still answer with the address the container had before (seen under load: "connection refused").
+wait_for 60 docker run --rm --network "$net" drydock/postgres:17 pg_isready -h "$p-pg" -U app -d appdb \
+	|| fail "postgres not reachable as $p-pg from another container after restart"
 # The entrypoint prints "Skipping initialization" before it starts postgres; poll (bounded) all the same.
 wait_for 30 logs_contain "$p-pg" 'Skipping initialization' || fail "re-init? no 'Skipping initialization' after the restart"
 inits=$(count_in_logs "$p-pg" 'PostgreSQL init process complete')

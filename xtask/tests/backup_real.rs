@@ -209,7 +209,11 @@ fn wait_for_partial(dir: &Path, child: &mut Child) {
         let streaming = std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             // The planted crash leftovers are from 2020; a live backup's name has today's timestamp.
-            name.ends_with(".dump.partial") && !name.contains("_2020") && e.metadata().is_ok_and(|m| m.len() > 0)
+            // Parts stream to `<name>.dump.XXXXXX.partial` (tempfile) beside the final name.
+            name.contains(".dump.")
+                && name.ends_with(".partial")
+                && !name.contains("_2020")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
         });
         if streaming {
             return;
