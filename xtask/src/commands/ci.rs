@@ -14,6 +14,7 @@ use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::ci_project;
 use crate::context::Ctx;
 use crate::image_source::Source;
+use crate::provision::{self, Tool};
 use crate::term::Style;
 
 /// Environment that isolates the CI stack from a developer's dev stack.
@@ -185,6 +186,9 @@ pub struct CiArgs {
 
 impl CiArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        // What the steps use beyond the engine (browser, lint tools, the test hosts' SSH), before the clock
+        // of any step starts; each step provisions the engine itself.
+        provision::ensure_tools(ctx, &[Tool::Browser, Tool::Lint, Tool::TestHosts])?;
         let steps = plan(ctx, self);
         let style = Style::stderr();
         let mut results: Vec<(Outcome, f64)> = Vec::new();

@@ -27,7 +27,7 @@ use crate::prod::compose::{MONITORING_OFFLINE, monitoring_images, prod_compose};
 use crate::prod::release::{RELEASE_IMAGES, inspect_cmd, parse_inspect};
 use crate::prod::secrets::{example_secrets, secrets_dir};
 use crate::prod::tags::head_tag;
-use crate::provision::LINT_TOOLS;
+use crate::provision::{self, LINT_TOOLS, Tool};
 use crate::term::{Progress, Style};
 
 pub const COMPOSE_LINT_CONFIG: &str = "infra/lint/compose-lint.yml";
@@ -120,6 +120,7 @@ impl LintArgs {
 }
 
 fn run(ctx: &Ctx, args: &LintArgs) -> Result<()> {
+    provision::ensure_tools(ctx, &[Tool::Lint])?;
     let all = [
         Gate::Hadolint,
         Gate::ComposeConfig,

@@ -10,7 +10,7 @@ use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
 use crate::dev::{self, Start};
-use crate::provision::CHROMIUM;
+use crate::provision::{self, CHROMIUM, Tool};
 use crate::stack;
 
 const E2E_DIR: &str = "e2e";
@@ -46,12 +46,8 @@ pub struct TestE2eArgs {
 
 impl TestE2eArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        provision::ensure_tools(ctx, &[Tool::Browser])?;
         if !ctx.run.dry_run {
-            if !std::path::Path::new(CHROMIUM).exists() {
-                bail!(
-                    "{CHROMIUM} is missing: the browser tests drive Debian's Chromium\n  fix: cargo xtask setup   (or: apt-get install -y chromium)"
-                );
-            }
             for tool in ["node", "npm"] {
                 if !program_exists(tool) {
                     bail!(
