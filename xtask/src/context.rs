@@ -113,6 +113,22 @@ impl Ctx {
         }
     }
 
+    /// A dry-run, quiet, offline context on this repository's own stack description (plan tests).
+    #[cfg(test)]
+    pub fn for_plan_tests() -> Ctx {
+        let root = project_root();
+        let config = Config::load(&root.join(CONFIG_PATH)).expect("infra/stack.toml loads");
+        let global = Global {
+            dry_run: true,
+            verbose: false,
+            quiet: true,
+            yes: false,
+            offline: true,
+            config: CONFIG_PATH.into(),
+        };
+        Ctx::from_parts(root, config, &global)
+    }
+
     /// A status line for the user (hidden by `-q`).
     pub fn say(&self, text: &str) {
         say(self.run.quiet, text);

@@ -73,19 +73,8 @@ impl CleanArgs {
 mod tests {
     use super::*;
 
-    /// A dry-run, offline context on this repository's own stack description.
     fn ctx() -> Ctx {
-        let root = crate::context::project_root();
-        let config = crate::config::Config::load(&root.join(crate::config::CONFIG_PATH)).unwrap();
-        let global = crate::context::Global {
-            dry_run: true,
-            verbose: false,
-            quiet: true,
-            yes: false,
-            offline: true,
-            config: crate::config::CONFIG_PATH.into(),
-        };
-        Ctx::from_parts(root, config, &global)
+        Ctx::for_plan_tests()
     }
 
     #[test]
