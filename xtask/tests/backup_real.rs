@@ -74,6 +74,7 @@ impl Stack {
             .env("DRYDOCK_API_PORT", "0")
             .env("DRYDOCK_APP_PORT", "0")
             .env("DRYDOCK_FRONTEND_PORT", "0")
+            .env("DRYDOCK_API_METRICS_PORT", "0")
             .env("POSTGRES_USER", "drydock")
             .env("POSTGRES_PASSWORD", "bt-postgres-password")
             .env("POSTGRES_DB", "drydock")

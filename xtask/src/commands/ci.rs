@@ -13,22 +13,18 @@ use clap::Args;
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::ci_project;
 use crate::context::Ctx;
+use crate::dev::PORTS;
 use crate::image_source::Source;
 use crate::provision::{self, Tool};
 use crate::term::Style;
 
-/// Environment that isolates the CI stack from a developer's dev stack.
+/// Environment that isolates the CI stack from a developer's dev stack: its own project, and every host port
+/// the dev stack publishes (one table: `dev::PORTS`) left to the engine.
 pub fn ci_env(project: &str) -> Vec<(String, String)> {
     let mut env = vec![("DRYDOCK_PROJECT".to_string(), ci_project(project))];
-    for port in [
-        "DRYDOCK_APP_PORT",
-        "DRYDOCK_API_PORT",
-        "DRYDOCK_FRONTEND_PORT",
-        "DRYDOCK_POSTGRES_PORT",
-        "DRYDOCK_REDIS_PORT",
-    ] {
+    for (_, _, variable, ..) in PORTS {
         // 0 = the engine picks a free port; commands discover it with `docker compose port`.
-        env.push((port.to_string(), "0".to_string()));
+        env.push((variable.to_string(), "0".to_string()));
     }
     env
 }
