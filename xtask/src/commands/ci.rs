@@ -4,16 +4,18 @@
 //! a child process, so "green here" means "green in CI". The stack steps run on their own compose project
 //! (`<name>-ci`) with ephemeral host ports, so `ci` never touches a developer's running dev stack or its data.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-
 use clap::Args;
+use serde::Serialize;
 
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::ci_project;
 use crate::context::Ctx;
 use crate::dev::PORTS;
+use crate::files;
 use crate::image_source::Source;
 use crate::provision::{self, Tool};
 use crate::term::Style;
@@ -178,16 +180,139 @@ pub struct CiArgs {
     /// Leave the stack running after the checks (for debugging a failure).
     #[arg(long)]
     pub keep_stack: bool,
+    /// Also write a machine-readable report, one entry per step (repeatable): `--report junit ci.xml`
+    /// (GitHub Actions, GitLab and most CI systems show JUnit natively) or `--report json ci.json`.
+    #[arg(long, num_args = 2, value_names = ["junit|json", "FILE"], action = clap::ArgAction::Append)]
+    pub report: Vec<String>,
+}
+
+/// The formats `--report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Junit,
+    Json,
+}
+
+impl CiArgs {
+    /// `--report` pairs, checked before any step runs.
+    fn reports(&self) -> Result<Vec<(ReportFormat, PathBuf)>> {
+        self.report
+            .chunks(2)
+            .map(|pair| match pair {
+                [format, file] => match format.as_str() {
+                    "junit" => Ok((ReportFormat::Junit, PathBuf::from(file))),
+                    "json" => Ok((ReportFormat::Json, PathBuf::from(file))),
+                    other => bail!("--report {other:?} is not a report format\n  fix: --report junit <file> or --report json <file>"),
+                },
+                _ => bail!("--report needs a format and a file\n  fix: --report junit ci.xml"),
+            })
+            .collect()
+    }
+}
+
+/// What one step did, as the reports say it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub result: &'static str,
+    pub seconds: f64,
+    /// The failing command (secrets masked) and the tail of its stderr; empty unless it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The JSON report: every step, and the totals of the closing line.
+pub fn json_report(steps: &[StepReport], seconds: f64) -> Result<String> {
+    let count = |r: &str| steps.iter().filter(|s| s.result == r).count();
+    let report = serde_json::json!({
+        "passed": count("passed"),
+        "failed": count("failed"),
+        "skipped": count("skipped"),
+        "seconds": seconds,
+        "steps": steps,
+    });
+    Ok(serde_json::to_string_pretty(&report)? + "\n")
+}
+
+/// The JUnit XML report: one `<testcase>` per step, `<failure>` with the command and its stderr tail.
+pub fn junit_report(steps: &[StepReport], seconds: f64) -> String {
+    let count = |r: &str| steps.iter().filter(|s| s.result == r).count();
+    let (failed, skipped) = (count("failed"), count("skipped"));
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo xtask ci\" tests=\"{n}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{seconds:.1}\">\n  <testsuite name=\"cargo xtask ci\" tests=\"{n}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{seconds:.1}\">\n",
+        n = steps.len()
+    );
+    for step in steps {
+        let name = xml_escape(&step.name);
+        let head = format!(
+            "    <testcase classname=\"ci\" name=\"{name}\" time=\"{:.1}\"",
+            step.seconds
+        );
+        match step.result {
+            "failed" => {
+                let command = step.command.as_deref().unwrap_or_default();
+                let body = std::iter::once(format!("$ {command}"))
+                    .chain(step.stderr_tail.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                xml.push_str(&format!(
+                    "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                    xml_escape(step.reason.as_deref().unwrap_or("failed")),
+                    xml_escape(&body)
+                ));
+            }
+            "skipped" => xml.push_str(&format!(
+                "{head}>\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                xml_escape(step.reason.as_deref().unwrap_or("skipped"))
+            )),
+            _ => xml.push_str(&format!("{head}/>\n")),
+        }
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+fn xml_escape(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&apos;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The stderr lines a runner failure report carries (`    | line`).
+fn stderr_tail(report: &str) -> Vec<String> {
+    report
+        .lines()
+        .filter_map(|l| {
+            l.trim_start()
+                .strip_prefix("| ")
+                .or_else(|| (l.trim() == "|").then_some(""))
+        })
+        .map(String::from)
+        .collect()
 }
 
 impl CiArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         // What the steps use beyond the engine (browser, lint tools, the test hosts' SSH), before the clock
         // of any step starts; each step provisions the engine itself.
+        let reports = self.reports()?;
         provision::ensure_tools(ctx, &[Tool::Browser, Tool::Lint, Tool::TestHosts])?;
         let steps = plan(ctx, self);
         let style = Style::stderr();
         let mut results: Vec<(Outcome, f64)> = Vec::new();
+        let mut details: Vec<StepReport> = Vec::new();
         let started = Instant::now();
         for (i, step) in steps.iter().enumerate() {
             let blocked = step
@@ -202,22 +327,40 @@ impl CiArgs {
                     step.name
                 ));
                 results.push((Outcome::Skipped, 0.0));
+                details.push(StepReport {
+                    name: step.name.to_string(),
+                    result: "skipped",
+                    seconds: 0.0,
+                    command: None,
+                    stderr_tail: Vec::new(),
+                    reason: Some("a step it needs did not pass".into()),
+                });
                 continue;
             }
             ctx.say(&format!("step {}/{}: {}", i + 1, steps.len(), step.name));
             let t = Instant::now();
-            let outcome = match ctx.run.run(&step.cmd) {
-                Ok(_) => Outcome::Passed,
+            let (outcome, failure) = match ctx.run.run(&step.cmd) {
+                Ok(_) => (Outcome::Passed, None),
                 Err(err) => {
-                    eprintln!("{}", style.red(&format!("step {} failed: {err:#}", step.name)));
+                    let report = format!("{err:#}");
+                    eprintln!("{}", style.red(&format!("step {} failed: {report}", step.name)));
                     if step.name == "dev-up" || step.name == "health" {
                         // The stack's own words are the fastest way to the cause.
                         let _ = ctx.run.run(&stack_logs(&step.cmd));
                     }
-                    Outcome::Failed
+                    (Outcome::Failed, Some(report))
                 }
             };
-            results.push((outcome, t.elapsed().as_secs_f64()));
+            let seconds = t.elapsed().as_secs_f64();
+            results.push((outcome, seconds));
+            details.push(StepReport {
+                name: step.name.to_string(),
+                result: if failure.is_some() { "failed" } else { "passed" },
+                seconds,
+                command: failure.as_ref().map(|_| step.cmd.display()),
+                stderr_tail: failure.as_deref().map(stderr_tail).unwrap_or_default(),
+                reason: failure.as_deref().and_then(|r| r.lines().next()).map(String::from),
+            });
         }
         if ctx.run.dry_run {
             return Ok(());
@@ -235,6 +378,15 @@ impl CiArgs {
                 Outcome::Skipped => (out.yellow("skipped"), String::new()),
             };
             println!("  {mark} {:<24} {line}", step.name);
+        }
+        let total = started.elapsed().as_secs_f64();
+        for (format, file) in &reports {
+            let text = match format {
+                ReportFormat::Junit => junit_report(&details, total),
+                ReportFormat::Json => json_report(&details, total)?,
+            };
+            files::replace(&ctx.root.join(file), text.as_bytes())?;
+            ctx.say(&format!("report written: {}", file.display()));
         }
         if skipped > 0 {
             println!("{passed} passed, {failed} failed, {skipped} skipped");
@@ -260,7 +412,13 @@ mod tests {
     #[test]
     fn plan_runs_cargo_at_the_root_and_xtask_on_the_isolated_stack() {
         let ctx = ctx();
-        let steps = plan(&ctx, &CiArgs { keep_stack: false });
+        let steps = plan(
+            &ctx,
+            &CiArgs {
+                keep_stack: false,
+                report: vec![],
+            },
+        );
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let step = |name: &str| {
             steps
@@ -308,5 +466,76 @@ mod tests {
         let logs = stack_logs(&step("dev-up").cmd);
         assert_eq!(logs.argv(), [cargo.as_str(), "xtask", "dev-logs", "--tail", "80"]);
         assert_eq!((&logs.env, &logs.cwd), (&restore.env, &restore.cwd));
+    }
+
+    #[test]
+    fn reports_carry_each_step_and_the_failing_command() {
+        let steps = vec![
+            StepReport {
+                name: "fmt".into(),
+                result: "passed",
+                seconds: 0.5,
+                command: None,
+                stderr_tail: vec![],
+                reason: None,
+            },
+            StepReport {
+                name: "lint <all>".into(),
+                result: "failed",
+                seconds: 2.0,
+                command: Some("cargo xtask lint".into()),
+                stderr_tail: stderr_tail(
+                    "command failed (exit status 1):\n  $ x\n  last lines of its stderr:\n    | bad & worse\n    | second",
+                ),
+                reason: Some("command failed (exit status 1):".into()),
+            },
+            StepReport {
+                name: "dev-up".into(),
+                result: "skipped",
+                seconds: 0.0,
+                command: None,
+                stderr_tail: vec![],
+                reason: Some("a step it needs did not pass".into()),
+            },
+        ];
+        assert_eq!(steps[1].stderr_tail, ["bad & worse", "second"]);
+        let xml = junit_report(&steps, 2.5);
+        assert!(xml.contains(r#"tests="3" failures="1" skipped="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<testcase classname="ci" name="fmt" time="0.5"/>"#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"name="lint &lt;all&gt;""#), "{xml}");
+        assert!(
+            xml.contains("$ cargo xtask lint\nbad &amp; worse\nsecond</failure>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<skipped message="a step it needs did not pass"/>"#),
+            "{xml}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&json_report(&steps, 2.5).unwrap()).unwrap();
+        assert_eq!(
+            (
+                json["passed"].as_u64(),
+                json["failed"].as_u64(),
+                json["skipped"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1))
+        );
+        assert_eq!(json["steps"][1]["command"], "cargo xtask lint");
+        assert_eq!(json["steps"][1]["stderr_tail"][0], "bad & worse");
+        assert!(json["steps"][0].get("command").is_none());
+    }
+
+    #[test]
+    fn report_flags_are_checked_before_anything_runs() {
+        let args = |r: &[&str]| CiArgs {
+            keep_stack: false,
+            report: r.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(args(&["junit", "a.xml", "json", "b.json"]).reports().unwrap().len(), 2);
+        let err = args(&["xml", "a.xml"]).reports().unwrap_err().to_string();
+        assert!(err.contains("not a report format") && err.contains("fix:"), "{err}");
     }
 }
