@@ -4,7 +4,7 @@
 //! 1. command data, runner, terminal, files, time, HTTP: `cmd`, `runner`, `term`, `files`, `time`, `http`
 //! 2. the stack description and what every command gets: `config`, `context`
 //! 3. Docker and the machine: `docker`, `compose`, `images`, `stack`, `provision`
-//! 4. domains: `backup`, `prod`, `lint`
+//! 4. domains: `dev`, `backup`, `prod`, `lint`
 //! 5. one module per command: `commands::<name>` (the code of `cargo xtask foo-bar` is `commands/foo_bar.rs`)
 //! 6. the command line: `cli` (and `main.rs` above it)
 
@@ -28,6 +28,7 @@ pub mod provision;
 pub mod stack;
 
 pub mod backup;
+pub mod lint;
 pub mod prod;
 
 pub mod commands;
