@@ -103,12 +103,15 @@ pub fn write_new(target: &Path, contents: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Writes a small file atomically, replacing the previous version (state files, not backups).
-pub fn replace(target: &Path, contents: &[u8]) -> Result<()> {
+/// Writes a small file atomically with `mode`, replacing the previous version (state files and reports, not
+/// backups).
+pub fn replace(target: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = parent(target);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut temp = tempfile::Builder::new()
         .suffix(PARTIAL_SUFFIX)
+        .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     temp.write_all(contents)
@@ -180,8 +183,13 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o444);
-        replace(&dir.path().join("state.json"), b"1").unwrap();
-        replace(&dir.path().join("state.json"), b"2").unwrap();
+        replace(&dir.path().join("state.json"), b"1", 0o600).unwrap();
+        replace(&dir.path().join("state.json"), b"2", 0o644).unwrap();
+        let mode = std::fs::metadata(dir.path().join("state.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
         assert_eq!(std::fs::read(dir.path().join("state.json")).unwrap(), b"2");
         assert_eq!(names(dir.path()), ["s.txt", "state.json"]);
     }

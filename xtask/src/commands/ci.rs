@@ -385,7 +385,8 @@ impl CiArgs {
                 ReportFormat::Junit => junit_report(&details, total),
                 ReportFormat::Json => json_report(&details, total)?,
             };
-            files::replace(&ctx.root.join(file), text.as_bytes())?;
+            // Reports are for the CI system and people: readable by all, like any build artifact.
+            files::replace(&ctx.root.join(file), text.as_bytes(), 0o644)?;
             ctx.say(&format!("report written: {}", file.display()));
         }
         if skipped > 0 {

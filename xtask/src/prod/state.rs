@@ -60,6 +60,7 @@ impl DeployState {
         files::replace(
             &Self::path(ctx, project),
             (serde_json::to_string_pretty(self)? + "\n").as_bytes(),
+            0o644,
         )
     }
 
