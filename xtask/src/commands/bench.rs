@@ -17,6 +17,13 @@ use crate::{http, images, stack};
 
 const BENCH_PASSWORD: &str = "bench-only-throwaway-password";
 const API_CONTAINER: &str = "drydock-bench-api";
+const NGINX_CONTAINER: &str = "drydock-bench-nginx";
+/// The yardstick: nginx answering a static JSON `/health` on the same host network, logging each request the
+/// same way (stdout, Docker's log pipeline), so the ratio says what the API costs beyond serving bytes.
+const NGINX_CONF: &str = "server {\n    listen 127.0.0.1:PORT;\n    location = /health {\n        default_type application/json;\n        return 200 '{\"status\":\"ok\"}';\n    }\n}\n";
+/// Goals of issue 14, printed with the figures: the cached read at >= 0.8x nginx's throughput, p99 <= 1.5x.
+const GOAL_THROUGHPUT_RATIO: f64 = 0.8;
+const GOAL_P99_RATIO: f64 = 1.5;
 
 #[derive(Debug, Clone, Args)]
 pub struct ApiBenchArgs {
@@ -29,9 +36,12 @@ pub struct ApiBenchArgs {
     /// Concurrent connections for the writes.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub write_connections: u32,
-    /// Loopback port for the API under test.
+    /// Loopback port for the API under test (its metrics use the next one, the nginx baseline the one after).
     #[arg(long, default_value_t = 18000)]
     pub port: u16,
+    /// Rounds of the cached read and the nginx baseline, interleaved (A B A B ...): medians and spread.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub rounds: u32,
 }
 
 /// One wrk run's figures.
@@ -169,7 +179,10 @@ fn api(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
     let compose = bench_compose(ctx)?;
     let result = measure(ctx, &compose, &image, args);
     // Always tear the throwaway stack down, whatever happened.
-    let _ = ctx.run.run(&Cmd::from(cmd!(sh, "docker rm --force {API_CONTAINER}")));
+    let _ = ctx.run.run(&Cmd::from(cmd!(
+        sh,
+        "docker rm --force {API_CONTAINER} {NGINX_CONTAINER}"
+    )));
     ctx.run.run(&compose.cmd(cmd!(sh, "down --volumes --remove-orphans")))?;
     result
 }
@@ -244,6 +257,79 @@ fn measure(ctx: &Ctx, compose: &Compose, image: &str, args: &ApiBenchArgs) -> Re
     println!(
         "(target: cached list at 64 connections >= 10000 req/s with p99 < 25 ms; {} cores)",
         num_cpus()
+    );
+    baseline(ctx, args)?;
+    Ok(())
+}
+
+/// The API's cached list against nginx serving a static response on the same machine, same network path and
+/// connections, in the same run: `rounds` interleaved pairs, medians and spread, and the two ratios.
+fn baseline(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
+    let sh = shell();
+    let nginx_port = args.port + 2;
+    let dir = ctx.root.join("target/drydock/bench");
+    let conf = dir.join("nginx-baseline.conf");
+    std::fs::write(&conf, NGINX_CONF.replace("PORT", &nginx_port.to_string()))?;
+    let image = crate::images::BaseImages::for_source(&ctx.config, ctx.images().source).nginx;
+    let mount = format!("{}:/etc/nginx/conf.d/default.conf:ro", conf.display());
+    ctx.run.run(&Cmd::from(cmd!(
+        sh,
+        "docker run --detach --rm --name {NGINX_CONTAINER} --network host --read-only --tmpfs /tmp -v {mount} {image}"
+    )))?;
+    let nginx_url = format!("http://127.0.0.1:{nginx_port}/health");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http::get(&nginx_url, Duration::from_secs(2)).map_or(true, |r| r.status != 200) {
+        if Instant::now() > deadline {
+            bail!(
+                "the nginx baseline did not answer at {nginx_url} within 30 s\n  fix: `docker logs {NGINX_CONTAINER}`"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let api_url = format!("http://127.0.0.1:{}/api/v1/items?page=1&per_page=20", args.port);
+    let (mut api, mut nginx) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        for (url, into) in [(&nginx_url, &mut nginx), (&api_url, &mut api)] {
+            let (warm, cmd) = wrk(args.connections, args.duration, None, url);
+            ctx.run.read(&warm)?;
+            let out = ctx.run.read(&cmd)?;
+            into.push(parse_wrk(&out).with_context(|| format!("could not read wrk's report:\n{out}"))?);
+        }
+        eprintln!("baseline round {round}/{}: done", args.rounds);
+    }
+    let spread = |fs: &[Figures], f: fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = fs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    println!();
+    println!(
+        "{:<40} {:>5} {:>24} {:>24}",
+        "same run, interleaved", "conns", "req/s median (min-max)", "p99 ms median (min-max)"
+    );
+    for (name, fs) in [
+        ("nginx static /health (the yardstick)", &nginx),
+        ("API GET /api/v1/items (cached)", &api),
+    ] {
+        let (r, rmin, rmax) = spread(fs, |f| f.requests_per_sec);
+        let (p, pmin, pmax) = spread(fs, |f| f.p99_ms);
+        println!(
+            "{name:<40} {:>5} {:>24} {:>24}",
+            args.connections,
+            format!("{r:.0} ({rmin:.0}-{rmax:.0})"),
+            format!("{p:.2} ({pmin:.2}-{pmax:.2})")
+        );
+    }
+    let throughput = spread(&api, |f| f.requests_per_sec).0 / spread(&nginx, |f| f.requests_per_sec).0;
+    let p99 = spread(&api, |f| f.p99_ms).0 / spread(&nginx, |f| f.p99_ms).0.max(0.001);
+    println!(
+        "API / nginx: throughput {throughput:.2}x (goal >= {GOAL_THROUGHPUT_RATIO}x: {}), p99 {p99:.2}x (goal <= {GOAL_P99_RATIO}x: {})",
+        if throughput >= GOAL_THROUGHPUT_RATIO {
+            "met"
+        } else {
+            "not met"
+        },
+        if p99 <= GOAL_P99_RATIO { "met" } else { "not met" }
     );
     Ok(())
 }
@@ -324,6 +410,7 @@ Transfer/sec:      9.81MB
             connections: 64,
             write_connections: 16,
             port: 18000,
+            rounds: 3,
         };
         let user = std::env::var("POSTGRES_USER").unwrap_or_else(|_| "drydock".into());
         let db = std::env::var("POSTGRES_DB").unwrap_or_else(|_| "drydock".into());
