@@ -91,8 +91,10 @@ pub enum Command {
     ProdScale(commands::prod_scale::ProdScaleArgs),
     /// Roll the API to a new image with zero downtime; rolls back by itself if it never becomes healthy.
     ProdDeploy(commands::prod_deploy::ProdDeployArgs),
-    /// Return the API to the image it ran before the last deploy (zero downtime).
+    /// Return the API to the image it ran before the last deploy, or `--to <tag>` (zero downtime).
     ProdRollback(commands::prod_rollback::ProdRollbackArgs),
+    /// What happened to a production target (who, where, what, result) and the API versions it ran, with their images.
+    ProdHistory(commands::prod_history::ProdHistoryArgs),
     /// Show each service's state and the API's readiness (exit 1 when something is unhealthy).
     Health(commands::health::HealthArgs),
     /// Remove this project's containers, networks and dangling images (volumes only with --volumes).
@@ -149,6 +151,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "prod-scale",
             "prod-deploy",
             "prod-rollback",
+            "prod-history",
         ],
     ),
     (
@@ -262,6 +265,7 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
         Command::ProdScale(args) => args.run(&ctx),
         Command::ProdDeploy(args) => args.run(&ctx),
         Command::ProdRollback(args) => args.run(&ctx),
+        Command::ProdHistory(args) => args.run(&ctx),
         Command::Health(args) => args.run(&ctx),
         Command::Clean(args) => args.run(&ctx),
         Command::BackupPostgres(args) => args.run(&ctx),

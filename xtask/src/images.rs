@@ -406,8 +406,8 @@ mod rootfs_tests {
 
     #[test]
     fn prepare_rootfs_trims_and_configures() {
-        let root = std::env::temp_dir().join(format!("xtask-rootfs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
         for dir in ["usr/share/doc/pkg", "usr/share/man/man1", "var/lib/apt/lists", "etc"] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
@@ -417,7 +417,7 @@ mod rootfs_tests {
         std::fs::write(root.join("var/lib/apt/lists/some_Packages"), "x").unwrap();
         std::fs::write(root.join("etc/hostname"), "builder").unwrap();
         std::os::unix::fs::symlink("pkg", root.join("usr/share/doc/pkg-alias")).unwrap();
-        prepare_rootfs(&root, "http://mirror.example/debian").unwrap();
+        prepare_rootfs(root, "http://mirror.example/debian").unwrap();
         assert!(root.join("usr/share/doc/pkg/copyright").exists());
         assert!(!root.join("usr/share/doc/pkg/changelog.gz").exists());
         assert!(!root.join("usr/share/man/man1").exists());
@@ -430,6 +430,5 @@ mod rootfs_tests {
         assert!(!root.join("etc/hostname").exists());
         let sources = std::fs::read_to_string(root.join("etc/apt/sources.list")).unwrap();
         assert!(sources.starts_with("deb http://mirror.example/debian trixie main"));
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

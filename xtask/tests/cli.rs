@@ -86,15 +86,14 @@ fn dry_run_with_yes_shows_the_destructive_command() {
 
 #[test]
 fn bad_config_names_file_key_and_fix() {
-    let dir = std::env::temp_dir().join(format!("xtask-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
     let bad = dir.join("stack.toml");
     let broken = shipped.replace("source = \"auto\"", "source = \"cloud\"");
     assert_ne!(broken, shipped, "infra/stack.toml no longer has source = \"auto\"");
     std::fs::write(&bad, broken).unwrap();
     let out = xtask(&["--config", bad.to_str().unwrap(), "dev-ps"]);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
     assert!(

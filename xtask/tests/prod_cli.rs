@@ -2,17 +2,19 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 mod common;
 use common::{root, text, xtask, xtask_env};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-prod-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+/// A private (0700) temporary directory, removed when dropped, also when the test panics.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("xtask-prod-cli-{name}-"))
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     dir
 }
 
@@ -42,7 +44,8 @@ fn help_lists_the_production_and_images_groups() {
 
 #[test]
 fn prod_up_refuses_missing_secrets_before_running_anything() {
-    let dir = temp_dir("missing");
+    let tmp = temp_dir("missing");
+    let dir = tmp.path().to_path_buf();
     let out = xtask_env(
         &["--offline", "prod-up", "--tag", "sha-0000000"],
         &[("DRYDOCK_SECRETS_DIR", dir.to_str().unwrap())],
@@ -55,12 +58,12 @@ fn prod_up_refuses_missing_secrets_before_running_anything() {
     );
     assert!(t.contains("fix: cargo xtask prod-up --generate-secrets"), "{t}");
     assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn prod_up_refuses_the_example_passwords() {
-    let dir = temp_dir("example");
+    let tmp = temp_dir("example");
+    let dir = tmp.path().to_path_buf();
     write_secret(&dir, "postgres_password.txt", "drydock-dev-password");
     write_secret(&dir, "redis_password.txt", "changeme");
     let out = xtask_env(
@@ -79,12 +82,12 @@ fn prod_up_refuses_the_example_passwords() {
         "the refused value itself must not be printed:\n{t}"
     );
     assert!(!t.contains("$ docker"), "{t}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn prod_up_refuses_secrets_the_containers_cannot_read() {
-    let dir = temp_dir("mode");
+    let tmp = temp_dir("mode");
+    let dir = tmp.path().to_path_buf();
     write_secret(&dir, "postgres_password.txt", "Zq8v2LmN4pR7sT1wX9yB3cD5");
     write_secret(&dir, "redis_password.txt", "Hk3m9QpW2xV7nB4tY6rL1sD8");
     std::fs::set_permissions(dir.join("redis_password.txt"), std::fs::Permissions::from_mode(0o400)).unwrap();
@@ -100,7 +103,6 @@ fn prod_up_refuses_secrets_the_containers_cannot_read() {
     );
     assert!(t.contains("chmod 0444"), "{t}");
     assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn mode(path: &Path) -> u32 {
@@ -109,7 +111,8 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn generate_secrets_creates_strong_readonly_files_once() {
-    let dir = temp_dir("generate");
+    let tmp = temp_dir("generate");
+    let dir = tmp.path().to_path_buf();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = [("DRYDOCK_SECRETS_DIR", dir.to_str().unwrap())];
     // In a dry run nothing is written.
@@ -179,7 +182,6 @@ fn generate_secrets_creates_strong_readonly_files_once() {
             path.display()
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -369,7 +371,8 @@ fn stack_toml_with_proxy(section: &str) -> String {
 
 #[test]
 fn proxy_settings_reach_the_proxy_container_environment() {
-    let dir = temp_dir("proxy-plan");
+    let tmp = temp_dir("proxy-plan");
+    let dir = tmp.path().to_path_buf();
     let config = dir.join("stack.toml");
     std::fs::write(
         &config,
@@ -441,12 +444,12 @@ fn proxy_settings_reach_the_proxy_container_environment() {
         let var = k.strip_prefix("DRYDOCK_").unwrap();
         assert_eq!(proxy_env[var], v, "{var} of the proxy service: {proxy_env}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_proxy_settings_are_refused_before_anything_runs() {
-    let dir = temp_dir("proxy-bad");
+    let tmp = temp_dir("proxy-bad");
+    let dir = tmp.path().to_path_buf();
     for (section, key) in [
         (
             "[proxy]\ntrusted_proxies = [\"10.0.0.300/8\"]\n",
@@ -480,5 +483,29 @@ fn bad_proxy_settings_are_refused_before_anything_runs() {
         );
         assert!(!t.contains("$ "), "{section}: nothing may run:\n{t}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rollback_to_a_tag_whose_image_is_gone_is_refused_before_anything_runs() {
+    let out = xtask(&["--offline", "prod-rollback", "--to", "prodtest-no-such-image"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("cannot roll back to prodtest-no-such-image: its API image is not on this engine"),
+        "{t}"
+    );
+    assert!(t.contains("fix: `cargo xtask prod-history`"), "{t}");
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+}
+
+#[test]
+fn prod_history_of_a_target_without_records_is_empty_and_machine_readable() {
+    let project = format!("drydock-histtest-{}", std::process::id());
+    let out = xtask_env(&["prod-history", "--json"], &[("DRYDOCK_PROJECT", project.as_str())]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["target"], project.as_str());
+    assert_eq!(v["audit"], serde_json::json!([]));
+    assert_eq!(v["versions"], serde_json::json!([]));
 }

@@ -527,9 +527,48 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
     }
 
     // 2. a broken image (starts, never healthy) is rolled back by itself, without a failed request
+    // Meanwhile a second deploy command is refused at once, naming the holder of the target's lock.
     let load = start_load(HTTP_PORT, 4, Duration::from_millis(40), Duration::from_secs(300));
     std::thread::sleep(Duration::from_secs(2));
-    let out = xtask(PROJECT, &["prod-deploy", "--tag", BROKEN, "--timeout", "40"]);
+    eprintln!("+ cargo xtask --offline prod-deploy --tag {BROKEN} --timeout 40 (in the background)");
+    let first = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["--offline", "prod-deploy", "--tag", BROKEN, "--timeout", "40"])
+        .envs(test_env(PROJECT))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = root().join(".drydock").join(format!("lock-{PROJECT}"));
+    let held = Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(BROKEN)) {
+        assert!(
+            held.elapsed() < Duration::from_secs(60),
+            "the deploy never took its lock"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = xtask(PROJECT, &["prod-scale", "api", "3"]);
+    let refused = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{refused}");
+    assert!(
+        refused.contains(&format!("`{PROJECT}` is locked by")) && refused.contains(&format!("prod-deploy {BROKEN}")),
+        "{refused}"
+    );
+    println!(
+        "LOCK a second command during a deploy: refused ({})",
+        refused
+            .lines()
+            .find(|l| l.contains("locked by"))
+            .unwrap_or_default()
+            .trim()
+    );
+    let out = first.wait_with_output().unwrap();
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::thread::sleep(Duration::from_secs(2));
     let s = load.finish();
     report("prod-deploy of a broken image (rolled back)", &s);
@@ -671,6 +710,33 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
     for id in api_containers(PROJECT) {
         assert_eq!(inspect(&id)["Config"]["Image"], format!("drydock/api:{V1}"));
     }
+
+    // The audit log saw all of it: who, what, which tag, the result (append-only: this run's lines are last).
+    let audit = std::fs::read_to_string(root().join(".drydock").join(format!("audit-{PROJECT}.jsonl"))).unwrap();
+    let entries: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let last = |command: &str, tag: &str| {
+        entries
+            .iter()
+            .rev()
+            .find(|e| e["command"] == command && e["tag"] == tag)
+            .unwrap_or_else(|| panic!("no audit entry for {command} {tag}"))
+            .clone()
+    };
+    assert_eq!(last("prod-deploy", V2)["result"], "ok");
+    assert!(
+        last("prod-deploy", BROKEN)["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: deploy of API")
+    );
+    assert_eq!(last("prod-rollback", V1)["result"], "ok");
+    assert!(
+        last("prod-rollback", V1)["user"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty())
+    );
+    let history = ok(PROJECT, &["prod-history"]);
+    assert!(history.contains(V1) && history.contains("image present"), "{history}");
 
     cleanup(PROJECT);
 }

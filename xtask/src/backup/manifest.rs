@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn read_rejects_damaged_and_future_manifests() {
-        let dir = std::env::temp_dir().join(format!("xtask-manifest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("m.json");
         std::fs::write(&path, sample().to_json()).unwrap();
         assert_eq!(Manifest::read(&path).unwrap(), sample());
@@ -168,6 +168,5 @@ mod tests {
         future.format = FORMAT + 1;
         std::fs::write(&path, future.to_json()).unwrap();
         assert!(format!("{:#}", Manifest::read(&path).unwrap_err()).contains("update your checkout"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -230,16 +230,18 @@ mod tests {
     use super::*;
     use crate::backup::manifest::{FORMAT, FileEntry, Sanity};
 
-    fn tempdir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-store-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// Removed when dropped, also when the test panics: keep it alive for the test's length.
+    fn tempdir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("xtask-store-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn lock_is_exclusive_and_released_on_drop() {
-        let dir = tempdir("lock");
+        let tmp = tempdir("lock");
+        let dir = tmp.path().to_path_buf();
         let held = lock(&dir, "postgres").unwrap();
         let err = format!("{:#}", lock(&dir, "postgres").err().unwrap());
         assert!(
@@ -248,7 +250,6 @@ mod tests {
         );
         drop(held);
         lock(&dir, "postgres").unwrap();
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     fn manifest_for(name: &BackupName, data: &[u8]) -> Manifest {
@@ -283,7 +284,8 @@ mod tests {
 
     #[test]
     fn leftovers_scan_and_checks() {
-        let dir = tempdir("scan");
+        let tmp = tempdir("scan");
+        let dir = tmp.path().to_path_buf();
         let old = BackupName {
             project: "dd".into(),
             service: "redis".into(),
@@ -328,16 +330,15 @@ mod tests {
         assert!(format!("{:#}", check_files(&dir, &m).unwrap_err()).contains("SHA-256"));
         fs::write(dir.join(new.file("rdb")), b"REDIS").unwrap();
         assert!(format!("{:#}", check_files(&dir, &m).unwrap_err()).contains("truncated"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn sha256_of_a_known_file() {
-        let dir = tempdir("sha");
+        let tmp = tempdir("sha");
+        let dir = tmp.path().to_path_buf();
         fs::write(dir.join("abc"), b"abc").unwrap();
         let (size, sha) = sha256_file(&dir.join("abc")).unwrap();
         assert_eq!(size, 3);
         assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

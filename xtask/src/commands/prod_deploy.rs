@@ -7,8 +7,9 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::context::Ctx;
+use crate::prod::audit::Audit;
 use crate::prod::tags::{check_tag, head_tag, parse_tag};
-use crate::prod::{rolling, swarm};
+use crate::prod::{lock, rolling, swarm};
 
 #[derive(Debug, Clone, Args)]
 pub struct ProdDeployArgs {
@@ -21,6 +22,9 @@ pub struct ProdDeployArgs {
     /// Seconds the new replicas get to become healthy before the deploy is rolled back.
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub timeout: u32,
+    /// Go ahead although another command holds the target's deploy lock (asks first).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl ProdDeployArgs {
@@ -31,10 +35,14 @@ impl ProdDeployArgs {
         };
         check_tag(&tag)?;
         let timeout = Duration::from_secs(u64::from(self.timeout));
-        if self.swarm {
+        let target = crate::prod::stack_name(ctx, self.swarm)?;
+        let _lock = lock::acquire(ctx, &target, "prod-deploy", &tag, self.force)?;
+        let audit = Audit::start(&target, "prod-deploy", &tag);
+        let outcome = if self.swarm {
             swarm::swarm_deploy(ctx, &tag, timeout, "prod-deploy")
         } else {
             rolling::rolling(ctx, &tag, timeout, "prod-deploy")
-        }
+        };
+        audit.finish(ctx, outcome)
     }
 }

@@ -6,8 +6,10 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::context::Ctx;
+use crate::prod::audit::Audit;
 use crate::prod::state::DeployState;
-use crate::prod::{rolling, swarm};
+use crate::prod::tags::{image, parse_tag, require_images};
+use crate::prod::{lock, rolling, swarm};
 
 #[derive(Debug, Clone, Args)]
 pub struct ProdRollbackArgs {
@@ -17,25 +19,40 @@ pub struct ProdRollbackArgs {
     /// Seconds the replicas get to become healthy.
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub timeout: u32,
+    /// The API tag to return to (default: the one before the last deploy); its image must still exist.
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
+    pub to: Option<String>,
+    /// Go ahead although another command holds the target's deploy lock (asks first).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl ProdRollbackArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         let project = crate::prod::stack_name(ctx, self.swarm)?;
         let state = DeployState::load(ctx, &project)?;
-        let Some(previous) = state.and_then(|s| s.previous_api_tag) else {
+        let Some(previous) = self.to.clone().or_else(|| state.and_then(|s| s.previous_api_tag)) else {
             bail!(
                 "no previous API image is recorded for `{project}` (in {})\n  fix: deploy the tag you want explicitly: cargo xtask prod-deploy --tag <tag>{}",
                 DeployState::path(ctx, &project).display(),
                 if self.swarm { " --swarm" } else { "" }
             );
         };
+        // A retained version only: refused before anything changes when its image is gone.
+        require_images(ctx, &[image(ctx, "api", &previous)]).map_err(|e| {
+            e.context(format!(
+                "cannot roll back to {previous}: its API image is not on this engine any more\n  fix: `cargo xtask prod-history` lists the versions and which images remain"
+            ))
+        })?;
+        let _lock = lock::acquire(ctx, &project, "prod-rollback", &previous, self.force)?;
         ctx.say(&format!("rolling the API back to {previous}"));
         let timeout = Duration::from_secs(u64::from(self.timeout));
-        if self.swarm {
+        let audit = Audit::start(&project, "prod-rollback", &previous);
+        let outcome = if self.swarm {
             swarm::swarm_deploy(ctx, &previous, timeout, "prod-rollback")
         } else {
             rolling::rolling(ctx, &previous, timeout, "prod-rollback")
-        }
+        };
+        audit.finish(ctx, outcome)
     }
 }

@@ -5,8 +5,10 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::context::Ctx;
+use crate::prod::audit::Audit;
 use crate::prod::compose::{current_compose, scale_cmd};
 use crate::prod::containers::{container_ids, promote};
+use crate::prod::lock;
 
 #[derive(Debug, Clone, Args)]
 pub struct ProdScaleArgs {
@@ -17,6 +19,9 @@ pub struct ProdScaleArgs {
     /// Seconds to wait for new replicas to become healthy.
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub timeout: u32,
+    /// Go ahead although another command holds the target's deploy lock (asks first).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl ProdScaleArgs {
@@ -34,8 +39,17 @@ impl ProdScaleArgs {
     }
 
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let (service, replicas) = self.parse(&ctx.config.services.api)?;
+        let what = format!("{service}={replicas}");
+        let target = crate::prod::stack_name(ctx, false)?;
+        let _lock = lock::acquire(ctx, &target, "prod-scale", &what, self.force)?;
+        let audit = Audit::start(&target, "prod-scale", &what);
+        let outcome = self.scale(ctx, service, replicas);
+        audit.finish(ctx, outcome)
+    }
+
+    fn scale(&self, ctx: &Ctx, service: String, replicas: u32) -> Result<()> {
         let s = &ctx.config.services;
-        let (service, replicas) = self.parse(&s.api)?;
         if ![s.api.as_str(), s.frontend.as_str()].contains(&service.as_str()) {
             bail!(
                 "`{}` cannot be scaled: only `{}` and `{}` are stateless replicas (the databases hold data; the proxy owns the published ports)\n  fix: cargo xtask prod-scale {} <n>",

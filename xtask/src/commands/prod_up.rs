@@ -12,6 +12,7 @@ use crate::config::Env;
 use crate::context::Ctx;
 use crate::image_source::Source;
 use crate::images;
+use crate::prod::audit::Audit;
 use crate::prod::compose::{ensure_monitoring_images, prod_compose};
 use crate::prod::containers::{container_ids, promote};
 use crate::prod::secrets::{check_secrets, generate_secrets, tls_dir};
@@ -39,6 +40,12 @@ pub struct ProdUpArgs {
 impl ProdUpArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         let project = Compose::for_env(ctx, Env::Prod)?.project;
+        let audit = Audit::start(&project, "prod-up", self.tag.as_deref().unwrap_or("(deployed or HEAD)"));
+        let outcome = self.start(ctx, project);
+        audit.finish(ctx, outcome)
+    }
+
+    fn start(&self, ctx: &Ctx, project: String) -> Result<()> {
         let source = ctx.images().source;
         let grafana = self.monitoring && source == Source::Registry;
         // Secrets first: a refusal must come before anything is installed, built or started.

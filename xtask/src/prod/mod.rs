@@ -3,8 +3,10 @@
 //! by the containers' non-root users; the release images exist; and API containers receive traffic only once
 //! healthy.
 
+pub mod audit;
 pub mod compose;
 pub mod containers;
+pub mod lock;
 pub mod release;
 pub mod rolling;
 pub mod secrets;

@@ -404,8 +404,8 @@ mod tests {
 
     #[test]
     fn swarm_file_sends_bind_mounted_files_as_configs_and_keys_as_secrets() {
-        let dir = std::env::temp_dir().join(format!("drydock-swarm-stack-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::create_dir_all(dir.join("tls/sub")).unwrap();
         std::fs::write(dir.join("tls/tls.crt"), "CERT").unwrap();
         std::fs::write(dir.join("tls/tls.key"), "KEY").unwrap();
@@ -477,6 +477,5 @@ mod tests {
         config["services"]["proxy"]["volumes"] =
             json!([{"type": "bind", "source": "/nonexistent/x", "target": "/x", "read_only": true}]);
         assert!(swarm_stack(config, false, "api", &[]).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
