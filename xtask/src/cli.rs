@@ -95,6 +95,8 @@ pub enum Command {
     ProdRollback(commands::prod_rollback::ProdRollbackArgs),
     /// What happened to a production target (who, where, what, result) and the API versions it ran, with their images.
     ProdHistory(commands::prod_history::ProdHistoryArgs),
+    /// Maintenance mode at the edge: `on` answers 503 with a page (health checks pass), `off` serves again.
+    ProdMaintenance(commands::prod_maintenance::ProdMaintenanceArgs),
     /// Show each service's state and the API's readiness (exit 1 when something is unhealthy).
     Health(commands::health::HealthArgs),
     /// Remove this project's containers, networks and dangling images (volumes only with --volumes).
@@ -152,6 +154,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "prod-deploy",
             "prod-rollback",
             "prod-history",
+            "prod-maintenance",
         ],
     ),
     (
@@ -266,6 +269,7 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
         Command::ProdDeploy(args) => args.run(&ctx),
         Command::ProdRollback(args) => args.run(&ctx),
         Command::ProdHistory(args) => args.run(&ctx),
+        Command::ProdMaintenance(args) => args.run(&ctx),
         Command::Health(args) => args.run(&ctx),
         Command::Clean(args) => args.run(&ctx),
         Command::BackupPostgres(args) => args.run(&ctx),

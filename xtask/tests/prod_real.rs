@@ -738,6 +738,47 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
     let history = ok(PROJECT, &["prod-history"]);
     assert!(history.contains(V1) && history.contains("image present"), "{history}");
 
+    // 6. maintenance mode at the edge: 503 with Retry-After and a page, health still up; off with no restart.
+    let proxy_started = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.StartedAt}}",
+        &format!("{PROJECT}-proxy-1"),
+    ]);
+    ok(PROJECT, &["prod-maintenance", "on", "--message", "Back at <5> o'clock"]);
+    let count = |path: &str| -> BTreeMap<u16, u64> {
+        let mut seen = BTreeMap::new();
+        for _ in 0..20 {
+            let (status, head, body) = get(HTTP_PORT, path, "localhost").unwrap();
+            if status == 503 {
+                assert!(head.to_ascii_lowercase().contains("retry-after: 300"), "{head}");
+                assert!(
+                    body.contains("Back at &lt;5&gt; o&#39;clock") || body.contains("\"maintenance\""),
+                    "{body}"
+                );
+            }
+            *seen.entry(status).or_insert(0) += 1;
+        }
+        seen
+    };
+    let (site, api, health) = (count("/"), count("/api/v1/items"), count("/health"));
+    println!("MAINTENANCE on: / {site:?}, /api/v1/items {api:?}, /health {health:?}");
+    assert_eq!(site, BTreeMap::from([(503, 20)]));
+    assert_eq!(api, BTreeMap::from([(503, 20)]));
+    assert_eq!(health, BTreeMap::from([(200, 20)]), "health stays up in maintenance");
+    ok(PROJECT, &["prod-maintenance", "off"]);
+    let (site, api) = (count("/"), count("/api/v1/items"));
+    println!("MAINTENANCE off: / {site:?}, /api/v1/items {api:?}");
+    assert_eq!(site, BTreeMap::from([(200, 20)]));
+    assert_eq!(api, BTreeMap::from([(200, 20)]));
+    let proxy_now = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.StartedAt}}",
+        &format!("{PROJECT}-proxy-1"),
+    ]);
+    assert_eq!(proxy_started, proxy_now, "the proxy was restarted");
+
     cleanup(PROJECT);
 }
 

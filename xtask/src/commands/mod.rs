@@ -35,6 +35,7 @@ pub mod prod_deploy;
 pub mod prod_down;
 pub mod prod_history;
 pub mod prod_logs;
+pub mod prod_maintenance;
 pub mod prod_ps;
 pub mod prod_rollback;
 pub mod prod_scale;
