@@ -30,6 +30,7 @@ impl Who {
         let user = ["USER", "LOGNAME"]
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+            .or_else(login_of_this_process)
             .unwrap_or_else(|| "unknown".into());
         let sh = shell();
         let config = |key: &str| {
@@ -50,6 +51,23 @@ impl Who {
             .unwrap_or_else(|_| "unknown".into());
         Who { user, git, machine }
     }
+}
+
+/// The login of this process's uid from /etc/passwd (CI runners and `sudo -i` shells often set no `USER`).
+fn login_of_this_process() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut fields = l.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 /// One line of the audit log.
@@ -171,6 +189,8 @@ mod tests {
         );
         assert_eq!(entries[1].result, "failed: no previous tag");
         assert!(!entries[0].who.user.is_empty() && !entries[0].who.machine.is_empty());
+        // Without USER/LOGNAME the login still comes from the uid (root here, or whoever runs the tests).
+        assert!(login_of_this_process().is_some_and(|l| !l.is_empty()));
         std::fs::write(path(&ctx, "t"), "{not json}\n").unwrap();
         assert!(
             read(&ctx, "t")
