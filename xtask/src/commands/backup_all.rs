@@ -6,6 +6,7 @@ use clap::Args;
 use crate::backup::take;
 use crate::context::Ctx;
 use crate::flags::EnvFlag;
+use crate::prod::audit::audited;
 
 #[derive(Debug, Clone, Args)]
 pub struct BackupAllArgs {
@@ -15,6 +16,6 @@ pub struct BackupAllArgs {
 
 impl BackupAllArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        take::all(ctx, self.env.env)
+        audited(ctx, self.env.env, "backup-all", "", || take::all(ctx, self.env.env))
     }
 }

@@ -6,6 +6,7 @@ use clap::Args;
 use crate::backup::{Engine, take};
 use crate::context::Ctx;
 use crate::flags::EnvFlag;
+use crate::prod::audit::audited;
 
 #[derive(Debug, Clone, Args)]
 pub struct BackupMongodbArgs {
@@ -15,6 +16,8 @@ pub struct BackupMongodbArgs {
 
 impl BackupMongodbArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        take::backup(ctx, Engine::Mongodb, self.env.env)
+        audited(ctx, self.env.env, "backup-mongodb", "", || {
+            take::backup(ctx, Engine::Mongodb, self.env.env)
+        })
     }
 }

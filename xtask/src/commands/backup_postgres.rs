@@ -6,6 +6,7 @@ use clap::Args;
 use crate::backup::{Engine, take};
 use crate::context::Ctx;
 use crate::flags::EnvFlag;
+use crate::prod::audit::audited;
 
 #[derive(Debug, Clone, Args)]
 pub struct BackupPostgresArgs {
@@ -15,6 +16,8 @@ pub struct BackupPostgresArgs {
 
 impl BackupPostgresArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        take::backup(ctx, Engine::Postgres, self.env.env)
+        audited(ctx, self.env.env, "backup-postgres", "", || {
+            take::backup(ctx, Engine::Postgres, self.env.env)
+        })
     }
 }

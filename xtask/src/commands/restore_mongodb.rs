@@ -7,6 +7,7 @@ use clap::Args;
 use crate::backup::{Engine, restore};
 use crate::context::Ctx;
 use crate::flags::RestoreArgs;
+use crate::prod::audit::audited;
 
 #[derive(Debug, Clone, Args)]
 pub struct RestoreMongodbArgs {
@@ -16,6 +17,13 @@ pub struct RestoreMongodbArgs {
 
 impl RestoreMongodbArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        restore::restore(ctx, Engine::Mongodb, &self.restore)
+        let what = self
+            .restore
+            .file
+            .as_ref()
+            .map_or("--latest".to_string(), |f| f.display().to_string());
+        audited(ctx, self.restore.env, "restore-mongodb", &what, || {
+            restore::restore(ctx, Engine::Mongodb, &self.restore)
+        })
     }
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use crate::backup::{Engine, restore};
 use crate::context::Ctx;
 use crate::flags::RestoreArgs;
+use crate::prod::audit::audited;
 
 #[derive(Debug, Clone, Args)]
 pub struct RestorePostgresArgs {
@@ -16,6 +17,13 @@ pub struct RestorePostgresArgs {
 
 impl RestorePostgresArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        restore::restore(ctx, Engine::Postgres, &self.restore)
+        let what = self
+            .restore
+            .file
+            .as_ref()
+            .map_or("--latest".to_string(), |f| f.display().to_string());
+        audited(ctx, self.restore.env, "restore-postgres", &what, || {
+            restore::restore(ctx, Engine::Postgres, &self.restore)
+        })
     }
 }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::{Cmd, cmd, shell};
+use crate::config::Env;
 use crate::context::Ctx;
 use crate::time::Timestamp;
 
@@ -132,6 +133,15 @@ impl Audit {
         }
         outcome
     }
+}
+
+/// Runs `action` and records it in the audit log of the stack `env` addresses (its compose project): what
+/// backups and restores use, for the dev stack and production alike.
+pub fn audited<T>(ctx: &Ctx, env: Env, command: &str, what: &str, action: impl FnOnce() -> Result<T>) -> Result<T> {
+    let target = crate::compose::Compose::for_env(ctx, env)?.project;
+    let audit = Audit::start(&target, command, what);
+    let outcome = action();
+    audit.finish(ctx, outcome)
 }
 
 fn append(ctx: &Ctx, target: &str, entry: &Entry) -> Result<()> {
