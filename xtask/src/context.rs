@@ -53,6 +53,8 @@ pub struct Vars {
     pub prod_bind_public: bool,
     /// `CI` set (and not `false`/`0`): running in a CI system, where nothing may be skipped.
     pub ci: bool,
+    /// `DRYDOCK_HOOKS_DIR`: where the project's deploy and backup hooks are (default infra/hooks).
+    pub hooks_dir: Option<PathBuf>,
 }
 
 impl Vars {
@@ -71,6 +73,7 @@ impl Vars {
             gha_build_cache: text("DRYDOCK_BUILD_CACHE").as_deref() == Some("gha"),
             prod_bind_public: text("DRYDOCK_PROD_BIND").as_deref() == Some("0.0.0.0"),
             ci: text("CI").is_some_and(|v| v != "false" && v != "0"),
+            hooks_dir: text("DRYDOCK_HOOKS_DIR").map(PathBuf::from),
         }
     }
 }

@@ -14,6 +14,14 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
+/// `--skip-hooks`: do not run the project's hooks (`infra/hooks/`) around this command.
+#[derive(Debug, Clone, Args)]
+pub struct HooksFlag {
+    /// Do not run the project's pre/post hooks (infra/hooks/) around this command.
+    #[arg(long)]
+    pub skip_hooks: bool,
+}
+
 /// `--env dev|prod`: which stack a command addresses.
 #[derive(Debug, Clone, Args)]
 pub struct EnvFlag {

@@ -509,3 +509,45 @@ fn prod_history_of_a_target_without_records_is_empty_and_machine_readable() {
     assert_eq!(v["audit"], serde_json::json!([]));
     assert_eq!(v["versions"], serde_json::json!([]));
 }
+
+#[test]
+fn a_failing_pre_deploy_hook_stops_the_deploy_before_anything_runs() {
+    let tmp = temp_dir("hooks");
+    let hook = tmp.path().join("pre-deploy");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho \"no deploys of $DRYDOCK_TAG to $DRYDOCK_TARGET today\" >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let project = format!("drydock-hooktest-{}", std::process::id());
+    let env = [
+        ("DRYDOCK_HOOKS_DIR", tmp.path().to_str().unwrap()),
+        ("DRYDOCK_PROJECT", project.as_str()),
+    ];
+    let out = xtask_env(&["--offline", "prod-deploy", "--tag", "sha-hooked"], &env);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("the pre-deploy hook failed (nothing was changed)"), "{t}");
+    assert!(
+        t.contains(&format!("no deploys of sha-hooked to {project} today")),
+        "{t}"
+    );
+    assert!(
+        !t.contains("$ docker"),
+        "nothing may run after a failing pre-deploy hook:\n{t}"
+    );
+    // --skip-hooks: the hook does not run (the deploy then goes on, and here stops at the missing stack).
+    let out = xtask_env(
+        &[
+            "--offline",
+            "--dry-run",
+            "prod-deploy",
+            "--tag",
+            "sha-hooked",
+            "--skip-hooks",
+        ],
+        &env,
+    );
+    assert!(!text(&out).contains("pre-deploy hook"), "{}", text(&out));
+}

@@ -5,19 +5,34 @@ use clap::Args;
 
 use crate::backup::{Engine, take};
 use crate::context::Ctx;
-use crate::flags::EnvFlag;
+use crate::flags::{EnvFlag, HooksFlag};
 use crate::prod::audit::audited;
+use crate::prod::hooks::{self, Event, Hook};
 
 #[derive(Debug, Clone, Args)]
 pub struct BackupRedisArgs {
     #[command(flatten)]
     pub env: EnvFlag,
+    #[command(flatten)]
+    pub hooks: HooksFlag,
 }
 
 impl BackupRedisArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let event = Event {
+            command: "backup-redis",
+            target: "redis",
+            tag: "",
+            result: None,
+        };
         audited(ctx, self.env.env, "backup-redis", "", || {
-            take::backup(ctx, Engine::Redis, self.env.env)
+            hooks::around(
+                ctx,
+                self.hooks.skip_hooks,
+                (Hook::PreBackup, Hook::PostBackup),
+                event,
+                || take::backup(ctx, Engine::Redis, self.env.env),
+            )
         })
     }
 }

@@ -7,7 +7,9 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::context::Ctx;
+use crate::flags::HooksFlag;
 use crate::prod::audit::Audit;
+use crate::prod::hooks::{self, Event, Hook};
 use crate::prod::tags::{check_tag, head_tag, parse_tag};
 use crate::prod::{lock, rolling, swarm};
 
@@ -25,6 +27,8 @@ pub struct ProdDeployArgs {
     /// Go ahead although another command holds the target's deploy lock (asks first).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub hooks: HooksFlag,
 }
 
 impl ProdDeployArgs {
@@ -38,11 +42,20 @@ impl ProdDeployArgs {
         let target = crate::prod::stack_name(ctx, self.swarm)?;
         let _lock = lock::acquire(ctx, &target, "prod-deploy", &tag, self.force)?;
         let audit = Audit::start(&target, "prod-deploy", &tag);
-        let outcome = if self.swarm {
-            swarm::swarm_deploy(ctx, &tag, timeout, "prod-deploy")
-        } else {
-            rolling::rolling(ctx, &tag, timeout, "prod-deploy")
+        let event = Event {
+            command: "prod-deploy",
+            target: &target,
+            tag: &tag,
+            result: None,
         };
+        let hooks = (Hook::PreDeploy, Hook::PostDeploy);
+        let outcome = hooks::around(ctx, self.hooks.skip_hooks, hooks, event, || {
+            if self.swarm {
+                swarm::swarm_deploy(ctx, &tag, timeout, "prod-deploy")
+            } else {
+                rolling::rolling(ctx, &tag, timeout, "prod-deploy")
+            }
+        });
         audit.finish(ctx, outcome)
     }
 }

@@ -6,7 +6,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::context::Ctx;
+use crate::flags::HooksFlag;
 use crate::prod::audit::Audit;
+use crate::prod::hooks::{self, Event, Hook};
 use crate::prod::state::DeployState;
 use crate::prod::tags::{image, parse_tag, require_images};
 use crate::prod::{lock, rolling, swarm};
@@ -25,6 +27,8 @@ pub struct ProdRollbackArgs {
     /// Go ahead although another command holds the target's deploy lock (asks first).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub hooks: HooksFlag,
 }
 
 impl ProdRollbackArgs {
@@ -48,11 +52,20 @@ impl ProdRollbackArgs {
         ctx.say(&format!("rolling the API back to {previous}"));
         let timeout = Duration::from_secs(u64::from(self.timeout));
         let audit = Audit::start(&project, "prod-rollback", &previous);
-        let outcome = if self.swarm {
-            swarm::swarm_deploy(ctx, &previous, timeout, "prod-rollback")
-        } else {
-            rolling::rolling(ctx, &previous, timeout, "prod-rollback")
+        let event = Event {
+            command: "prod-rollback",
+            target: &project,
+            tag: &previous,
+            result: None,
         };
+        let hooks = (Hook::PreDeploy, Hook::PostDeploy);
+        let outcome = hooks::around(ctx, self.hooks.skip_hooks, hooks, event, || {
+            if self.swarm {
+                swarm::swarm_deploy(ctx, &previous, timeout, "prod-rollback")
+            } else {
+                rolling::rolling(ctx, &previous, timeout, "prod-rollback")
+            }
+        });
         audit.finish(ctx, outcome)
     }
 }

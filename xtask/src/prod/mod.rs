@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod compose;
 pub mod containers;
+pub mod hooks;
 pub mod lock;
 pub mod release;
 pub mod rolling;
