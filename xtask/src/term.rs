@@ -151,6 +151,23 @@ impl Drop for Progress {
     }
 }
 
+/// Text made safe inside HTML or XML (element text and quoted attributes): the five special characters as
+/// entities (`&#39;` for the apostrophe, which both read), control characters but newline and tab dropped (XML
+/// forbids them).
+pub fn markup_escape(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// `1.2 GB`, `340.0 MB`, `12 B`: sizes for people (decimal units, like `df -H`).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
@@ -189,6 +206,14 @@ mod tests {
         assert_eq!(human_bytes(340_000_000), "340.0 MB");
         assert_eq!(human_age(59), "59s");
         assert_eq!(human_age(3 * 86_400 + 4 * 3600), "3d 4h");
+    }
+
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            markup_escape("a <b> & \"c\" 'd'\u{7}\n"),
+            "a &lt;b&gt; &amp; &quot;c&quot; &#39;d&#39;\n"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::dev::PORTS;
 use crate::files;
 use crate::image_source::Source;
 use crate::provision::{self, Tool};
-use crate::term::Style;
+use crate::term::{Style, markup_escape};
 
 /// Environment that isolates the CI stack from a developer's dev stack: its own project, and every host port
 /// the dev stack publishes (one table: `dev::PORTS`) left to the engine.
@@ -247,7 +247,7 @@ pub fn junit_report(steps: &[StepReport], seconds: f64) -> String {
         n = steps.len()
     );
     for step in steps {
-        let name = xml_escape(&step.name);
+        let name = markup_escape(&step.name);
         let head = format!(
             "    <testcase classname=\"ci\" name=\"{name}\" time=\"{:.1}\"",
             step.seconds
@@ -261,33 +261,19 @@ pub fn junit_report(steps: &[StepReport], seconds: f64) -> String {
                     .join("\n");
                 xml.push_str(&format!(
                     "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                    xml_escape(step.reason.as_deref().unwrap_or("failed")),
-                    xml_escape(&body)
+                    markup_escape(step.reason.as_deref().unwrap_or("failed")),
+                    markup_escape(&body)
                 ));
             }
             "skipped" => xml.push_str(&format!(
                 "{head}>\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                xml_escape(step.reason.as_deref().unwrap_or("skipped"))
+                markup_escape(step.reason.as_deref().unwrap_or("skipped"))
             )),
             _ => xml.push_str(&format!("{head}/>\n")),
         }
     }
     xml.push_str("  </testsuite>\n</testsuites>\n");
     xml
-}
-
-fn xml_escape(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&apos;".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 /// The stderr lines a runner failure report carries (`    | line`).

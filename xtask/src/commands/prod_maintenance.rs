@@ -11,6 +11,7 @@ use crate::compose::Compose;
 use crate::context::Ctx;
 use crate::prod::audit::Audit;
 use crate::prod::compose::current_compose;
+use crate::term::markup_escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
@@ -90,17 +91,7 @@ pub fn switch_cmd(compose: &Compose, proxy: &str, state: Switch, message: Option
 
 /// The maintenance page: the message HTML-escaped, no script, no outside resource.
 pub fn page(message: &str) -> String {
-    let escaped: String = message
-        .chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&#39;".to_string(),
-            c => c.to_string(),
-        })
-        .collect();
+    let escaped = markup_escape(message);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Down for maintenance</title></head>\n<body><h1>Down for maintenance</h1><p>{escaped}</p></body></html>\n"
     )

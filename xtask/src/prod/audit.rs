@@ -89,6 +89,14 @@ pub fn path(ctx: &Ctx, target: &str) -> PathBuf {
     ctx.root.join(".drydock").join(format!("audit-{target}.jsonl"))
 }
 
+/// How an action ended, in one line: `ok`, or `failed: <the first line of the error>`.
+pub fn summary<T>(outcome: &Result<T>) -> String {
+    match outcome {
+        Ok(_) => "ok".to_string(),
+        Err(err) => format!("failed: {}", format!("{err:#}").lines().next().unwrap_or_default()),
+    }
+}
+
 /// Measures one audited action: `Audit::start`, then `finish` with its outcome.
 pub struct Audit {
     target: String,
@@ -109,10 +117,7 @@ impl Audit {
 
     /// Appends the entry (not in a dry run) and hands the outcome back unchanged.
     pub fn finish<T>(self, ctx: &Ctx, outcome: Result<T>) -> Result<T> {
-        let result = match &outcome {
-            Ok(_) => "ok".to_string(),
-            Err(err) => format!("failed: {}", format!("{err:#}").lines().next().unwrap_or_default()),
-        };
+        let result = summary(&outcome);
         let entry = Entry {
             at: Timestamp::now().rfc3339(),
             who: Who::now(ctx),

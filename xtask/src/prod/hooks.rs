@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 
 use crate::cmd::Cmd;
 use crate::context::Ctx;
-use crate::prod::audit::Who;
+use crate::prod::audit::{self, Who};
 
 /// When a hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +99,7 @@ pub fn around<T>(
     }
     run(ctx, pre, &event)?;
     let outcome = work();
-    let result = match &outcome {
-        Ok(_) => "ok".to_string(),
-        Err(err) => format!("failed: {}", format!("{err:#}").lines().next().unwrap_or_default()),
-    };
+    let result = audit::summary(&outcome);
     let posted = run(
         ctx,
         post,
