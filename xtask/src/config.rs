@@ -106,6 +106,12 @@ pub struct OfflineImages {
 pub struct Backups {
     pub dir: String,
     pub retention: Retention,
+    /// Off-site copies (`backups push`); none when absent.
+    #[serde(default)]
+    pub remote: Option<crate::offsite_config::Remote>,
+    /// age encryption of every backup file; plaintext when absent.
+    #[serde(default)]
+    pub encryption: Option<crate::offsite_config::Encryption>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -315,6 +321,12 @@ impl Config {
             bail!(
                 "{file}: key `backups.retention.keep_last` is 0, which would allow pruning every backup\n  fix: keep at least 1"
             );
+        }
+        if let Some(remote) = &self.backups.remote {
+            remote.validate(&file.to_string())?;
+        }
+        if let Some(encryption) = &self.backups.encryption {
+            encryption.validate(&file.to_string())?;
         }
         self.proxy.validate(&file.to_string())?;
         Ok(())

@@ -55,6 +55,14 @@ pub struct Vars {
     pub ci: bool,
     /// `DRYDOCK_HOOKS_DIR`: where the project's deploy and backup hooks are (default infra/hooks).
     pub hooks_dir: Option<PathBuf>,
+    /// `DRYDOCK_AGE_IDENTITY_FILE`: the age identity that decrypts backups (else backups.encryption.identity_file).
+    pub age_identity: Option<PathBuf>,
+    /// `DRYDOCK_OFFSITE_ACCESS_KEY_ID` / `DRYDOCK_OFFSITE_SECRET_ACCESS_KEY`: the S3 remote's credentials when
+    /// backups.remote.credentials_file is not set. Never printed.
+    pub offsite_access_key: Option<(String, String)>,
+    /// `AWS_CA_BUNDLE`: a CA bundle for S3 over TLS; handed to rclone as `--ca-cert` (its AWS SDK cannot load
+    /// one from the environment).
+    pub aws_ca_bundle: Option<PathBuf>,
 }
 
 impl Vars {
@@ -74,6 +82,9 @@ impl Vars {
             prod_bind_public: text("DRYDOCK_PROD_BIND").as_deref() == Some("0.0.0.0"),
             ci: text("CI").is_some_and(|v| v != "false" && v != "0"),
             hooks_dir: text("DRYDOCK_HOOKS_DIR").map(PathBuf::from),
+            age_identity: text("DRYDOCK_AGE_IDENTITY_FILE").map(PathBuf::from),
+            offsite_access_key: text("DRYDOCK_OFFSITE_ACCESS_KEY_ID").zip(text("DRYDOCK_OFFSITE_SECRET_ACCESS_KEY")),
+            aws_ca_bundle: text("AWS_CA_BUNDLE").map(PathBuf::from),
         }
     }
 }

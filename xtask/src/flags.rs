@@ -60,9 +60,10 @@ fn parse_tail(value: &str) -> Result<String, String> {
 
 /// Which backup a `restore-*` command restores, and into which stack.
 #[derive(Debug, Clone, Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["file", "latest"])))]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["file", "latest", "from_remote"])))]
 pub struct RestoreArgs {
     /// The backup to restore: its data file or its manifest (`backups/<service>/<name>.<ext>|.json`).
+    #[arg(conflicts_with_all = ["latest", "from_remote"])]
     pub file: Option<PathBuf>,
     /// Restore the newest complete backup of this compose project's service (safety backups are skipped).
     #[arg(long)]
@@ -70,4 +71,24 @@ pub struct RestoreArgs {
     /// Which stack to restore into.
     #[arg(long, value_enum, default_value = "dev")]
     pub env: Env,
+    /// The age identity file that decrypts an encrypted backup (else DRYDOCK_AGE_IDENTITY_FILE or
+    /// backups.encryption.identity_file).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Restore from the off-site store ([backups.remote]): the backup NAME (`backups list --remote`), or
+    /// without a name the newest finished one. It is downloaded and checked first, then restored as usual.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub from_remote: Option<String>,
+}
+
+impl RestoreArgs {
+    /// What is restored, for the audit log: the file, `--from-remote <name>`, or `--latest`.
+    pub fn what(&self) -> String {
+        match (&self.from_remote, &self.file) {
+            (Some(name), _) if !name.is_empty() => format!("--from-remote {name}"),
+            (Some(_), _) => "--from-remote (newest)".to_string(),
+            (None, Some(file)) => file.display().to_string(),
+            (None, None) => "--latest".to_string(),
+        }
+    }
 }

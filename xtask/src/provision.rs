@@ -142,10 +142,21 @@ pub enum Tool {
     Lint,
     /// ssh, ssh-keygen, openssl and curl on the host (the Swarm test's nodes are reached over SSH).
     TestHosts,
+    /// rclone (off-site backup copies to S3 or SFTP: `backups push` and the remote restores).
+    Rclone,
+    /// age (encrypted backups: `[backups.encryption]`).
+    Age,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 4] = [Tool::Browser, Tool::Wrk, Tool::Lint, Tool::TestHosts];
+    pub const ALL: [Tool; 6] = [
+        Tool::Browser,
+        Tool::Wrk,
+        Tool::Lint,
+        Tool::TestHosts,
+        Tool::Rclone,
+        Tool::Age,
+    ];
 
     /// (missing?, Debian package, what it is for).
     fn apt_packages(self) -> Vec<(bool, &'static str, &'static str)> {
@@ -163,6 +174,8 @@ impl Tool {
                 (!program_exists("openssl"), "openssl", "the Swarm test hosts"),
                 (!program_exists("curl"), "curl", "the Swarm test hosts"),
             ],
+            Tool::Rclone => vec![(!program_exists("rclone"), "rclone", "off-site backup copies")],
+            Tool::Age => vec![(!program_exists("age"), "age", "backup encryption")],
         }
     }
 }

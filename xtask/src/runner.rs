@@ -245,41 +245,258 @@ impl Runner {
             return Ok(0);
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-        let (pipe_out, mut pipe_in) = io::pipe().context("creating a pipe")?;
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
-        let handle = expr.start().with_context(|| not_started(cmd));
-        drop(expr); // the child holds the pipe's read end now
-        let handle = match handle {
-            Ok(h) => h,
+        Ok(feed(cmd, &mut file, &source.display().to_string(), progress)?.bytes)
+    }
+
+    /// [`Runner::stream_in`] that also hashes what it sent (an upload compared with a manifest afterwards).
+    pub fn stream_in_hashed(&self, cmd: &Cmd, source: &Path, progress: &mut Progress) -> Result<Streamed> {
+        let mut shown = cmd.clone();
+        shown.stdin = Input::File(source.to_path_buf());
+        self.echo(&shown, None);
+        if self.dry_run {
+            return Ok(Streamed::default());
+        }
+        let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+        feed(cmd, &mut file, &source.display().to_string(), progress)
+    }
+
+    /// Like [`Runner::stream_in`], with the stdout of `source` (e.g. `age --decrypt`) as the input: shown as
+    /// `source | cmd`. Fails if either fails; a failed source is reported with its own stderr tail.
+    pub fn stream_in_from(&self, cmd: &Cmd, source: &Cmd, progress: &mut Progress) -> Result<u64> {
+        if !self.quiet || self.dry_run {
+            let prefix = if self.dry_run { "[dry-run] $" } else { "$" };
+            term::line(&Style::stderr().dim(&format!("{prefix} {source} | {cmd}")));
+        }
+        if self.dry_run {
+            return Ok(0);
+        }
+        let (expr, tee) = tee_stderr(expression(source).stdin_null(), source)?;
+        let reader = expr.reader().with_context(|| not_started(source));
+        drop(expr);
+        let reader = match reader {
+            Ok(r) => r,
             Err(e) => {
                 join(tee);
                 return Err(e);
             }
         };
-        let mut buf = vec![0u8; STREAM_CHUNK];
-        let mut sent = 0u64;
-        let fed: Result<()> = loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(anyhow::Error::new(e).context(format!("reading {} failed", source.display()))),
-            };
-            if let Err(e) = pipe_in.write_all(&buf[..n]) {
-                // The child stopped reading (usually it failed: its status and stderr say why).
-                break Err(anyhow::Error::new(e).context(format!("`{cmd}` stopped reading its input")));
-            }
-            sent += n as u64;
-            progress.update(sent);
-        };
-        progress.finish();
-        drop(pipe_in);
-        let output = handle.into_output().with_context(|| format!("waiting for `{cmd}`"));
+        let fed = feed(cmd, &mut (&reader), &source.display(), progress).map(|s| s.bytes);
+        if fed.is_err() {
+            let _ = reader.kill();
+        }
+        let status = reader
+            .try_wait()
+            .with_context(|| format!("waiting for `{source}`"))?
+            .map(|out| out.status);
+        drop(reader);
         let tail = join(tee);
-        check(cmd, output?.status, &tail)?;
-        fed?;
-        Ok(sent)
+        // The source's own failure (a wrong key, a damaged file) says more than the consumer's.
+        match status {
+            Some(status) => check(source, status, &tail)?,
+            None => bail!("`{source}` did not finish after its output was read"),
+        }
+        fed
     }
+
+    /// The first `n` bytes of `cmd`'s stdout (then it is stopped): e.g. a check that a file decrypts and looks
+    /// like what it should be, without decrypting all of it. Fails if the command fails before giving `n` bytes.
+    /// Not echoed unless `-v`; with `--dry-run` returns nothing.
+    pub fn head(&self, cmd: &Cmd, n: usize) -> Result<Vec<u8>> {
+        if self.dry_run {
+            return Ok(Vec::new());
+        }
+        if self.verbose {
+            self.echo(cmd, None);
+        }
+        let (expr, tee) = tee_stderr(expression(cmd).stdin_null(), cmd)?;
+        let reader = expr.reader().with_context(|| not_started(cmd));
+        drop(expr);
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                join(tee);
+                return Err(e);
+            }
+        };
+        let mut head = Vec::with_capacity(n);
+        let read = (&reader).take(n as u64).read_to_end(&mut head);
+        let whole = head.len() == n;
+        if whole {
+            let _ = reader.kill();
+        }
+        let status = reader.try_wait().ok().flatten().map(|out| out.status);
+        drop(reader);
+        let tail = join(tee);
+        if !whole {
+            read.with_context(|| format!("reading the output of `{cmd}` failed"))?;
+            match status {
+                Some(status) => check(cmd, status, &tail)?,
+                None => bail!("`{cmd}` did not finish after closing its output"),
+            }
+        }
+        Ok(head)
+    }
+
+    /// Starts `cmd` as a filter between the caller and `out`: what is written to the returned [`Filter`] is
+    /// its stdin; its stdout is written to `out` (hashed on the way) by a thread. [`Filter::finish`] closes
+    /// its input and checks its status. With `--dry-run` it only prints the command.
+    pub fn filter(&self, cmd: &Cmd, out: std::fs::File, target: &Path) -> Result<Filter> {
+        self.echo(cmd, Some(target));
+        if self.dry_run {
+            return Ok(Filter {
+                input: None,
+                worker: None,
+                cmd: cmd.clone(),
+            });
+        }
+        let (pipe_out, pipe_in) = io::pipe().context("creating a pipe")?;
+        let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
+        let reader = expr.reader().with_context(|| not_started(cmd));
+        drop(expr);
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                join(tee);
+                return Err(e);
+            }
+        };
+        let shown = cmd.clone();
+        let target = target.to_path_buf();
+        let worker = thread::spawn(move || -> Result<Streamed> {
+            use sha2::Digest;
+            let mut out = out;
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0u8; STREAM_CHUNK];
+            let mut streamed = Streamed::default();
+            let copied: Result<()> = loop {
+                let n = match (&reader).read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        break Err(anyhow::Error::new(e).context(format!("reading the output of `{shown}` failed")));
+                    }
+                };
+                if let Err(e) = out.write_all(&buf[..n]) {
+                    break Err(anyhow::Error::new(e).context(format!("writing {} failed", target.display())));
+                }
+                hasher.update(&buf[..n]);
+                streamed.bytes += n as u64;
+            };
+            if copied.is_err() {
+                let _ = reader.kill();
+            }
+            let status = reader
+                .try_wait()
+                .with_context(|| format!("waiting for `{shown}`"))?
+                .map(|out| out.status);
+            drop(reader);
+            let tail = join(tee);
+            copied?;
+            match status {
+                Some(status) => check(&shown, status, &tail)?,
+                None => bail!("`{shown}` did not finish after closing its output"),
+            }
+            streamed.sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            Ok(streamed)
+        });
+        Ok(Filter {
+            input: Some(pipe_in),
+            worker: Some(worker),
+            cmd: cmd.clone(),
+        })
+    }
+}
+
+/// A running filter (see [`Runner::filter`]): write its input, then [`Filter::finish`].
+pub struct Filter {
+    input: Option<io::PipeWriter>,
+    worker: Option<JoinHandle<Result<Streamed>>>,
+    cmd: Cmd,
+}
+
+impl Write for Filter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.input {
+            Some(input) => input.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.input {
+            Some(input) => input.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Filter {
+    /// Closes the filter's input and waits for it: the bytes it wrote and their SHA-256.
+    pub fn finish(mut self) -> Result<Streamed> {
+        drop(self.input.take());
+        match self.worker.take() {
+            Some(worker) => worker
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread of `{}` panicked", self.cmd))),
+            None => Ok(Streamed::default()),
+        }
+    }
+}
+
+impl Drop for Filter {
+    /// Abandoned (the producer failed): close the input so the filter ends, and wait for it.
+    fn drop(&mut self) {
+        drop(self.input.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Streams `source` into the stdin of a new `cmd` in chunks (with progress) and checks its status.
+fn feed(cmd: &Cmd, source: &mut dyn Read, source_name: &str, progress: &mut Progress) -> Result<Streamed> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let (pipe_out, mut pipe_in) = io::pipe().context("creating a pipe")?;
+    let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
+    let handle = expr.start().with_context(|| not_started(cmd));
+    drop(expr); // the child holds the pipe's read end now
+    let handle = match handle {
+        Ok(h) => h,
+        Err(e) => {
+            join(tee);
+            return Err(e);
+        }
+    };
+    let mut buf = vec![0u8; STREAM_CHUNK];
+    let mut sent = 0u64;
+    let fed: Result<()> = loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(anyhow::Error::new(e).context(format!("reading {source_name} failed"))),
+        };
+        if let Err(e) = pipe_in.write_all(&buf[..n]) {
+            // The child stopped reading (usually it failed: its status and stderr say why).
+            break Err(anyhow::Error::new(e).context(format!("`{cmd}` stopped reading its input")));
+        }
+        hasher.update(&buf[..n]);
+        sent += n as u64;
+        progress.update(sent);
+    };
+    progress.finish();
+    drop(pipe_in);
+    let output = handle.into_output().with_context(|| format!("waiting for `{cmd}`"));
+    let tail = join(tee);
+    check(cmd, output?.status, &tail)?;
+    fed?;
+    Ok(Streamed {
+        bytes: sent,
+        sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        head: Vec::new(),
+    })
 }
 
 impl Runner {

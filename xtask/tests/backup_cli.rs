@@ -76,12 +76,14 @@ impl Temp {
                 name: file.clone(),
                 size,
                 sha256,
+                plain: None,
             }],
             sanity: Sanity {
                 tables: None,
                 keys: Some(1),
             },
             reason: None,
+            encryption: None,
         };
         std::fs::write(dir.join(format!("dd_redis_{ts}.json")), manifest.to_json()).unwrap();
         dir.join(file)

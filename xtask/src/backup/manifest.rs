@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped when the format changes incompatibly; readers refuse newer versions.
 pub const FORMAT: u32 = 1;
+/// The format of an encrypted backup's manifest: a reader of format 1 would take its files for plaintext.
+pub const FORMAT_ENCRYPTED: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -39,6 +41,24 @@ pub struct Manifest {
     /// Why it was taken (e.g. a safety backup before a restore), if not on request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set when every file is age-encrypted: for whom (fingerprints of the recipients, never a key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionInfo {
+    /// `age` (age-encryption.org/v1).
+    pub scheme: String,
+    /// `SHA256:<16 hex>` of each recipient (backup::encrypt::fingerprint).
+    pub recipients: Vec<String>,
+}
+
+/// The plaintext behind an encrypted file: what a decryption must give back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plain {
+    pub size: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,8 +66,12 @@ pub struct FileEntry {
     /// `dump`, `globals`, `rdb`, `archive`.
     pub role: String,
     pub name: String,
+    /// Size and SHA-256 of the stored file (ciphertext when encrypted).
     pub size: u64,
     pub sha256: String,
+    /// The plaintext's, when the file is encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<Plain>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,31 +92,39 @@ impl Manifest {
     pub fn read(path: &Path) -> Result<Manifest> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the manifest {}", path.display()))?;
-        let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "the manifest {} is not valid JSON of a drydock backup (damaged or edited?)",
-                path.display()
-            )
+        Manifest::parse(&text, &path.display().to_string())
+    }
+
+    /// A manifest's text read from `origin` (a path, or a remote object's name).
+    pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
+        let path = origin;
+        let manifest: Manifest = serde_json::from_str(text).with_context(|| {
+            format!("the manifest {path} is not valid JSON of a drydock backup (damaged or edited?)")
         })?;
-        if manifest.format > FORMAT {
+        if manifest.format > FORMAT_ENCRYPTED {
             bail!(
-                "the manifest {} has format {} but this xtask reads format {FORMAT}\n  fix: update your checkout",
-                path.display(),
+                "the manifest {} has format {} but this xtask reads formats up to {FORMAT_ENCRYPTED}\n  fix: update your checkout",
+                path,
                 manifest.format
             );
         }
-        if manifest.files.is_empty() || manifest.files[0].name != manifest.file {
+        if manifest.encryption.is_some() != (manifest.format == FORMAT_ENCRYPTED) {
             bail!(
-                "the manifest {} lists no data file (damaged or edited?)",
-                path.display()
+                "the manifest {} has format {} but {} encryption section (damaged or edited?)",
+                path,
+                manifest.format,
+                if manifest.encryption.is_some() { "an" } else { "no" }
             );
+        }
+        if manifest.files.is_empty() || manifest.files[0].name != manifest.file {
+            bail!("the manifest {} lists no data file (damaged or edited?)", path);
         }
         Ok(manifest)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
     pub fn sample() -> Manifest {
@@ -119,12 +151,14 @@ mod tests {
                     name: "drydock_postgres_20260102T030405Z.dump".into(),
                     size: 10,
                     sha256: "00".repeat(32),
+                    plain: None,
                 },
                 FileEntry {
                     role: "globals".into(),
                     name: "drydock_postgres_20260102T030405Z.globals.sql".into(),
                     size: 3,
                     sha256: "11".repeat(32),
+                    plain: None,
                 },
             ],
             sanity: Sanity {
@@ -132,6 +166,7 @@ mod tests {
                 keys: None,
             },
             reason: None,
+            encryption: None,
         }
     }
 
@@ -165,8 +200,13 @@ mod tests {
         std::fs::write(&path, "{\"engine\": \"postgres\"").unwrap();
         assert!(format!("{:#}", Manifest::read(&path).unwrap_err()).contains("not valid JSON"));
         let mut future = sample();
-        future.format = FORMAT + 1;
+        future.format = FORMAT_ENCRYPTED + 1;
         std::fs::write(&path, future.to_json()).unwrap();
         assert!(format!("{:#}", Manifest::read(&path).unwrap_err()).contains("update your checkout"));
+        // Format 2 is the encrypted one: a plaintext manifest claiming it (or the reverse) is refused.
+        let mut mixed = sample();
+        mixed.format = FORMAT_ENCRYPTED;
+        std::fs::write(&path, mixed.to_json()).unwrap();
+        assert!(format!("{:#}", Manifest::read(&path).unwrap_err()).contains("no encryption section"));
     }
 }

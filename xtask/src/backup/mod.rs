@@ -2,9 +2,12 @@
 //! command plans of each engine. The commands themselves live in `commands::{backup, restore, backups, db}`.
 
 pub mod bench;
+pub mod encrypt;
 pub mod manifest;
 pub mod name;
+pub mod offsite;
 pub mod plans;
+pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod store;

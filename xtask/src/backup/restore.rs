@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 use crate::backup::manifest::Manifest;
 use crate::backup::name::BackupName;
 use crate::backup::store::{self, Found};
-use crate::backup::take;
 use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
-use crate::cmd::{cmd, shell};
+use crate::backup::{encrypt, remote, take};
+use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::context::Ctx;
 use crate::flags::RestoreArgs;
@@ -28,9 +28,35 @@ use crate::term::human_bytes;
 pub struct Chosen {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// The age identity that decrypts it (encrypted backups only; see [`Chosen::decrypt_with`]).
+    pub identity: Option<PathBuf>,
 }
 
 impl Chosen {
+    /// For an encrypted backup: finds the identity (`--identity`, the environment, the config) or says
+    /// clearly that there is none, before anything is touched. Plaintext backups need none.
+    pub fn decrypt_with(mut self, ctx: &Ctx, flag: Option<&Path>) -> Result<Chosen> {
+        if self.manifest.encryption.is_some() {
+            crate::provision::ensure_tools(ctx, &[crate::provision::Tool::Age])?;
+            self.identity = Some(encrypt::identity(ctx, flag, &self.manifest)?);
+        }
+        Ok(self)
+    }
+
+    /// Streams one of its files into `cmd`'s stdin: the file itself, or `age --decrypt` of it.
+    pub fn stream_into(&self, ctx: &Ctx, cmd: &Cmd, file: &Path, progress: &mut Progress) -> Result<u64> {
+        match (&self.manifest.encryption, &self.identity) {
+            (None, _) => ctx.run.stream_in(cmd, file, progress),
+            (Some(_), Some(identity)) => ctx
+                .run
+                .stream_in_from(cmd, &encrypt::decrypt_cmd(identity, file), progress),
+            (Some(_), None) => bail!(
+                "{} is encrypted and no identity was chosen to decrypt it (a bug: decrypt_with was not called)",
+                file.display()
+            ),
+        }
+    }
+
     pub fn data(&self) -> PathBuf {
         self.dir.join(&self.manifest.file)
     }
@@ -92,7 +118,11 @@ pub fn open(path: &Path, engine: Engine, service: &str) -> Result<Chosen> {
             path.display()
         );
     }
-    Ok(Chosen { dir, manifest })
+    Ok(Chosen {
+        dir,
+        manifest,
+        identity: None,
+    })
 }
 
 /// The newest complete backup of a service.
@@ -124,10 +154,32 @@ pub fn check(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
         chosen.data().display()
     ));
     store::check_files(&chosen.dir, &chosen.manifest)?;
-    let mut head = [0u8; 16];
-    let n = std::io::Read::read(&mut std::fs::File::open(chosen.data())?, &mut head)?;
+    let head = match (&chosen.manifest.encryption, &chosen.identity) {
+        (None, _) => {
+            let mut head = [0u8; 16];
+            let n = std::io::Read::read(&mut std::fs::File::open(chosen.data())?, &mut head)?;
+            head[..n].to_vec()
+        }
+        // The identity must open it (a wrong one fails here, before anything is touched); age's authenticated
+        // chunks then refuse any damage while the restore streams.
+        (Some(_), Some(identity)) => ctx
+            .run
+            .head(&encrypt::decrypt_cmd(identity, &chosen.data()), 16)
+            .with_context(|| {
+                format!(
+                    "{} does not decrypt with the identity {}: it is not one of the backup's recipients ({}); nothing was touched",
+                    chosen.data().display(),
+                    identity.display(),
+                    chosen.manifest.encryption.as_ref().map(|e| e.recipients.join(", ")).unwrap_or_default()
+                )
+            })?,
+        (Some(_), None) => bail!("{} is encrypted and no identity was chosen", chosen.data().display()),
+    };
+    if ctx.run.dry_run {
+        return Ok(());
+    }
     engine
-        .check_magic(&head[..n])
+        .check_magic(&head)
         .with_context(|| format!("{} is damaged", chosen.data().display()))
 }
 
@@ -137,10 +189,18 @@ pub fn restore(ctx: &Ctx, engine: Engine, args: &RestoreArgs) -> Result<()> {
         require_mongo(ctx, &compose)?;
     }
     let service = engine.service(ctx);
-    let chosen = match &args.file {
-        Some(path) => open(path, engine, &service)?,
-        None => latest(ctx, engine, &compose.project)?,
-    };
+    let chosen = match (&args.from_remote, &args.file) {
+        (Some(pick), _) => {
+            let pick = Some(pick.as_str()).filter(|p| !p.is_empty());
+            match remote::fetch(ctx, engine, &compose.project, pick)? {
+                Some(manifest) => open(&manifest, engine, &service)?,
+                None => return Ok(()), // --dry-run
+            }
+        }
+        (None, Some(path)) => open(path, engine, &service)?,
+        (None, None) => latest(ctx, engine, &compose.project)?,
+    }
+    .decrypt_with(ctx, args.identity.as_deref())?;
     check(ctx, engine, &chosen)?;
     match engine {
         Engine::Postgres => postgres(ctx, &compose, &service, &chosen),
@@ -196,8 +256,8 @@ fn postgres(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Res
     ctx.say(&format!("restoring into database `{}`", facts.target.db));
     let started = Instant::now();
     let mut progress = Progress::new("pg_restore", Some(chosen.manifest.size), ctx.run.quiet);
-    ctx.run
-        .stream_in(&plans::pg_restore(compose, service, &facts.target), &chosen.data(), &mut progress)
+    chosen
+        .stream_into(ctx, &plans::pg_restore(compose, service, &facts.target), &chosen.data(), &mut progress)
         .with_context(|| {
             format!("the restore failed and was rolled back (one transaction): database `{}` is as it was; safety backup: {safety}", facts.target.db)
         })?;
@@ -244,7 +304,8 @@ fn redis(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
     let sh = shell();
     ctx.run.run(&compose.cmd(cmd!(sh, "stop {service}")))?;
     let mut progress = Progress::new("rdb", Some(chosen.manifest.size), ctx.run.quiet);
-    let placed = ctx.run.stream_in(
+    let placed = chosen.stream_into(
+        ctx,
         &plans::redis_place_rdb(compose, service, &facts.dir, &facts.dbfilename),
         &chosen.data(),
         &mut progress,
@@ -301,8 +362,13 @@ fn mongo(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result
     ))?;
     let (_lock, safety) = safety_backup(ctx, compose, Engine::Mongodb, chosen)?;
     let mut progress = Progress::new("mongorestore", Some(chosen.manifest.size), ctx.run.quiet);
-    ctx.run
-        .stream_in(&plans::mongorestore(compose, service), &chosen.data(), &mut progress)
+    chosen
+        .stream_into(
+            ctx,
+            &plans::mongorestore(compose, service),
+            &chosen.data(),
+            &mut progress,
+        )
         .with_context(|| format!("the restore of `{service}` failed; safety backup: {safety}"))?;
     ctx.say(&format!(
         "restored `{service}` from {}; safety backup: {safety}",

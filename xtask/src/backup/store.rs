@@ -276,9 +276,11 @@ mod tests {
                 name: name.file("rdb"),
                 size: data.len() as u64,
                 sha256: sha,
+                plain: None,
             }],
             sanity: Sanity::default(),
             reason: None,
+            encryption: None,
         }
     }
 

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::backup::manifest::{FORMAT, FileEntry, Manifest, Sanity};
+use crate::backup::manifest::{FORMAT, FORMAT_ENCRYPTED, FileEntry, Manifest, Plain, Sanity};
 use crate::backup::name::Timestamp;
-use crate::backup::store;
 use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
+use crate::backup::{encrypt, store};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, git_revision};
 use crate::config::Env;
@@ -33,6 +33,16 @@ struct Part {
     cmd: Cmd,
     /// Checks the first bytes (the data must look like what the engine writes).
     check: fn(&[u8]) -> Result<()>,
+}
+
+/// One part streamed into its partial file: the plaintext as the dump produced it, and what was stored when
+/// it was encrypted on the way.
+struct Written<'a> {
+    file: AtomicFile,
+    part: &'a Part,
+    streamed: Streamed,
+    stored: Option<Streamed>,
+    file_name: String,
 }
 
 /// What the engine-specific code knows about the backup besides its files.
@@ -59,7 +69,24 @@ pub fn backup(ctx: &Ctx, engine: Engine, env: Env) -> Result<()> {
     } else {
         Some(store::lock(&dir, &service)?)
     };
-    take(ctx, &compose, engine, None)?;
+    let taken = take(ctx, &compose, engine, None)?;
+    // The off-site copy right away when configured; the local backup stands whatever happens to it.
+    if let (Some(taken), Some(remote)) = (taken, &ctx.config.backups.remote)
+        && remote.push_after_backup()
+    {
+        let store = crate::backup::offsite::Store::open(ctx)?;
+        let dir = service_dir(ctx, &service);
+        let found = store::scan(&dir, &service)?
+            .into_iter()
+            .find(|f| f.manifest_path() == taken.manifest_path)
+            .context("the new backup is not found in its directory")?;
+        crate::backup::remote::push_one(ctx, &store, &service, &found).with_context(|| {
+            format!(
+                "the backup {} was written, but its off-site copy failed (retry with `cargo xtask backups push`)",
+                taken.manifest_path.display()
+            )
+        })?;
+    }
     Ok(())
 }
 
@@ -215,16 +242,32 @@ fn mongo_parts(ctx: &Ctx, compose: &Compose, service: &str, reason: Option<Strin
 /// Streams every part into its partial file, checks it, then commits them all and writes the manifest.
 fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<Option<Taken>> {
     let dir = service_dir(ctx, &meta.service);
+    let encryption = ctx.config.backups.encryption.as_ref();
+    if encryption.is_some() {
+        crate::provision::ensure_tools(ctx, &[crate::provision::Tool::Age])?;
+    }
+    // `<stem>.dump.age` when encrypted: the name says what the file is.
+    let ext = |part: &Part| match encryption {
+        Some(_) => format!("{}.{}", part.ext, encrypt::SUFFIX),
+        None => part.ext.to_string(),
+    };
     if ctx.run.dry_run {
         let name = store::fresh_name(&dir, &compose.project, &meta.service);
         for part in &parts {
-            let target = dir.join(format!("{}.XXXXXX{PARTIAL_SUFFIX}", name.file(part.ext)));
-            ctx.run.stream_out(
-                &part.cmd,
-                &target,
-                &mut std::io::sink(),
-                &mut Progress::new("", None, true),
-            )?;
+            let target = dir.join(format!("{}.XXXXXX{PARTIAL_SUFFIX}", name.file(&ext(part))));
+            let mut progress = Progress::new("", None, true);
+            match encryption {
+                Some(e) => {
+                    let devnull = std::fs::File::create("/dev/null")?;
+                    let mut filter = ctx.run.filter(&encrypt::encrypt_cmd(e), devnull, &target)?;
+                    ctx.run.stream_out(&part.cmd, &target, &mut filter, &mut progress)?;
+                    filter.finish()?;
+                }
+                None => {
+                    ctx.run
+                        .stream_out(&part.cmd, &target, &mut std::io::sink(), &mut progress)?;
+                }
+            }
         }
         return Ok(None);
     }
@@ -233,34 +276,52 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
     }
     let name = store::fresh_name(&dir, &compose.project, &meta.service);
     ctx.say(&format!(
-        "backing up {} ({}) to {}",
+        "backing up {} ({}) to {}{}",
         meta.service,
         meta.engine.name(),
-        dir.join(name.file(parts[0].ext)).display()
+        dir.join(name.file(&ext(&parts[0]))).display(),
+        match encryption {
+            Some(e) => format!(", encrypted with age for {}", encrypt::info(e).recipients.join(", ")),
+            None => String::new(),
+        }
     ));
     let started_at = Timestamp::now();
     let started = Instant::now();
     // All parts stream at the same time (the globals dump is small: it then costs no extra wall time).
     let runner = ctx.run;
     let service = meta.service.clone();
-    let results: Vec<Result<(AtomicFile, &Part, Streamed, String)>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Written>> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .iter()
             .enumerate()
             .map(|(i, part)| {
-                let file_name = name.file(part.ext);
+                let file_name = name.file(&ext(part));
                 let target = dir.join(&file_name);
                 let service = service.clone();
-                scope.spawn(move || -> Result<(AtomicFile, &Part, Streamed, String)> {
+                scope.spawn(move || -> Result<Written> {
                     let mut file = AtomicFile::create(&target)?;
                     let partial = file.partial_path().to_path_buf();
                     // One progress line at a time: the main (largest) part's.
                     let mut progress = Progress::new(&format!("{service} {}", part.role), None, runner.quiet || i > 0);
-                    let streamed = runner
-                        .stream_out(&part.cmd, &partial, file.file(), &mut progress)
-                        .with_context(|| {
-                            format!("the {} backup of `{service}` failed; no backup was written", part.role)
-                        })?;
+                    let failed = || format!("the {} backup of `{service}` failed; no backup was written", part.role);
+                    let (streamed, stored) = match encryption {
+                        None => {
+                            let streamed = runner
+                                .stream_out(&part.cmd, &partial, file.file(), &mut progress)
+                                .with_context(failed)?;
+                            (streamed, None)
+                        }
+                        Some(e) => {
+                            // dump -> this process (head check, plaintext hash) -> age -> the partial file.
+                            let out = file.file().try_clone()?;
+                            let mut filter = runner.filter(&encrypt::encrypt_cmd(e), out, &partial)?;
+                            let streamed = runner
+                                .stream_out(&part.cmd, &partial, &mut filter, &mut progress)
+                                .with_context(failed)?;
+                            let stored = filter.finish().with_context(failed)?;
+                            (streamed, Some(stored))
+                        }
+                    };
                     if streamed.bytes == 0 {
                         bail!(
                             "the {} backup of `{service}` produced no data; no backup was written",
@@ -273,7 +334,13 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
                             part.role
                         )
                     })?;
-                    Ok((file, part, streamed, file_name))
+                    Ok(Written {
+                        file,
+                        part,
+                        streamed,
+                        stored,
+                        file_name,
+                    })
                 })
             })
             .collect();
@@ -293,18 +360,25 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
     let duration = started.elapsed().as_secs_f64();
     let files: Vec<FileEntry> = written
         .iter()
-        .map(|(_, part, s, file_name)| FileEntry {
-            role: part.role.to_string(),
-            name: file_name.clone(),
-            size: s.bytes,
-            sha256: s.sha256.clone(),
+        .map(|w| {
+            let stored = w.stored.as_ref().unwrap_or(&w.streamed);
+            FileEntry {
+                role: w.part.role.to_string(),
+                name: w.file_name.clone(),
+                size: stored.bytes,
+                sha256: stored.sha256.clone(),
+                plain: w.stored.as_ref().map(|_| Plain {
+                    size: w.streamed.bytes,
+                    sha256: w.streamed.sha256.clone(),
+                }),
+            }
         })
         .collect();
-    for (file, ..) in written {
-        file.commit()?;
+    for w in written {
+        w.file.commit()?;
     }
     let manifest = Manifest {
-        format: FORMAT,
+        format: if encryption.is_some() { FORMAT_ENCRYPTED } else { FORMAT },
         engine: meta.engine.name().to_string(),
         project: compose.project.clone(),
         service: meta.service.clone(),
@@ -323,6 +397,7 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
         files,
         sanity: meta.sanity,
         reason: meta.reason,
+        encryption: encryption.map(encrypt::info),
     };
     let manifest_path = dir.join(name.manifest());
     files::write_new(&manifest_path, manifest.to_json().as_bytes(), 0o600)?;

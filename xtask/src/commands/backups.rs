@@ -1,4 +1,4 @@
-//! `backups list | verify | prune | bench`: managing what is in `backups/`.
+//! `backups list | push | verify | prune | bench`: managing what is in `backups/` and its off-site copies.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use crate::backup::plans::PG_TABLE_COUNT;
 use crate::backup::restore::{self, Chosen};
 use crate::backup::retention::{self, Candidate};
 use crate::backup::store::{self, Found};
-use crate::backup::{Engine, plans, redis_keys, service_dir};
+use crate::backup::{Engine, plans, redis_keys, remote, service_dir};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::config::Retention;
@@ -35,6 +35,16 @@ pub enum BackupsAction {
         /// Print machine-readable JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// List the off-site copies ([backups.remote]) and the local backups that have none.
+        #[arg(long)]
+        remote: bool,
+    },
+    /// Copy backups off-site ([backups.remote]): every complete local backup the store lacks, each file
+    /// uploaded under a temporary name, read back and checked, the manifest last.
+    Push {
+        /// Only the newest complete backup of each service.
+        #[arg(long)]
+        latest: bool,
     },
     /// Check backups: every file's SHA-256, then a test restore into a throwaway container with a sanity check.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["file", "all", "latest"])))]
@@ -50,6 +60,10 @@ pub enum BackupsAction {
         /// Only check the checksums (no test restore).
         #[arg(long)]
         checksum_only: bool,
+        /// The age identity file that decrypts encrypted backups (else DRYDOCK_AGE_IDENTITY_FILE or
+        /// backups.encryption.identity_file).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
     /// Delete old backups by the keep-last/daily/weekly/monthly policy (infra/stack.toml or flags); shows the plan first.
     Prune(PruneArgs),
@@ -74,6 +88,9 @@ pub struct PruneArgs {
     /// Only this compose project's backups (default: every project's, each with its own history).
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
+    /// Prune the off-site copies ([backups.remote]) instead of the local backups.
+    #[arg(long)]
+    pub remote: bool,
 }
 
 impl BackupsArgs {
@@ -84,13 +101,16 @@ impl BackupsArgs {
 
 fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
     match &args.action {
-        BackupsAction::List { json } => list(ctx, *json),
+        BackupsAction::List { json, remote: true } => list_remote(ctx, *json),
+        BackupsAction::List { json, remote: false } => list(ctx, *json),
+        BackupsAction::Push { latest } => push(ctx, *latest),
         BackupsAction::Verify {
             file,
             all,
             latest,
             checksum_only,
-        } => verify(ctx, file.as_deref(), *all, *latest, *checksum_only),
+            identity,
+        } => verify(ctx, file.as_deref(), *all, *latest, *checksum_only, identity.as_deref()),
         BackupsAction::Prune(p) => prune(ctx, p),
         BackupsAction::Bench(b) => crate::backup::bench::run(ctx, b),
     }
@@ -185,6 +205,72 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `backups push`.
+fn push(ctx: &Ctx, latest: bool) -> Result<()> {
+    let pushed = remote::push_all(ctx, latest)?;
+    if !ctx.run.dry_run {
+        println!(
+            "pushed {} backup(s) ({}{}); {} already off-site",
+            pushed.backups,
+            human_bytes(pushed.bytes),
+            if pushed.seconds > 0.0 {
+                format!(", {:.1} MB/s", pushed.bytes as f64 / 1e6 / pushed.seconds)
+            } else {
+                String::new()
+            },
+            pushed.already
+        );
+    }
+    Ok(())
+}
+
+/// `backups list --remote`.
+fn list_remote(ctx: &Ctx, json: bool) -> Result<()> {
+    let (store, rows, missing) = remote::list(ctx)?;
+    if json {
+        let out = serde_json::json!({"store": store, "backups": rows, "not_off_site": missing});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("off-site store: {store}");
+    if rows.is_empty() {
+        println!("no backups there (copy them with `cargo xtask backups push`)");
+    } else {
+        println!(
+            "{:<9} {:<46} {:<21} {:>10}  status",
+            "service", "backup", "taken (UTC)", "size"
+        );
+        let style = Style::stdout();
+        for r in &rows {
+            let line = format!(
+                "{:<9} {:<46} {:<21} {:>10}  {}",
+                r.service,
+                r.backup,
+                r.taken_at,
+                human_bytes(r.size),
+                r.status
+            );
+            println!(
+                "{}",
+                if r.status == "finished" {
+                    line
+                } else {
+                    style.yellow(&line)
+                }
+            );
+        }
+    }
+    if missing.is_empty() {
+        println!("every complete local backup has a finished off-site copy");
+    } else {
+        println!("{} local backup(s) have no off-site copy:", missing.len());
+        for m in &missing {
+            println!("  {m}");
+        }
+    }
+    Ok(())
+}
+
 /// Which engine a file belongs to (by its manifest), for `verify <file>`.
 fn engine_of(ctx: &Ctx, path: &std::path::Path) -> Result<(Engine, Chosen)> {
     let mut last = None;
@@ -199,7 +285,14 @@ fn engine_of(ctx: &Ctx, path: &std::path::Path) -> Result<(Engine, Chosen)> {
     Err(err)
 }
 
-pub fn verify(ctx: &Ctx, file: Option<&std::path::Path>, all: bool, latest: bool, checksum_only: bool) -> Result<()> {
+pub fn verify(
+    ctx: &Ctx,
+    file: Option<&std::path::Path>,
+    all: bool,
+    latest: bool,
+    checksum_only: bool,
+    identity: Option<&std::path::Path>,
+) -> Result<()> {
     let mut targets: Vec<(Engine, Result<Chosen>)> = Vec::new();
     if latest {
         let project = Compose::for_env(ctx, crate::config::Env::Dev)?.project;
@@ -244,6 +337,7 @@ pub fn verify(ctx: &Ctx, file: Option<&std::path::Path>, all: bool, latest: bool
     let style = Style::stderr();
     for (engine, chosen) in &targets {
         let outcome = chosen.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|c| {
+            let c = &c.clone().decrypt_with(ctx, identity)?;
             restore::check(ctx, *engine, c)?;
             if !checksum_only {
                 test_restore(ctx, *engine, c)?;
@@ -345,8 +439,8 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
                     sh,
                     "docker exec -i {name} psql -X -q -v ON_ERROR_STOP=1 -U {user} -d postgres"
                 ));
-                ctx.run
-                    .stream_in(&psql, &globals, &mut Progress::new("globals", None, true))
+                chosen
+                    .stream_into(ctx, &psql, &globals, &mut Progress::new("globals", None, true))
                     .context("the roles (globals) do not apply")?;
             }
             let restore = Cmd::from(cmd!(
@@ -354,8 +448,8 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
                 "docker exec -i {name} pg_restore -U {user} -d {db} --no-owner --exit-on-error --single-transaction"
             ));
             let mut progress = Progress::new("test restore", Some(chosen.manifest.size), ctx.run.quiet);
-            ctx.run
-                .stream_in(&restore, &chosen.data(), &mut progress)
+            chosen
+                .stream_into(ctx, &restore, &chosen.data(), &mut progress)
                 .context("the test restore failed")?;
             let count = ctx.run.read(&Cmd::from(cmd!(
                 sh,
@@ -380,8 +474,7 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
                 &["infinity"],
             ))?;
             let place = Cmd::from(cmd!(sh, "docker exec -i {name} sh -c 'cat > /tmp/verify.rdb'"));
-            ctx.run
-                .stream_in(&place, &chosen.data(), &mut Progress::new("rdb", None, true))?;
+            chosen.stream_into(ctx, &place, &chosen.data(), &mut Progress::new("rdb", None, true))?;
             ctx.run
                 .read(&Cmd::from(cmd!(
                     sh,
@@ -432,7 +525,8 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
                 sh,
                 "docker exec -i {name} mongorestore --archive --gzip --drop --stopOnError"
             ));
-            ctx.run.stream_in(
+            chosen.stream_into(
+                ctx,
                 &restore,
                 &chosen.data(),
                 &mut Progress::new("test restore", Some(chosen.manifest.size), ctx.run.quiet),
@@ -454,6 +548,9 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> Result<()> {
         "policy: keep last {}, daily {}, weekly {}, monthly {} (and always the newest complete backup)",
         policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly
     ));
+    if args.remote {
+        return remote::prune(ctx, &policy, args.project.as_deref());
+    }
     let mut doomed: Vec<(String, Found)> = Vec::new();
     let mut locks = Vec::new();
     for engine in Engine::ALL {

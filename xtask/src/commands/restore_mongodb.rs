@@ -17,11 +17,7 @@ pub struct RestoreMongodbArgs {
 
 impl RestoreMongodbArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        let what = self
-            .restore
-            .file
-            .as_ref()
-            .map_or("--latest".to_string(), |f| f.display().to_string());
+        let what = self.restore.what();
         audited(ctx, self.restore.env, "restore-mongodb", &what, || {
             restore::restore(ctx, Engine::Mongodb, &self.restore)
         })

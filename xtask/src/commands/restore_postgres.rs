@@ -17,11 +17,7 @@ pub struct RestorePostgresArgs {
 
 impl RestorePostgresArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        let what = self
-            .restore
-            .file
-            .as_ref()
-            .map_or("--latest".to_string(), |f| f.display().to_string());
+        let what = self.restore.what();
         audited(ctx, self.restore.env, "restore-postgres", &what, || {
             restore::restore(ctx, Engine::Postgres, &self.restore)
         })

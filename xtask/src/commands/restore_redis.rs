@@ -17,11 +17,7 @@ pub struct RestoreRedisArgs {
 
 impl RestoreRedisArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        let what = self
-            .restore
-            .file
-            .as_ref()
-            .map_or("--latest".to_string(), |f| f.display().to_string());
+        let what = self.restore.what();
         audited(ctx, self.restore.env, "restore-redis", &what, || {
             restore::restore(ctx, Engine::Redis, &self.restore)
         })

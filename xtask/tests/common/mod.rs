@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (each file under tests/ is its own crate and includes this module).
 #![allow(dead_code)] // each test crate uses its own part of it
 
+pub mod backup_stack;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
