@@ -70,10 +70,12 @@ impl Remote {
         }
     }
 
-    /// The folder under which `<service>/<backup files>` are kept, `project` when not set.
+    /// The folder under which `<service>/<backup files>` are kept, `project` when not set. On an SFTP server
+    /// a leading `/` makes it absolute (else it is below the login directory); S3 keys have no leading `/`.
     pub fn folder(&self, project: &str) -> String {
         let path = match self {
-            Remote::S3 { path, .. } | Remote::Sftp { path, .. } => path.trim_matches('/'),
+            Remote::S3 { path, .. } => path.trim_matches('/'),
+            Remote::Sftp { path, .. } => path.trim_end_matches('/'),
         };
         if path.is_empty() {
             project.to_string()

@@ -153,6 +153,14 @@ impl Store {
         format!("{}/{service}/{name}", self.root)
     }
 
+    /// Creates the folder (and on S3 the bucket) when missing: the first push to a new store.
+    pub fn create_folder(&self, ctx: &Ctx) -> Result<()> {
+        let sh = shell();
+        let root = &self.root;
+        ctx.run.run(&self.rclone(cmd!(sh, "mkdir {root}")))?;
+        Ok(())
+    }
+
     /// Uploads a local file under `<name>.uploading`, hashing what it sent (checked by the caller).
     pub fn upload(
         &self,
@@ -225,7 +233,9 @@ impl Store {
         };
         if !probe.success {
             let stderr = cmd.mask(&probe.stderr);
-            if stderr.contains("directory not found") {
+            // An SFTP folder before the first push is empty; on S3 a missing prefix lists empty, so "not
+            // found" there means the bucket itself is missing.
+            if stderr.contains("directory not found") && matches!(self.remote, Remote::Sftp { .. }) {
                 return Ok(Vec::new());
             }
             bail!(

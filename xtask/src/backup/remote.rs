@@ -87,6 +87,7 @@ pub struct Pushed {
 pub fn push_all(ctx: &Ctx, latest_only: bool) -> Result<Pushed> {
     let store = Store::open(ctx)?;
     ctx.say(&format!("off-site store: {}", store.describe));
+    store.create_folder(ctx)?;
     let objects = store.list(ctx)?;
     let mut pushed = Pushed::default();
     let mut failed = Vec::new();
