@@ -52,6 +52,7 @@ fn ensure_image() {
 /// One server container; removed on drop.
 struct Server {
     name: String,
+    role: String,
     port: u16,
 }
 
@@ -73,27 +74,34 @@ impl Server {
             .unwrap_or_else(|| panic!("no published port in {mapped:?}"));
         let server = Server {
             name: name.to_string(),
+            role: role.to_string(),
             port,
         };
         server.wait_listening();
         server
     }
 
+    /// Waits until the server really answers: an HTTP status line from the S3 server, the SSH banner from
+    /// sshd (docker's proxy accepts connections before the server inside listens).
     fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "{} did not listen within 60 s", self.name);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        // moto answers once its app is loaded; sshd once it has its host keys: both are there when the
-        // container's log says so.
+        use std::io::{Read, Write};
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let logs = text(&docker(&["logs", &self.name]));
-            if logs.contains("Running on") || logs.contains("Server listening") || logs.contains("SFTP on 22") {
+            let answer = std::net::TcpStream::connect(("127.0.0.1", self.port))
+                .ok()
+                .and_then(|mut c| {
+                    c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                    if self.role == "s3" {
+                        c.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+                    }
+                    let mut buf = [0u8; 16];
+                    let n = c.read(&mut buf).ok()?;
+                    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+                });
+            if answer.is_some_and(|a| a.starts_with("HTTP/") || a.starts_with("SSH-")) {
                 return;
             }
-            assert!(Instant::now() < deadline, "{} not ready:\n{logs}", self.name);
+            assert!(Instant::now() < deadline, "{} did not answer within 60 s", self.name);
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -471,7 +479,7 @@ fn s3_faults_never_list_as_finished() {
     assert_eq!(s.files("postgres"), local_before, "the local backups are untouched");
     // moto keeps its objects in memory: a restarted server is empty, and the next push copies both again.
     docker_ok(&["start", &s3.server.name]);
-    s3.server.wait_listening();
+    // The published port may change with the restart.
     let port = docker_ok(&["port", &s3.server.name, "9000/tcp"]);
     s3.server.port = port
         .lines()
@@ -482,6 +490,7 @@ fn s3_faults_never_list_as_finished() {
         .unwrap()
         .parse()
         .unwrap();
+    s3.server.wait_listening();
     s3.rclone_ok(&["mkdir", "offsite:drydock-offsite"]);
     s3.rclone_ok(&["backend", "versioning", "offsite:drydock-offsite", "Enabled"]);
     s.write_config_with(
