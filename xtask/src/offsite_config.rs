@@ -89,7 +89,10 @@ impl Remote {
         let folder = self.folder(project);
         match self {
             Remote::S3 { endpoint, bucket, .. } => format!("s3://{bucket}/{folder} at {endpoint}"),
-            Remote::Sftp { host, port, user, .. } => format!("sftp://{user}@{host}:{port}/{folder}"),
+            Remote::Sftp { host, port, user, .. } => {
+                let sep = if folder.starts_with('/') { "" } else { "/~/" };
+                format!("sftp://{user}@{host}:{port}{sep}{folder}")
+            }
         }
     }
 

@@ -182,14 +182,18 @@ fn send(
     sha: &str,
 ) -> Result<()> {
     let mut progress = Progress::new(&format!("push {name}"), Some(size), ctx.run.quiet);
-    let sent = store
-        .upload(ctx, local, service, name, &mut progress)
-        .with_context(|| {
-            format!(
-                "uploading {name} to {} failed; it is not listed as pushed",
-                store.describe
-            )
-        })?;
+    let sent = store.upload(ctx, local, service, name, &mut progress).map_err(|e| {
+        // OpenSSH's sftp-server reports a full disk or an exceeded quota as a bare SSH_FX_FAILURE.
+        let hint = if format!("{e:#}").contains("SSH_FX_FAILURE") {
+            "\n  the SFTP server gave no reason (OpenSSH answers SSH_FX_FAILURE for a full disk or an exceeded quota): check the free space on the backup server"
+        } else {
+            ""
+        };
+        e.context(format!(
+            "uploading {name} to {} failed; it is not listed as pushed{hint}",
+            store.describe
+        ))
+    })?;
     if ctx.run.dry_run {
         store.finish_upload(ctx, service, name)?;
         return Ok(());
@@ -205,7 +209,14 @@ fn send(
     }
     store.finish_upload(ctx, service, name)?;
     let back = store
-        .download(ctx, service, name, local, &mut std::io::sink(), &mut Progress::hidden())
+        .download(
+            ctx,
+            service,
+            name,
+            std::path::Path::new("/dev/null"),
+            &mut std::io::sink(),
+            &mut Progress::hidden(),
+        )
         .with_context(|| format!("reading back {name} from {} failed", store.describe))?;
     if back.bytes != size || back.sha256 != sha {
         bail!(
