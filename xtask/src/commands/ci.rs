@@ -133,6 +133,8 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         )))
     };
     add("backup fault tests", real_tests("backup_real", &[]), base.clone());
+    // S3 (moto) and SFTP servers of its own on 127.0.0.1, encryption with age.
+    add("off-site backup tests", real_tests("offsite_real", &[]), base.clone());
     add("dev stack checks", real_tests("dev_real", &[]), vec![images]);
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
@@ -291,10 +293,13 @@ fn stderr_tail(report: &str) -> Vec<String> {
 
 impl CiArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        // What the steps use beyond the engine (browser, lint tools, the test hosts' SSH), before the clock
+        // What the steps use beyond the engine (browser, lint tools, the test hosts' SSH, rclone and age), before the clock
         // of any step starts; each step provisions the engine itself.
         let reports = self.reports()?;
-        provision::ensure_tools(ctx, &[Tool::Browser, Tool::Lint, Tool::TestHosts])?;
+        provision::ensure_tools(
+            ctx,
+            &[Tool::Browser, Tool::Lint, Tool::TestHosts, Tool::Rclone, Tool::Age],
+        )?;
         let steps = plan(ctx, self);
         let style = Style::stderr();
         let mut results: Vec<(Outcome, f64)> = Vec::new();
