@@ -2,11 +2,13 @@
 //! command plans of each engine. The commands themselves live in `commands::{backup, restore, backups, db}`.
 
 pub mod bench;
+pub mod freshness;
 pub mod manifest;
 pub mod name;
 pub mod plans;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod store;
 pub mod take;
 

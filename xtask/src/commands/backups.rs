@@ -1,4 +1,4 @@
-//! `backups list | verify | prune | bench`: managing what is in `backups/`.
+//! `backups list | verify | prune | bench | schedule`: managing what is in `backups/`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -55,6 +55,8 @@ pub enum BackupsAction {
     Prune(PruneArgs),
     /// Benchmark backup-postgres and restore-postgres against the plain Makefile pipeline on a generated database.
     Bench(crate::backup::bench::BenchArgs),
+    /// Install (default), show (--show) or remove (--remove) a schedule the host runs (systemd timer or cron) for backup-all.
+    Schedule(crate::backup::schedule::ScheduleArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +95,7 @@ fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
         } => verify(ctx, file.as_deref(), *all, *latest, *checksum_only),
         BackupsAction::Prune(p) => prune(ctx, p),
         BackupsAction::Bench(b) => crate::backup::bench::run(ctx, b),
+        BackupsAction::Schedule(s) => crate::backup::schedule::run(ctx, s),
     }
 }
 
@@ -516,5 +519,6 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> Result<()> {
         ctx.say(&format!("deleted {} backup(s)", doomed.len()));
     }
     drop(locks);
+    crate::backup::freshness::refresh_after(ctx, "the prune");
     Ok(())
 }
