@@ -419,12 +419,15 @@ fn install_compose(ctx: &Ctx) -> Result<()> {
 
 const CRON_LOG: &str = "/var/log/drydock-cron.log";
 
-/// The pid of a running process whose command name is `name` (from /proc), if any.
+/// The pid of a live process whose command name is `name` (from /proc), if any.
 pub fn running(name: &str) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()).find_map(|e| {
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
         let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        (comm.trim() == name).then_some(pid)
+        // `<pid> (<comm>) <state> …`: a zombie (Z) or a dead (X) process runs nothing.
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let state = stat.rsplit_once(") ")?.1.chars().next()?;
+        (comm.trim() == name && !matches!(state, 'Z' | 'X')).then_some(pid)
     })
 }
 

@@ -241,10 +241,13 @@ fn labels(key: &Key) -> String {
     )
 }
 
+/// How one metric's value is read off a series (None: this metric has no sample for it).
+type Sample = fn(&Newest) -> Option<String>;
+
 /// The Prometheus text format of `series` (HELP and TYPE lines, one sample per series, sorted).
 pub fn render(series: &Series) -> String {
     let mut out = String::new();
-    let metrics: [(&str, &str, fn(&Newest) -> Option<String>); 4] = [
+    let metrics: [(&str, &str, Sample); 4] = [
         (
             LAST_SUCCESS,
             "Unix time at which the newest good backup of a service finished (local: complete on disk; remote: pushed and verified by SHA-256).",

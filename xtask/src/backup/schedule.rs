@@ -672,6 +672,7 @@ fn tick(ctx: &Ctx, env: Env) -> Result<()> {
         ),
     )?;
     let metric = crate::backup::freshness::path(ctx);
+    let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     match ctx.run.run_logged(&child, &log) {
         Ok(()) => {
             log_line(
@@ -684,7 +685,15 @@ fn tick(ctx: &Ctx, env: Env) -> Result<()> {
             Ok(())
         }
         Err(err) => {
-            let why = failure_reason(&format!("{err:#}"));
+            // Why, from everything this run wrote (the error's own tail may have lost the first lines).
+            let output = std::fs::read(&log).unwrap_or_default();
+            let output: String = String::from_utf8_lossy(output.get(offset as usize..).unwrap_or_default())
+                .lines()
+                .map(|l| l.split_once(" | ").map_or(l, |(_, text)| text))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let report = format!("{err:#}");
+            let why = why_lines(&output).unwrap_or_else(|| failure_reason(&report));
             log_line(
                 &log,
                 &format!(
@@ -692,23 +701,25 @@ fn tick(ctx: &Ctx, env: Env) -> Result<()> {
                     metric.display()
                 ),
             )?;
-            Err(err.context(format!("the scheduled backup failed (see {})", log.display())))
+            // Short: the whole report is in the log already (stamped), and this lands there too under cron.
+            bail!("the scheduled backup failed: {why}\n  (log: {})", log.display())
         }
     }
 }
 
-/// The lines of a failed child's report that say why: the per-service failures and the final error.
+/// The lines of a failed child's report that say why: the per-service failures and the final error (or
+/// its first line when it has none of those).
 pub fn failure_reason(report: &str) -> String {
+    why_lines(report).unwrap_or_else(|| report.lines().next().unwrap_or("unknown failure").to_string())
+}
+
+fn why_lines(report: &str) -> Option<String> {
     let lines: Vec<&str> = report
         .lines()
-        .map(|l| l.trim_start_matches(|c: char| c == ' ' || c == '|').trim_end())
+        .map(|l| l.trim_start_matches([' ', '|']).trim_end())
         .filter(|l| l.starts_with("backup of ") || l.starts_with("error:") || l.starts_with("fix:"))
         .collect();
-    if lines.is_empty() {
-        report.lines().next().unwrap_or("unknown failure").to_string()
-    } else {
-        lines.join("\n  ")
-    }
+    (!lines.is_empty()).then(|| lines.join("\n  "))
 }
 
 #[cfg(test)]
