@@ -328,18 +328,23 @@ fn list_verify_and_prune_synthetic_backups() {
 #[test]
 fn schedule_dry_run_shows_the_job_for_cron_and_systemd() {
     let t = Temp::new("schedule");
-    let out = t.xtask(&[
-        "--offline",
-        "--dry-run",
-        "backups",
-        "schedule",
-        "--scheduler",
-        "cron",
-        "--cron",
-        "*/5 * * * *",
-    ]);
-    let s = text(&out);
-    assert!(out.status.success(), "{s}");
+    // The plan of `backups schedule --scheduler <s> <when...>` (a dry run must succeed).
+    let plan = |scheduler: &str, when: &[&str]| {
+        let mut args = vec![
+            "--offline",
+            "--dry-run",
+            "backups",
+            "schedule",
+            "--scheduler",
+            scheduler,
+        ];
+        args.extend(when);
+        let out = t.xtask(&args);
+        let s = text(&out);
+        assert!(out.status.success(), "{s}");
+        s
+    };
+    let s = plan("cron", &["--cron", "*/5 * * * *"]);
     let exe = env!("CARGO_BIN_EXE_xtask");
     let config = t.dir.join("stack.toml").display().to_string();
     let log = t.dir.join("backups/.log/schedule-dd.log").display().to_string();
@@ -357,18 +362,7 @@ fn schedule_dry_run_shows_the_job_for_cron_and_systemd() {
     assert!(s.contains("\nPATH=/"), "cron's PATH is minimal: the job sets one\n{s}");
     assert!(!t.dir.join("backups/.log").exists(), "a dry run writes nothing");
 
-    let out = t.xtask(&[
-        "--offline",
-        "--dry-run",
-        "backups",
-        "schedule",
-        "--scheduler",
-        "systemd",
-        "--daily",
-        "02:30",
-    ]);
-    let s = text(&out);
-    assert!(out.status.success(), "{s}");
+    let s = plan("systemd", &["--daily", "02:30"]);
     assert!(
         s.contains("[dry-run] would write /etc/systemd/system/drydock-backup-dd.service:"),
         "{s}"

@@ -19,6 +19,7 @@ mod common;
 use common::{docker, docker_ok, http_get, image_exists, root, text, xtask};
 use xtask::backup::freshness::{self, Location, Newest, Series};
 use xtask::backup::manifest::Manifest;
+use xtask::provision::running;
 use xtask::time::Timestamp;
 
 const PROJECT: &str = "drydock-sch-tick";
@@ -29,17 +30,6 @@ fn tail(text: &str) -> &str {
     let cut = text.len().saturating_sub(4000);
     let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
     &text[cut..]
-}
-
-/// A live process named `name` (from /proc; zombies do not count).
-fn pid_of(name: &str) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        let state = stat.rsplit_once(") ")?.1.chars().next()?;
-        (comm.trim() == name && !matches!(state, 'Z' | 'X')).then_some(pid)
-    })
 }
 
 /// The tick's closing lines of a given kind (`ok:` or `FAILED:`): `<time> <kind> …`, not the stamped lines
@@ -91,7 +81,7 @@ impl Stack {
         let stack = Stack {
             _guard: guard,
             dir,
-            cron_before: pid_of("cron"),
+            cron_before: running("cron"),
         };
         let _ = stack.compose(&["down", "--volumes", "--remove-orphans"]);
         let out = stack.compose(&["up", "--detach", "--wait", "postgres", "redis"]);
@@ -196,7 +186,7 @@ impl Drop for Stack {
         }
         self.wait_idle();
         if self.cron_before.is_none()
-            && let Some(pid) = pid_of("cron")
+            && let Some(pid) = running("cron")
         {
             // Started by this test's `backups schedule` (none ran before): stopped by its pid.
             let _ = Command::new("kill").arg(pid.to_string()).output();
