@@ -218,10 +218,11 @@ fn update(ctx: &Ctx, change: impl FnOnce(&mut Series)) -> Result<PathBuf> {
     series.extend(scan_local(&ctx.path(&ctx.config.backups.dir), &services(ctx))?);
     change(&mut series);
     files::replace(&path, render(&series).as_bytes(), 0o644)?;
-    // The directory must be listable by node-exporter (nobody) whatever the umask.
+    // node-exporter (nobody) must list the directory and read the file whatever the umask.
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));
     }
     drop(lock);
     Ok(path)
@@ -418,6 +419,48 @@ mod tests {
         let other = &series[&("other".to_string(), "redis".to_string(), Location::Local)];
         assert_eq!(other.good, Some(1));
         assert_eq!(series.len(), 2, "no series for a service without backups: {series:?}");
+    }
+
+    #[test]
+    fn remote_series_only_move_forward_and_survive_local_refreshes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut ctx = Ctx::for_plan_tests();
+        ctx.config.backups.dir = tmp.path().display().to_string();
+        let redis = ctx.config.services.redis.clone();
+        let t1 = Timestamp::from_civil(2026, 1, 1, 3, 0, 0);
+        let t2 = Timestamp::from_civil(2026, 1, 2, 3, 0, 0);
+        let older = write_backup(&tmp.path().join(&redis), "dd", &redis, t1, 10);
+        let newer = write_backup(&tmp.path().join(&redis), "dd", &redis, t2, 10);
+        let manifest = |n: &BackupName| Manifest::read(&tmp.path().join(&redis).join(n.manifest())).unwrap();
+        let remote = ("dd".to_string(), redis.clone(), Location::Remote);
+        let local = ("dd".to_string(), redis.clone(), Location::Local);
+
+        record_remote(&ctx, &manifest(&newer)).unwrap();
+        record_remote(&ctx, &manifest(&older)).unwrap();
+        let series = read(&ctx).unwrap();
+        assert_eq!(
+            series[&remote].finished_at,
+            Timestamp(t2.0 + 3),
+            "an older push does not move it back"
+        );
+        assert_eq!(series[&local].good, Some(2), "the local series are written too");
+
+        // A prune deleted the newest local backup: the local series follows, the remote one stays.
+        std::fs::remove_file(tmp.path().join(&redis).join(newer.manifest())).unwrap();
+        std::fs::remove_file(tmp.path().join(&redis).join(newer.file("rdb"))).unwrap();
+        refresh(&ctx).unwrap();
+        let series = read(&ctx).unwrap();
+        assert_eq!(series[&local].finished_at, Timestamp(t1.0 + 3));
+        assert_eq!(series[&remote].finished_at, Timestamp(t2.0 + 3));
+        let mode = std::fs::metadata(path(&ctx)).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o644,
+            "node-exporter (nobody) reads it"
+        );
+
+        forget_remote(&ctx, "dd", &redis).unwrap();
+        assert!(!read(&ctx).unwrap().contains_key(&remote));
     }
 
     #[test]
