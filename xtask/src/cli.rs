@@ -115,7 +115,7 @@ pub enum Command {
     RestoreMongodb(commands::restore_mongodb::RestoreMongodbArgs),
     /// Restore Redis from a backup (checksum first, asks, safety backup, server stopped meanwhile).
     RestoreRedis(commands::restore_redis::RestoreRedisArgs),
-    /// List, verify (checksum + test restore), prune or benchmark the backups.
+    /// List, verify (checksum + test restore), prune, benchmark or schedule the backups.
     Backups(commands::backups::BackupsArgs),
 }
 

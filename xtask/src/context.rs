@@ -92,6 +92,8 @@ impl Vars {
 pub struct Ctx {
     pub root: PathBuf,
     pub config: Config,
+    /// The stack description's file (absolute), e.g. for a scheduled job that must read the same one.
+    pub config_path: PathBuf,
     pub run: Runner,
     pub yes: bool,
     pub offline: bool,
@@ -112,9 +114,15 @@ impl Ctx {
     }
 
     pub fn from_parts(root: PathBuf, config: Config, global: &Global) -> Ctx {
+        let config_path = if global.config.is_absolute() {
+            global.config.clone()
+        } else {
+            root.join(&global.config)
+        };
         Ctx {
             root,
             config,
+            config_path,
             run: Runner {
                 dry_run: global.dry_run,
                 verbose: global.verbose,

@@ -146,6 +146,9 @@ pub enum Tool {
     Rclone,
     /// age (encrypted backups: `[backups.encryption]`).
     Age,
+    /// Debian's cron daemon (`backups schedule` on a host without systemd). Not in [`Tool::ALL`]: only a
+    /// host that schedules its backups needs it, and installing it is done by that command.
+    Cron,
 }
 
 impl Tool {
@@ -176,6 +179,7 @@ impl Tool {
             ],
             Tool::Rclone => vec![(!program_exists("rclone"), "rclone", "off-site backup copies")],
             Tool::Age => vec![(!program_exists("age"), "age", "backup encryption")],
+            Tool::Cron => vec![(!program_exists("cron"), "cron", "the scheduled backups")],
         }
     }
 }
@@ -424,6 +428,51 @@ fn install_compose(ctx: &Ctx) -> Result<()> {
             .with_context(|| format!("copying {} to {COMPOSE_PLUGIN_PATH}", source.display()))?;
     }
     Ok(())
+}
+
+const CRON_LOG: &str = "/var/log/drydock-cron.log";
+
+/// The pid of a live process whose command name is `name` (from /proc), if any.
+pub fn running(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()).find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        // `<pid> (<comm>) <state> …`: a zombie (Z) or a dead (X) process runs nothing.
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let state = stat.rsplit_once(") ")?.1.chars().next()?;
+        (comm.trim() == name && !matches!(state, 'Z' | 'X')).then_some(pid)
+    })
+}
+
+/// Makes sure a cron daemon runs (installing Debian's `cron` first if missing): on a host without an init
+/// system nothing starts it, so it is started in the background the way `dockerd` is. Returns what it did,
+/// for the user (`None`: it was already running).
+pub fn ensure_cron_daemon(ctx: &Ctx) -> Result<Option<String>> {
+    ensure_tools(ctx, &[Tool::Cron])?;
+    if let Some(pid) = running("cron") {
+        ctx.say(&format!("cron is running (pid {pid})"));
+        return Ok(None);
+    }
+    let sh = shell();
+    ctx.run
+        .spawn_daemon(&Cmd::from(cmd!(sh, "cron -f")), Path::new(CRON_LOG))?;
+    if ctx.run.dry_run {
+        return Ok(Some("would start the cron daemon".into()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(pid) = running("cron") {
+            return Ok(Some(format!(
+                "started the cron daemon (pid {pid}, log {CRON_LOG}): nothing on this host started one"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let tail = std::fs::read_to_string(CRON_LOG).unwrap_or_default();
+    bail!(
+        "the cron daemon did not start; {CRON_LOG} says:\n    | {}\n  fix: start it yourself (`cron`), then run this again",
+        tail.trim().replace('\n', "\n    | ")
+    )
 }
 
 /// Starts `dockerd` in the background (there is no init system on these machines) and waits for it.

@@ -531,6 +531,48 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Runs `cmd` with its stdout and stderr appended to `log`, each line prefixed with the UTC time (what a
+    /// scheduled job leaves behind), secrets masked; fails like [`Runner::run`], with the last lines.
+    pub fn run_logged(&self, cmd: &Cmd, log: &Path) -> Result<()> {
+        self.echo(cmd, Some(log));
+        if self.dry_run {
+            return Ok(());
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let (reader, writer) = io::pipe().context("creating a pipe for the output")?;
+        let expr = expression(cmd).stdin_null().stderr_to_stdout().stdout_file(writer);
+        let handle = expr.start().with_context(|| not_started(cmd));
+        drop(expr); // our end of the pipe closes, so the reader sees EOF when the child exits
+        let handle = handle?;
+        let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+        let mut write_failed = None;
+        for line in BufReader::new(reader).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = mask(&String::from_utf8_lossy(&line), &cmd.secrets);
+            if write_failed.is_none()
+                && let Err(e) = writeln!(file, "{} | {text}", crate::time::Timestamp::now())
+            {
+                write_failed = Some(e);
+            }
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(text);
+        }
+        let output = handle.wait().with_context(|| format!("waiting for `{cmd}`"))?;
+        if let Some(e) = write_failed {
+            return Err(e).with_context(|| format!("writing {} failed", log.display()));
+        }
+        let tail: Vec<String> = tail.into();
+        check(cmd, output.status, &tail)
+    }
+}
+
 /// The duct expression of a command: program found on PATH, its arguments, environment and cwd. Unchecked:
 /// the runner checks every status itself, to report the command and its stderr tail.
 fn expression(cmd: &Cmd) -> duct::Expression {

@@ -121,6 +121,18 @@ impl Timestamp {
         }
         Ok(Timestamp::from_civil(y, mo, d, h, mi, s))
     }
+
+    /// Parses the RFC 3339 form [`Timestamp::rfc3339`] writes (`2026-01-02T03:04:05Z`), strictly.
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp> {
+        let b = text.as_bytes();
+        let shape_ok = b.len() == 20 && [4, 7].iter().all(|&i| b[i] == b'-') && [13, 16].iter().all(|&i| b[i] == b':');
+        if !shape_ok {
+            bail!("`{text}` is not a UTC timestamp of the form YYYY-MM-DDTHH:MM:SSZ");
+        }
+        let compact: String = text.chars().filter(|c| *c != '-' && *c != ':').collect();
+        Timestamp::parse_compact(&compact)
+            .map_err(|_| anyhow::anyhow!("`{text}` is not a valid UTC timestamp of the form YYYY-MM-DDTHH:MM:SSZ"))
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -182,6 +194,23 @@ mod tests {
             assert!(Timestamp::parse_compact(bad).is_err(), "{bad} was accepted");
         }
         assert!(Timestamp::parse_compact("20240229T120000Z").is_ok());
+    }
+
+    #[test]
+    fn rfc3339_round_trips_and_is_strict() {
+        for secs in [0, 951_782_400, 1_767_323_045] {
+            let ts = Timestamp(secs);
+            assert_eq!(Timestamp::parse_rfc3339(&ts.rfc3339()).unwrap(), ts);
+        }
+        for bad in [
+            "2026-01-02T03:04:05",
+            "2026-01-02 03:04:05Z",
+            "20260102T030405Z",
+            "2026-02-30T00:00:00Z",
+            "",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

@@ -315,6 +315,93 @@ fn list_verify_and_prune_synthetic_backups() {
         3,
         "the newest backup (data + manifest) and the partial, which prune never touches: {left:?}"
     );
+    // The freshness metric follows the backups left: one good one, the newest's finish time.
+    let metric = std::fs::read_to_string(t.dir.join("backups/.metrics/drydock_backup.prom")).unwrap();
+    assert!(
+        metric.contains("drydock_backup_good_count{project=\"dd\",service=\"redis\",location=\"local\"} 1\n"),
+        "{metric}"
+    );
+    assert!(
+        metric.contains("drydock_backup_last_success_timestamp_seconds{project=\"dd\",service=\"redis\",location=\"local\"} 1767225601\n"),
+        "{metric}"
+    );
+}
+
+#[test]
+fn schedule_dry_run_shows_the_job_for_cron_and_systemd() {
+    let t = Temp::new("schedule");
+    // The plan of `backups schedule --scheduler <s> <when...>` (a dry run must succeed).
+    let plan = |scheduler: &str, when: &[&str]| {
+        let mut args = vec![
+            "--offline",
+            "--dry-run",
+            "backups",
+            "schedule",
+            "--scheduler",
+            scheduler,
+        ];
+        args.extend(when);
+        let out = t.xtask(&args);
+        let s = text(&out);
+        assert!(out.status.success(), "{s}");
+        s
+    };
+    let s = plan("cron", &["--cron", "*/5 * * * *"]);
+    let exe = env!("CARGO_BIN_EXE_xtask");
+    let config = t.dir.join("stack.toml").display().to_string();
+    let log = t.dir.join("backups/.log/schedule-dd.log").display().to_string();
+    assert!(
+        s.contains("[dry-run] would write /etc/cron.d/drydock-backup-dd:"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "*/5 * * * * root cd {} && DRYDOCK_PROJECT=dd {exe} --offline --config {config} backups schedule --tick --env dev >>{log} 2>&1",
+            root().display()
+        )),
+        "{s}"
+    );
+    assert!(s.contains("\nPATH=/"), "cron's PATH is minimal: the job sets one\n{s}");
+    assert!(!t.dir.join("backups/.log").exists(), "a dry run writes nothing");
+
+    let s = plan("systemd", &["--daily", "02:30"]);
+    assert!(
+        s.contains("[dry-run] would write /etc/systemd/system/drydock-backup-dd.service:"),
+        "{s}"
+    );
+    assert!(s.contains("OnCalendar=*-*-* 02:30:00"), "{s}");
+    assert!(
+        s.contains(&format!(
+            "ExecStart={exe} --offline --config {config} backups schedule --tick --env dev"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains("[dry-run] $ systemctl enable --now drydock-backup-dd.timer"),
+        "{s}"
+    );
+}
+
+#[test]
+fn schedule_refuses_bad_times_before_anything() {
+    let t = Temp::new("schedule-bad");
+    for (args, says) in [
+        (vec!["--cron", "61 * * * *"], "the minute field \"61\" is not valid"),
+        (vec!["--daily", "25:00"], "--daily \"25:00\" is not a time of day"),
+        (
+            vec!["--scheduler", "systemd", "--cron", "0 3 1 * 1"],
+            "a systemd timer only on both",
+        ),
+    ] {
+        let mut all = vec!["--offline", "backups", "schedule"];
+        all.extend(args.iter());
+        let out = t.xtask(&all);
+        let s = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {s}");
+        assert!(s.contains(says) && s.contains("fix:"), "{args:?}: {s}");
+        assert!(!s.contains("$ "), "nothing runs before the refusal: {s}");
+    }
+    assert!(!t.dir.join("backups").exists(), "nothing was written");
 }
 
 #[test]

@@ -326,6 +326,12 @@ fn s3_round_trip_plain_and_encrypted() {
     );
     let out = s.xtask_ok(&["backup-redis"]);
     assert!(out.contains("pushed "), "{out}");
+    // The freshness metric has a remote series once the copy is verified.
+    let metric = std::fs::read_to_string(s.dir.join("backups/.metrics/drydock_backup.prom")).unwrap();
+    assert!(
+        metric.contains("drydock_backup_last_success_timestamp_seconds{project=\"drydock-bt-os-s3\",service=\"postgres\",location=\"remote\"}"),
+        "{metric}"
+    );
     let pg_objects = s3.objects("postgres");
     assert_eq!(pg_objects.len(), 3, "dump, globals, manifest: {pg_objects:?}");
     assert!(!pg_objects.iter().any(|o| o.ends_with(".uploading")));

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod encrypt;
+pub mod freshness;
 pub mod manifest;
 pub mod name;
 pub mod offsite;
@@ -10,6 +11,7 @@ pub mod plans;
 pub mod remote;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod store;
 pub mod take;
 

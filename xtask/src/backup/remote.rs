@@ -17,7 +17,7 @@ use crate::backup::name::BackupName;
 use crate::backup::offsite::{Object, Store, UPLOADING};
 use crate::backup::retention::{self, Candidate};
 use crate::backup::store::{self, Found};
-use crate::backup::{Engine, service_dir};
+use crate::backup::{Engine, freshness, service_dir};
 use crate::config::Retention;
 use crate::context::Ctx;
 use crate::files::{self, AtomicFile};
@@ -160,6 +160,10 @@ pub fn push_one(ctx: &Ctx, store: &Store, service: &str, found: &Found) -> Resul
     send(ctx, store, service, &manifest_path, &found.name.manifest(), size, &sha)?;
     let seconds = started.elapsed().as_secs_f64();
     if !ctx.run.dry_run {
+        // Verified off-site: the remote series of the freshness metric moves (a failed push leaves it stale).
+        if let Err(e) = freshness::record_remote(ctx, manifest) {
+            ctx.say(&format!("warning: the backup freshness metric was not updated: {e:#}"));
+        }
         ctx.say(&format!(
             "pushed {} ({}, {:.1} s, {:.1} MB/s), every file read back and its SHA-256 checked",
             found.name.stem(),

@@ -401,6 +401,8 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
     };
     let manifest_path = dir.join(name.manifest());
     files::write_new(&manifest_path, manifest.to_json().as_bytes(), 0o600)?;
+    // The freshness metric (backups/.metrics/drydock_backup.prom) now shows this backup.
+    crate::backup::freshness::refresh_after(ctx, &format!("the backup of {}", meta.service));
     ctx.say(&format!(
         "backup of {} written: {} ({}, sha256 {}…, {:.1} s)",
         meta.service,

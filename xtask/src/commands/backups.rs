@@ -1,4 +1,5 @@
-//! `backups list | push | verify | prune | bench`: managing what is in `backups/` and its off-site copies.
+//! `backups list | push | verify | prune | bench | schedule`: managing what is in `backups/` and its off-site
+//! copies.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -69,6 +70,8 @@ pub enum BackupsAction {
     Prune(PruneArgs),
     /// Benchmark backup-postgres and restore-postgres against the plain Makefile pipeline on a generated database.
     Bench(crate::backup::bench::BenchArgs),
+    /// Install (default), show (--show) or remove (--remove) a schedule the host runs (systemd timer or cron) for backup-all.
+    Schedule(crate::backup::schedule::ScheduleArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -113,6 +116,7 @@ fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
         } => verify(ctx, file.as_deref(), *all, *latest, *checksum_only, identity.as_deref()),
         BackupsAction::Prune(p) => prune(ctx, p),
         BackupsAction::Bench(b) => crate::backup::bench::run(ctx, b),
+        BackupsAction::Schedule(s) => crate::backup::schedule::run(ctx, s),
     }
 }
 
@@ -613,5 +617,6 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> Result<()> {
         ctx.say(&format!("deleted {} backup(s)", doomed.len()));
     }
     drop(locks);
+    crate::backup::freshness::refresh_after(ctx, "the prune");
     Ok(())
 }

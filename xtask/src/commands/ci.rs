@@ -135,6 +135,13 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     add("backup fault tests", real_tests("backup_real", &[]), base.clone());
     // S3 (moto) and SFTP servers of its own on 127.0.0.1, encryption with age.
     add("off-site backup tests", real_tests("offsite_real", &[]), base.clone());
+    // A schedule installed on this host really fires (cron or a systemd timer), and node-exporter serves the
+    // freshness metric; --nocapture: how long the ticks took.
+    add(
+        "schedule tests",
+        real_tests("schedule_real", &["--nocapture"]),
+        base.clone(),
+    );
     add("dev stack checks", real_tests("dev_real", &[]), vec![images]);
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(

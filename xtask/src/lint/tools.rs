@@ -14,6 +14,9 @@ pub const PROMETHEUS_CONFIG: &str = "infra/monitoring/prometheus.yml";
 
 pub const PROMETHEUS_RULES: &str = "infra/monitoring/alerts.yml";
 
+/// The alert rules' unit tests (`promtool test rules`), beside the rules.
+pub const PROMETHEUS_RULE_TESTS: &str = "infra/monitoring/alerts.test.yml";
+
 pub fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
     need("shellcheck")?;
     let scripts = &files(&ctx.root, &is_shell_script);
@@ -41,14 +44,17 @@ pub fn shellcheck(ctx: &Ctx) -> Result<Outcome> {
 pub fn promtool(ctx: &Ctx) -> Result<Outcome> {
     let config = ctx.path(PROMETHEUS_CONFIG);
     let rules = ctx.path(PROMETHEUS_RULES);
+    let tests = ctx.path(PROMETHEUS_RULE_TESTS);
     let sh = shell();
     let checks: Vec<Cmd> = if program_exists("promtool") {
         vec![
             Cmd::from(cmd!(sh, "promtool check config {config}")),
             Cmd::from(cmd!(sh, "promtool check rules {rules}")),
+            Cmd::from(cmd!(sh, "promtool test rules {tests}")),
         ]
     } else {
-        // promtool from the Prometheus image (offline: Debian's `prometheus` package), files mounted read-only.
+        // promtool from the Prometheus image (offline: Debian's `prometheus` package), files mounted read-only;
+        // `test rules` keeps its scratch TSDB in a tmpfs.
         let image = monitoring_images(ctx).prometheus;
         if ctx.images().source == crate::image_source::Source::Offline && !crate::images::exists(ctx, &image) {
             let role = MONITORING_OFFLINE[0].0;
@@ -58,12 +64,13 @@ pub fn promtool(ctx: &Ctx) -> Result<Outcome> {
         let promtool = || {
             Cmd::from(cmd!(
                 sh,
-                "docker run --rm --network none --read-only --entrypoint promtool -v {dir}:/etc/prometheus:ro {image}"
+                "docker run --rm --network none --read-only --tmpfs /tmp --entrypoint promtool -v {dir}:/etc/prometheus:ro {image}"
             ))
         };
         vec![
             promtool().then(cmd!(sh, "check config /etc/prometheus/prometheus.yml")),
             promtool().then(cmd!(sh, "check rules /etc/prometheus/alerts.yml")),
+            promtool().then(cmd!(sh, "test rules /etc/prometheus/alerts.test.yml")),
         ]
     };
     let mut bad = Vec::new();
