@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod manifest;
 pub mod name;
+pub mod pitr;
 pub mod plans;
 pub mod restore;
 pub mod retention;

@@ -55,6 +55,16 @@ pub enum BackupsAction {
     Prune(PruneArgs),
     /// Benchmark backup-postgres and restore-postgres against the plain Makefile pipeline on a generated database.
     Bench(crate::backup::bench::BenchArgs),
+    /// A PostgreSQL base backup into the pgBackRest repository (incremental; full with --full or when none
+    /// exists): the start of the point-in-time recovery window (`restore-postgres --to-time`).
+    Base {
+        /// A full backup instead of an incremental one.
+        #[arg(long)]
+        full: bool,
+        /// Which stack.
+        #[arg(long, value_enum, default_value = "dev")]
+        env: crate::config::Env,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +103,9 @@ fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
         } => verify(ctx, file.as_deref(), *all, *latest, *checksum_only),
         BackupsAction::Prune(p) => prune(ctx, p),
         BackupsAction::Bench(b) => crate::backup::bench::run(ctx, b),
+        BackupsAction::Base { full, env } => crate::prod::audit::audited(ctx, *env, "backups base", "postgres", || {
+            crate::backup::pitr::base_backup(ctx, *env, *full)
+        }),
     }
 }
 
@@ -156,6 +169,7 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
             "no backups in {} (take one with `cargo xtask backup-all`)",
             dir.display()
         );
+        crate::backup::pitr::summary(ctx).iter().for_each(|l| println!("{l}"));
         return Ok(());
     }
     let style = Style::stdout();
@@ -182,6 +196,7 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
             println!("newest good {} backup: {} old", r.service, human_age(r.age_secs));
         }
     }
+    crate::backup::pitr::summary(ctx).iter().for_each(|l| println!("{l}"));
     Ok(())
 }
 
