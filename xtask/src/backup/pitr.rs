@@ -57,7 +57,7 @@ impl Target {
             )
         };
         let t = text.trim().as_bytes();
-        if t.len() < 20 {
+        if t.len() < 19 {
             return Err(bad("too short"));
         }
         let num = |range: std::ops::Range<usize>| -> Result<u32> {

@@ -1,0 +1,487 @@
+//! PostgreSQL point-in-time recovery against real servers: pgBackRest base backups, the WAL archive, and
+//! `restore-postgres --to-time`. They need Docker and the offline PostgreSQL image with pgBackRest
+//! (`cargo xtask dev-up` or `cargo xtask images build-offline` builds it), so a plain `cargo test` skips them:
+//!
+//!     cargo test -p xtask --test pitr_real -- --ignored --test-threads=1
+//!
+//! Each test starts its own compose project (`drydock-pitr-<name>`, postgres only, archive_timeout 5 s),
+//! writes its backups into a temporary directory (through a copy of infra/stack.toml), and removes the
+//! project, its volumes and every container or volume named after it when it ends, even on failure.
+//! The figures (round-trip time, measured RPO) are printed; run with `--nocapture` to see them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod common;
+use common::{root, text};
+
+/// archive_timeout of the test stacks, in seconds (the shipped default is 60).
+const ARCHIVE_TIMEOUT: u64 = 5;
+
+fn tail(text: &str) -> &str {
+    let cut = text.len().saturating_sub(3000);
+    let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[cut..]
+}
+
+struct Stack {
+    project: String,
+    _guard: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Stack {
+    fn up(tag: &str) -> Stack {
+        let project = format!("drydock-pitr-{tag}");
+        let guard = tempfile::Builder::new()
+            .prefix(&format!("{project}-"))
+            .tempdir()
+            .unwrap();
+        let dir = guard.path().to_path_buf();
+        let stack = Stack {
+            project,
+            _guard: guard,
+            dir,
+        };
+        let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
+        let backups = stack.dir.join("backups").display().to_string();
+        let config = shipped
+            .replace("dir = \"backups\"", &format!("dir = {backups:?}"))
+            .replace("archive_timeout = 60", &format!("archive_timeout = {ARCHIVE_TIMEOUT}"));
+        assert!(
+            config.contains(&format!("archive_timeout = {ARCHIVE_TIMEOUT}")),
+            "infra/stack.toml changed shape"
+        );
+        std::fs::write(stack.dir.join("stack.toml"), config).unwrap();
+        stack.clean();
+        let out = stack.compose(&["up", "--detach", "--wait", "postgres"]);
+        assert!(out.status.success(), "the test stack did not start:\n{}", text(&out));
+        stack
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("DRYDOCK_PROJECT", &self.project)
+            .env("DRYDOCK_POSTGRES_PORT", "0")
+            .env("DRYDOCK_REDIS_PORT", "0")
+            .env("DRYDOCK_PITR_ARCHIVE_TIMEOUT", ARCHIVE_TIMEOUT.to_string())
+            .env("POSTGRES_USER", "drydock")
+            .env("POSTGRES_PASSWORD", "pitr-postgres-password")
+            .env("POSTGRES_DB", "drydock")
+            .env("REDIS_PASSWORD", "pitr-redis-password")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+    }
+
+    fn compose(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("docker");
+        let root = root();
+        cmd.args(["compose", "-p", &self.project, "-f"])
+            .arg(root.join("infra/compose/compose.yaml"))
+            .arg("-f")
+            .arg(root.join("infra/compose/compose.dev.yaml"))
+            .args(args);
+        self.env(&mut cmd);
+        cmd.output().unwrap()
+    }
+
+    fn xtask(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(["--offline", "--config"])
+            .arg(self.dir.join("stack.toml"))
+            .args(args);
+        self.env(&mut cmd);
+        cmd.output().unwrap()
+    }
+
+    fn xtask_ok(&self, args: &[&str]) -> String {
+        let out = self.xtask(args);
+        assert!(out.status.success(), "xtask {args:?} failed:\n{}", tail(&text(&out)));
+        text(&out)
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let out = self.xtask(&["-q", "db-psql", "--", "-XAt", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        assert!(out.status.success(), "psql {sql}:\n{}", tail(&text(&out)));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn backups(&self) -> Vec<String> {
+        let dir = self.dir.join("backups/postgres");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".lock")
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker").args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Containers and volumes named after this project that are not the compose project's own (a
+    /// recovery's scratch volumes and server, the RPO test's).
+    fn leftovers(&self) -> Vec<String> {
+        let filter = format!("name={}_", self.project);
+        let mut found = Vec::new();
+        for kind in [&["ps", "-aq", "--filter"][..], &["volume", "ls", "-q", "--filter"][..]] {
+            let mut args = kind.to_vec();
+            args.push(&filter);
+            let out = self.docker(&args);
+            found.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string));
+        }
+        found.retain(|n| !n.ends_with("_postgres-data") && !n.ends_with("_pgbackrest-repo"));
+        found
+    }
+
+    fn clean(&self) {
+        let filter = format!("name={}_", self.project);
+        let out = self.docker(&["ps", "-aq", "--filter", &filter]);
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = self.docker(&["rm", "--force", id]);
+        }
+        let _ = self.compose(&["down", "--volumes", "--remove-orphans", "--timeout", "5"]);
+        let out = self.docker(&["volume", "ls", "-q", "--filter", &filter]);
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = self.docker(&["volume", "rm", "--force", name]);
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.clean();
+    }
+}
+
+/// Now in UTC as RFC 3339 with microseconds (the containers share this machine's clock).
+fn now_rfc3339() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let t = xtask::time::Timestamp(now.as_secs() as i64).rfc3339();
+    format!("{}.{:06}Z", t.trim_end_matches('Z'), now.subsec_micros())
+}
+
+fn epoch_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test pitr_real -- --ignored --test-threads=1"]
+fn to_time_keeps_rows_before_the_target_and_drops_rows_after() {
+    let s = Stack::up("round");
+    s.psql("create table events (id int primary key, phase text not null, at timestamptz not null default clock_timestamp())");
+    s.psql("insert into events (id, phase) select g, 'before-base' from generate_series(1, 500) g");
+
+    let started = Instant::now();
+    let out = s.xtask_ok(&["backups", "base"]);
+    let base_secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.contains("base backup") && out.contains("(full)"),
+        "the first base backup is a full one:\n{out}"
+    );
+
+    s.psql("insert into events (id, phase) select g, 'before-target' from generate_series(501, 800) g");
+    std::thread::sleep(Duration::from_millis(1200));
+    let target = now_rfc3339();
+    std::thread::sleep(Duration::from_millis(1200));
+    s.psql("insert into events (id, phase) select g, 'after-target' from generate_series(801, 1000) g");
+    s.psql("create table later (id int)");
+    s.psql("update events set phase = 'changed-after-target' where id <= 10");
+    assert_eq!(s.psql("select count(*) from events"), "1000");
+
+    let listed = s.xtask_ok(&["backups", "list"]);
+    assert!(
+        listed.contains("point-in-time recovery: from "),
+        "backups list shows the window:\n{listed}"
+    );
+    assert!(
+        listed.contains(&format!("at most {ARCHIVE_TIMEOUT} s of writes at risk")),
+        "{listed}"
+    );
+
+    let started = Instant::now();
+    let out = s.xtask_ok(&["restore-postgres", "--to-time", &target, "--yes"]);
+    let restore_secs = started.elapsed().as_secs_f64();
+    assert!(out.contains("recovered `postgres` to"), "{out}");
+
+    assert_eq!(
+        s.psql("select count(*) from events"),
+        "800",
+        "every row written before the target, none after"
+    );
+    assert_eq!(s.psql("select count(*) from events where phase = 'before-base'"), "500");
+    assert_eq!(
+        s.psql("select count(*) from events where phase = 'before-target'"),
+        "300"
+    );
+    assert_eq!(
+        s.psql("select count(*) from events where phase like '%after-target'"),
+        "0"
+    );
+    assert_eq!(s.psql("select count(*) from pg_tables where tablename = 'later'"), "0");
+    // The safety backup of the state before the recovery (all 1000 rows) was taken first.
+    let safety = s.backups();
+    assert!(
+        safety.iter().any(|n| n.ends_with(".dump")),
+        "a safety backup: {safety:?}"
+    );
+    assert!(
+        s.leftovers().is_empty(),
+        "scratch volumes or containers left: {:?}",
+        s.leftovers()
+    );
+
+    // The recovered server archives again (a new timeline) and takes base backups.
+    s.psql("insert into events (id, phase) values (2000, 'after-recovery')");
+    s.xtask_ok(&["backups", "base"]);
+    let listed = s.xtask_ok(&["backups", "list"]);
+    assert!(!listed.contains("WARNING"), "{listed}");
+
+    println!(
+        "FIGURE pitr round trip: base backup {base_secs:.1} s + restore-postgres --to-time {restore_secs:.1} s (end to end: check, safety dump, restore, replay, swap, start) = {:.1} s",
+        base_secs + restore_secs
+    );
+}
+
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test pitr_real -- --ignored --test-threads=1"]
+fn bad_targets_are_refused_and_change_nothing() {
+    let s = Stack::up("bad");
+    s.psql("create table kept (id int)");
+    s.psql("insert into kept select generate_series(1, 42)");
+    let past = now_rfc3339();
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // No base backup yet: nothing to recover from.
+    let out = s.xtask(&["restore-postgres", "--to-time", &past, "--yes"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no base backup"), "{}", text(&out));
+
+    s.xtask_ok(&["backups", "base"]);
+    s.psql("insert into kept select generate_series(43, 50)");
+    let cases: [(&str, &str); 6] = [
+        ("yesterday", "not an RFC 3339 time"),
+        ("2026-12-02T03:50:58", "time zone is missing"),
+        ("2026-02-30T00:00:00Z", "no such date"),
+        ("2999-01-01T00:00:00Z", "in the future"),
+        (&past, "before the recoverable window"),
+        ("2001-01-01T00:00:00+02:00", "before the recoverable window"),
+    ];
+    for (time, expected) in cases {
+        let out = s.xtask(&["restore-postgres", "--to-time", time, "--yes"]);
+        let said = text(&out);
+        assert!(!out.status.success(), "--to-time {time} must be refused:\n{said}");
+        assert!(
+            said.contains(expected) && said.contains("fix:"),
+            "--to-time {time}: expected {expected:?}:\n{said}"
+        );
+        assert_eq!(
+            s.psql("select count(*) from kept"),
+            "50",
+            "--to-time {time} changed the data"
+        );
+    }
+    // And without --yes and without a terminal it refuses to go on (a valid target, after the check).
+    let valid = now_rfc3339();
+    let out = s.xtask(&["restore-postgres", "--to-time", &valid]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("without confirmation"), "{}", text(&out));
+    // Both a file and --to-time: a usage error.
+    let out = s.xtask(&["restore-postgres", "x.dump", "--to-time", &valid, "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    assert_eq!(s.psql("select count(*) from kept"), "50");
+    assert!(
+        s.backups().is_empty(),
+        "no safety backup was taken for a refused target: {:?}",
+        s.backups()
+    );
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+/// The restore point objective, measured: rows are written every 100 ms, the server is killed (SIGKILL) and
+/// its data volume treated as lost; what the repository alone recovers is compared with what was committed.
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test pitr_real -- --ignored --test-threads=1"]
+fn rpo_is_bounded_by_archive_timeout() {
+    let s = Stack::up("rpo");
+    s.psql("create table ticks (id serial primary key, at double precision not null)");
+    s.xtask_ok(&["backups", "base"]);
+    let container = String::from_utf8_lossy(&s.compose(&["ps", "-q", "postgres"]).stdout)
+        .trim()
+        .to_string();
+    assert!(!container.is_empty());
+
+    // One committed row every 100 ms for 3 archive_timeouts, through one psql session (\watch).
+    let rounds = (ARCHIVE_TIMEOUT * 30) as usize;
+    let script = format!(
+        "insert into ticks (at) values (extract(epoch from clock_timestamp())) \\watch interval=0.1 count={rounds}\n"
+    );
+    let mut writer = Command::new("docker")
+        .args([
+            "exec",
+            "-i",
+            "-u",
+            "postgres",
+            &container,
+            "psql",
+            "-XAtq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            "drydock",
+            "-d",
+            "drydock",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut writer.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    let out = writer.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let written = s.psql("select count(*) from ticks");
+    assert_eq!(written, rounds.to_string());
+    s.docker_ok(&["kill", "--signal", "KILL", &container]);
+    let killed = epoch_secs();
+    let committed: f64 = {
+        // The last commit is the last row the killed server had; read it from its data volume, unchanged.
+        let data = format!("{}_postgres-data", s.project);
+        let name = format!("{}_rpo-crashed", s.project);
+        let image = "drydock/postgres:17";
+        let mount = format!("{data}:/var/lib/postgresql/data");
+        s.docker_ok(&[
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "-u",
+            "postgres",
+            "-v",
+            &mount,
+            image,
+            "postgres",
+            "-c",
+            "archive_mode=off",
+            "-c",
+            "listen_addresses=",
+        ]);
+        let last = wait_query(&s, &name, "select max(at) from ticks");
+        s.docker_ok(&["rm", "--force", &name]);
+        last.parse().unwrap()
+    };
+
+    // Lose the data volume: recover from the repository alone (base backup + archive), to its end.
+    let repo = format!("{}_pgbackrest-repo", s.project);
+    let fresh = format!("{}_rpo-fresh", s.project);
+    s.docker_ok(&["volume", "create", &fresh]);
+    let (repo_mount, data_mount) = (
+        format!("{repo}:/var/lib/pgbackrest:ro"),
+        format!("{fresh}:/var/lib/postgresql/data"),
+    );
+    s.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "postgres",
+        "-v",
+        &repo_mount,
+        "-v",
+        &data_mount,
+        "-e",
+        "PGBACKREST_PG1_USER=drydock",
+        "drydock/postgres:17",
+        "pgbackrest",
+        "--stanza=main",
+        "restore",
+    ]);
+    let name = format!("{}_rpo-recovered", s.project);
+    s.docker_ok(&[
+        "run",
+        "--detach",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-u",
+        "postgres",
+        "-v",
+        &repo_mount,
+        "-v",
+        &data_mount,
+        "drydock/postgres:17",
+        "postgres",
+        "-c",
+        "archive_mode=off",
+        "-c",
+        "listen_addresses=",
+    ]);
+    let recovered: f64 = wait_query(&s, &name, "select coalesce(max(at), 0) from ticks")
+        .parse()
+        .unwrap();
+    let rows = wait_query(&s, &name, "select count(*) from ticks");
+    s.docker_ok(&["rm", "--force", &name]);
+
+    let lost = committed - recovered;
+    println!(
+        "FIGURE measured RPO: archive_timeout {ARCHIVE_TIMEOUT} s; a row committed every 100 ms, SIGKILL at {killed:.1}; the repository alone recovered {rows} rows up to {recovered:.1}; the last commit was {committed:.1}: {lost:.1} s of writes lost"
+    );
+    assert!(recovered > 0.0, "the archive recovered no row at all");
+    assert!(
+        lost <= ARCHIVE_TIMEOUT as f64 + 2.0,
+        "{lost:.1} s of writes lost, more than archive_timeout ({ARCHIVE_TIMEOUT} s) allows"
+    );
+}
+
+/// Waits (bounded) until a throwaway server answers a query, and returns the answer.
+fn wait_query(s: &Stack, container: &str, sql: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = s.docker(&[
+            "exec", "-u", "postgres", container, "psql", "-XAtq", "-U", "drydock", "-d", "drydock", "-c", sql,
+        ]);
+        if out.status.success() {
+            let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            // A recovering server answers read-only queries before it promoted: wait until it is done.
+            let done = s.docker(&[
+                "exec",
+                "-u",
+                "postgres",
+                container,
+                "psql",
+                "-XAtq",
+                "-U",
+                "drydock",
+                "-d",
+                "drydock",
+                "-c",
+                "select pg_is_in_recovery()",
+            ]);
+            if String::from_utf8_lossy(&done.stdout).trim() == "f" {
+                return answer;
+            }
+        }
+        let logs = s.docker(&["logs", "--tail", "20", container]);
+        assert!(
+            Instant::now() < deadline,
+            "{container} did not answer within 120 s:\n{}",
+            text(&logs)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
