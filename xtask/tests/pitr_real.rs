@@ -485,3 +485,82 @@ fn wait_query(s: &Stack, container: &str, sql: &str) -> String {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// All or nothing: a WAL archive with a gap (segments lost from the repository) cannot reach the target.
+/// PostgreSQL refuses to promote, and the live database is left exactly as it was, with nothing left over.
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test pitr_real -- --ignored --test-threads=1"]
+fn a_recovery_that_cannot_reach_the_target_leaves_the_database_as_it_was() {
+    let s = Stack::up("gap");
+    s.psql("create table kept (id int)");
+    s.xtask_ok(&["backups", "base"]);
+    // Several segments of writes after the base backup, each switched and archived.
+    for round in 0..3 {
+        s.psql(&format!(
+            "insert into kept select generate_series({}, {})",
+            round * 100 + 1,
+            round * 100 + 100
+        ));
+        s.psql("select pg_switch_wal()");
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = now_rfc3339();
+    std::thread::sleep(Duration::from_millis(1100));
+    s.psql("insert into kept values (-1)");
+    let container = String::from_utf8_lossy(&s.compose(&["ps", "-q", "postgres"]).stdout)
+        .trim()
+        .to_string();
+    s.docker_ok(&[
+        "exec",
+        "-u",
+        "postgres",
+        &container,
+        "pgbackrest",
+        "--stanza=main",
+        "check",
+    ]);
+    // Lose every archived segment after the base backup's first one from the repository.
+    let repo = format!("{}_pgbackrest-repo:/repo", s.project);
+    let script = "cd /repo/archive/main/17-1/0000000100000000 && ls | grep -E '^[0-9A-F]{24}-' | sort | awk 'NR > 3' | xargs rm -v";
+    s.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "postgres",
+        "-v",
+        &repo,
+        "drydock/postgres:17",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let before = s.psql("select count(*), sum(id) from kept");
+
+    let out = s.xtask(&["restore-postgres", "--to-time", &target, "--yes"]);
+    let said = text(&out);
+    assert!(!out.status.success(), "a recovery over a gap must fail:\n{said}");
+    assert!(
+        said.contains("before the live data was touched") && said.contains("is as it was"),
+        "{}",
+        tail(&said)
+    );
+    // Said by PostgreSQL itself, in the recovery server's log tail that the error carries.
+    assert!(
+        said.contains("recovery ended before configured recovery target was reached"),
+        "{}",
+        tail(&said)
+    );
+    assert_eq!(
+        s.psql("select count(*), sum(id) from kept"),
+        before,
+        "the live database changed"
+    );
+    assert_eq!(s.psql("select pg_is_in_recovery()"), "f");
+    assert!(
+        s.leftovers().is_empty(),
+        "scratch volumes or containers left: {:?}",
+        s.leftovers()
+    );
+}
