@@ -564,3 +564,97 @@ fn a_recovery_that_cannot_reach_the_target_leaves_the_database_as_it_was() {
         s.leftovers()
     );
 }
+
+// Without Docker: the plan, the order of its steps, and refusals that need no stack.
+
+#[test]
+fn to_time_dry_run_checks_the_archive_then_backs_up_then_recovers_aside_then_swaps() {
+    let out = common::xtask(&[
+        "--dry-run",
+        "--offline",
+        "restore-postgres",
+        "--to-time",
+        "2026-12-02T03:00:00+01:00",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let order = [
+        "pgbackrest --stanza=main check",
+        "pg_dump -U",
+        "docker volume create drydock_pitr-recovered-",
+        "pgbackrest --stanza=main restore --type=time '--target=2026-12-02 02:00:00.000000+00' --target-action=promote",
+        "postgres -c listen_addresses= -c archive_mode=on -c archive_command=",
+        "docker volume create drydock_pitr-before-",
+        "stop postgres",
+        "-v drydock_postgres-data:/from:ro -v drydock_pitr-before-",
+        "-v drydock_postgres-data:/to '<image>' find /to -mindepth 1 -delete",
+        "cp -a /from/. /to/",
+        "start postgres",
+        "docker volume rm --force drydock_pitr-before-",
+        "docker volume rm --force drydock_pitr-recovered-",
+    ];
+    let mut at = 0;
+    for step in order {
+        let found = t[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order in\n{t}"));
+        at += found + step.len();
+    }
+}
+
+#[test]
+fn bad_targets_are_refused_before_anything_runs() {
+    for (time, expected) in [
+        ("garbage", "not an RFC 3339 time"),
+        ("2026-12-02T03:00:00", "time zone is missing"),
+        ("2999-01-01T00:00:00Z", "in the future"),
+    ] {
+        let out = common::xtask(&["--offline", "restore-postgres", "--to-time", time, "--yes"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(t.contains(expected) && t.contains("fix:"), "{time}: {t}");
+        assert!(!t.contains("$ docker"), "nothing may run for {time}: {t}");
+    }
+    let out = common::xtask(&[
+        "--offline",
+        "restore-postgres",
+        "--latest",
+        "--to-time",
+        "2026-12-02T03:00:00Z",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--latest and --to-time together: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn pitr_settings_out_of_range_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(root().join("infra/stack.toml")).unwrap();
+    for (from, to, key) in [
+        (
+            "archive_timeout = 60",
+            "archive_timeout = 0",
+            "backups.pitr.archive_timeout",
+        ),
+        (
+            "retention_full = 2",
+            "retention_full = 0",
+            "backups.pitr.retention_full",
+        ),
+        (
+            "retention_full = 2",
+            "retention_full = 2\nrpo = 5",
+            "unknown field `rpo`",
+        ),
+    ] {
+        let path = dir.path().join("stack.toml");
+        std::fs::write(&path, shipped.replace(from, to)).unwrap();
+        let out = common::xtask(&["--offline", "--config", path.to_str().unwrap(), "backups", "list"]);
+        let t = text(&out);
+        assert!(!out.status.success() && t.contains(key), "{to}: {t}");
+    }
+}
