@@ -15,6 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
 use common::{root, text};
+use xtask::backup::pitr;
+
+/// The offline PostgreSQL image the test stacks run.
+const IMAGE: &str = "drydock/postgres:17";
 
 /// archive_timeout of the test stacks, in seconds (the shipped default is 60).
 const ARCHIVE_TIMEOUT: u64 = 5;
@@ -121,6 +125,11 @@ impl Stack {
 
     fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker").args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs one of the crate's plans (a `Cmd`), which must succeed.
+    fn run(&self, plan: &xtask::cmd::Cmd) -> String {
+        self.docker_ok(&plan.argv()[1..])
     }
 
     fn docker_ok(&self, args: &[&str]) -> String {
@@ -354,83 +363,26 @@ fn rpo_is_bounded_by_archive_timeout() {
     let written = s.psql("select count(*) from ticks");
     assert_eq!(written, rounds.to_string());
     s.docker_ok(&["kill", "--signal", "KILL", &container]);
+    let (data, repo) = (
+        format!("{}_postgres-data", s.project),
+        format!("{}_pgbackrest-repo", s.project),
+    );
     let killed = epoch_secs();
     let committed: f64 = {
-        // The last commit is the last row the killed server had; read it from its data volume, unchanged.
-        let data = format!("{}_postgres-data", s.project);
+        // The last commit is the last row the killed server had: read it from its data volume (crash recovery).
         let name = format!("{}_rpo-crashed", s.project);
-        let image = "drydock/postgres:17";
-        let mount = format!("{data}:/var/lib/postgresql/data");
-        s.docker_ok(&[
-            "run",
-            "--detach",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "-u",
-            "postgres",
-            "-v",
-            &mount,
-            image,
-            "postgres",
-            "-c",
-            "archive_mode=off",
-            "-c",
-            "listen_addresses=",
-        ]);
+        s.run(&pitr::recover_plan(&name, IMAGE, &repo, &data));
         let last = wait_query(&s, &name, "select max(at) from ticks");
         s.docker_ok(&["rm", "--force", &name]);
         last.parse().unwrap()
     };
 
     // Lose the data volume: recover from the repository alone (base backup + archive), to its end.
-    let repo = format!("{}_pgbackrest-repo", s.project);
     let fresh = format!("{}_rpo-fresh", s.project);
     s.docker_ok(&["volume", "create", &fresh]);
-    let (repo_mount, data_mount) = (
-        format!("{repo}:/var/lib/pgbackrest:ro"),
-        format!("{fresh}:/var/lib/postgresql/data"),
-    );
-    s.docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-u",
-        "postgres",
-        "-v",
-        &repo_mount,
-        "-v",
-        &data_mount,
-        "-e",
-        "PGBACKREST_PG1_USER=drydock",
-        "drydock/postgres:17",
-        "pgbackrest",
-        "--stanza=main",
-        "restore",
-    ]);
+    s.run(&pitr::restore_plan(IMAGE, &repo, &fresh, "drydock", None));
     let name = format!("{}_rpo-recovered", s.project);
-    s.docker_ok(&[
-        "run",
-        "--detach",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "-u",
-        "postgres",
-        "-v",
-        &repo_mount,
-        "-v",
-        &data_mount,
-        "drydock/postgres:17",
-        "postgres",
-        "-c",
-        "archive_mode=off",
-        "-c",
-        "listen_addresses=",
-    ]);
+    s.run(&pitr::recover_plan(&name, IMAGE, &repo, &fresh));
     let recovered: f64 = wait_query(&s, &name, "select coalesce(max(at), 0) from ticks")
         .parse()
         .unwrap();

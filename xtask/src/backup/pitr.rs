@@ -366,15 +366,22 @@ pub fn parse_inspect(text: &str) -> Result<(String, Volumes)> {
 
 /// pgBackRest restores the base backup chosen for `target` into `scratch` and writes the recovery settings
 /// (restore_command from the repository, recovery_target_time, promote at the target).
-pub fn restore_plan(image: &str, repo: &str, scratch: &str, user: &str, target: &Target) -> Cmd {
+pub fn restore_plan(image: &str, repo: &str, scratch: &str, user: &str, target: Option<&Target>) -> Cmd {
     let sh = shell();
     let repo_mount = format!("{repo}:{REPO}:ro");
     let data_mount = format!("{scratch}:{PGDATA}");
     let pg_user = format!("PGBACKREST_PG1_USER={user}");
-    let at = format!("--target={}", target.pgbackrest());
+    // No target: replay the whole archive (what losing the data volume leaves).
+    let to: Vec<String> = target.map_or_else(Vec::new, |t| {
+        vec![
+            "--type=time".into(),
+            format!("--target={}", t.pgbackrest()),
+            "--target-action=promote".into(),
+        ]
+    });
     Cmd::from(cmd!(
         sh,
-        "docker run --rm --network none -u postgres -v {repo_mount} -v {data_mount} -e {pg_user} {image} pgbackrest --stanza={STANZA} restore --type=time {at} --target-action=promote"
+        "docker run --rm --network none -u postgres -v {repo_mount} -v {data_mount} -e {pg_user} {image} pgbackrest --stanza={STANZA} restore {to...}"
     ))
 }
 
@@ -712,7 +719,7 @@ fn recover_into(ctx: &Ctx, image: &str, repo: &str, scratch: &str, user: &str, t
         "restoring the base backup for {} into volume {scratch}",
         target.rfc3339()
     ));
-    ctx.run.run(&restore_plan(image, repo, scratch, user, target))?;
+    ctx.run.run(&restore_plan(image, repo, scratch, user, Some(target)))?;
     let name = format!("{scratch}-server");
     ctx.say(&format!(
         "replaying the WAL archive up to {} (container {name})",
@@ -970,7 +977,7 @@ mod tests {
         );
         let target = t("2026-12-02T03:50:58.25Z");
         assert_eq!(
-            restore_plan("img", "repo", "scratch", "drydock", &target).argv(),
+            restore_plan("img", "repo", "scratch", "drydock", Some(&target)).argv(),
             [
                 "docker",
                 "run",
@@ -993,6 +1000,12 @@ mod tests {
                 "--target=2026-12-02 03:50:58.250000+00",
                 "--target-action=promote"
             ]
+        );
+        let whole = restore_plan("img", "repo", "scratch", "drydock", None);
+        assert_eq!(
+            whole.argv().last(),
+            Some(&"restore"),
+            "no target: to the end of the archive"
         );
         assert_eq!(
             recover_plan("n", "img", "repo", "scratch").argv(),
