@@ -479,9 +479,14 @@ pub fn summary(ctx: &Ctx) -> Vec<String> {
         Err(e) => return vec![format!("point-in-time recovery: unknown ({e})")],
     };
     match status(ctx, &compose, &service) {
-        Err(_) => vec![format!(
-            "point-in-time recovery: window unknown (`{service}` of compose project `{}` is not running)",
-            compose.project
+        Err(e) => vec![format!(
+            "point-in-time recovery: window unknown for compose project `{}`: {}",
+            compose.project,
+            format!("{e:#}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(':')
         )],
         Ok((backups, archiver)) => describe(&backups, archiver.as_ref(), pitr.archive_timeout, Timestamp::now()),
     }
