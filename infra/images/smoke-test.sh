@@ -13,7 +13,7 @@ p=ddimg-smoke
 net=$p-net
 work=$(mktemp -d)
 remove_resources() {
-	docker rm -f "$p-pg" "$p-redis" "$p-nginx" >/dev/null 2>&1 || true
+	docker rm -f -v "$p-pg" "$p-redis" "$p-nginx" >/dev/null 2>&1 || true
 	docker volume rm "$p-pgdata" "$p-redisdata" >/dev/null 2>&1 || true
 	docker network rm "$net" >/dev/null 2>&1 || true
 }

@@ -109,13 +109,13 @@ pub enum Command {
     BackupRedis(commands::backup_redis::BackupRedisArgs),
     /// Back up every database of the stack; fails if any backup failed.
     BackupAll(commands::backup_all::BackupAllArgs),
-    /// Restore PostgreSQL from a backup (checksum first, asks, safety backup, all-or-nothing).
+    /// Restore PostgreSQL from a backup (checksum first, asks, safety backup, all-or-nothing), or to a point in time (--to-time).
     RestorePostgres(commands::restore_postgres::RestorePostgresArgs),
     /// Restore MongoDB from a backup (checksum first, asks, safety backup).
     RestoreMongodb(commands::restore_mongodb::RestoreMongodbArgs),
     /// Restore Redis from a backup (checksum first, asks, safety backup, server stopped meanwhile).
     RestoreRedis(commands::restore_redis::RestoreRedisArgs),
-    /// List, verify (checksum + test restore), prune, benchmark or schedule the backups.
+    /// List, verify (checksum + test restore), prune, push off-site, benchmark or schedule the backups; `base`: a PostgreSQL base backup.
     Backups(commands::backups::BackupsArgs),
 }
 

@@ -44,7 +44,7 @@ impl Compose {
             files,
             // In a dry run the file may not exist yet: dev-up would have created it by then.
             env_file: (env_file.is_file() || ctx.run.dry_run).then_some(env_file),
-            env: build_metadata(ctx),
+            env: [build_metadata(ctx), ctx.config.backups.pitr.compose_env()].concat(),
             profiles: Vec::new(),
         })
     }

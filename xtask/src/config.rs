@@ -112,6 +112,46 @@ pub struct Backups {
     /// age encryption of every backup file; plaintext when absent.
     #[serde(default)]
     pub encryption: Option<crate::offsite_config::Encryption>,
+    /// PostgreSQL point-in-time recovery (WAL archive + base backups with pgBackRest).
+    #[serde(default)]
+    pub pitr: Pitr,
+}
+
+/// `[backups.pitr]`: continuous WAL archiving of PostgreSQL into pgBackRest's repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pitr {
+    /// Archive every WAL segment (archive_mode); off means no point-in-time recovery.
+    pub enabled: bool,
+    /// Seconds after which a WAL segment with writes in it is switched and archived even if not full:
+    /// the restore point objective (at most this many seconds of committed writes live only on the data volume).
+    pub archive_timeout: u32,
+    /// Full base backups pgBackRest keeps (with their incrementals and the WAL they need).
+    pub retention_full: u32,
+}
+
+impl Default for Pitr {
+    fn default() -> Self {
+        Pitr {
+            enabled: true,
+            archive_timeout: 60,
+            retention_full: 2,
+        }
+    }
+}
+
+impl Pitr {
+    /// The variables infra/compose/compose.yaml reads for the postgres service (`DRYDOCK_PITR_*`).
+    pub fn compose_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "DRYDOCK_PITR_ARCHIVE_MODE".into(),
+                if self.enabled { "on" } else { "off" }.into(),
+            ),
+            ("DRYDOCK_PITR_ARCHIVE_TIMEOUT".into(), self.archive_timeout.to_string()),
+            ("DRYDOCK_PITR_RETENTION_FULL".into(), self.retention_full.to_string()),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -316,6 +356,18 @@ impl Config {
         }
         if self.backups.dir.trim().is_empty() {
             bail!("{file}: key `backups.dir` is empty\n  fix: set it to a directory such as \"backups\"");
+        }
+        let pitr = &self.backups.pitr;
+        if !(1..=86_400).contains(&pitr.archive_timeout) {
+            bail!(
+                "{file}: key `backups.pitr.archive_timeout` = {} is out of range: it is the restore point objective in seconds\n  fix: set 1 to 86400 (60 archives at least once a minute when there are writes)",
+                pitr.archive_timeout
+            );
+        }
+        if pitr.retention_full == 0 {
+            bail!(
+                "{file}: key `backups.pitr.retention_full` is 0, which would expire every base backup\n  fix: keep at least 1"
+            );
         }
         if self.backups.retention.keep_last == 0 {
             bail!(

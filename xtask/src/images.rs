@@ -17,6 +17,16 @@ use crate::image_source::Source;
 pub const OFFLINE_COMPOSE: &str = "infra/images/compose.yaml";
 pub const OFFLINE_PROJECT: &str = "drydock-images";
 
+/// The label every image built from a recipe under infra/images/ carries: the SHA-256 of the recipe's files
+/// ([`recipe_hash`]). An image whose label differs from its recipe's hash (an image built from an older
+/// recipe, or before the label existed) is rebuilt by [`ensure`], so a changed recipe reaches every
+/// machine that already has the old image under the same tag.
+pub const RECIPE_LABEL: &str = "org.drydock.recipe";
+
+/// The compose service (infra/images/compose.yaml) that derives registry mode's PostgreSQL image from the
+/// official one (pgBackRest added: infra/images/postgres/Dockerfile.registry).
+pub const REGISTRY_POSTGRES_RECIPE: &str = "postgres-registry";
+
 /// One base image per role, as the compose files and Dockerfiles receive them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseImages {
@@ -36,7 +46,7 @@ impl BaseImages {
             Source::Registry => {
                 let r = &config.images.registry;
                 BaseImages {
-                    postgres: r.postgres.clone(),
+                    postgres: registry_postgres(config),
                     redis: r.redis.clone(),
                     rust: r.rust.clone(),
                     node: r.node.clone(),
@@ -71,6 +81,14 @@ impl BaseImages {
             ("nginx", &self.nginx),
         ]
     }
+}
+
+/// Registry mode's PostgreSQL image: the official `images.registry.postgres` plus pgBackRest, tagged
+/// `<prefix>/postgres-pitr:<the official tag>` (built locally, never pulled).
+pub fn registry_postgres(config: &Config) -> String {
+    let upstream = &config.images.registry.postgres;
+    let tag = upstream.rsplit_once(':').map_or("latest", |(_, t)| t);
+    format!("{}/postgres-pitr:{tag}", config.images.prefix)
 }
 
 /// The variables compose files interpolate to pick base images and build inputs.
@@ -110,26 +128,113 @@ pub fn ensure(ctx: &Ctx) -> Result<()> {
     match source {
         Source::Registry => {
             let sh = shell();
-            for (_, image) in images.roles() {
+            let upstream = &ctx.config.images.registry.postgres;
+            for (role, image) in images.roles() {
+                // The PostgreSQL image is built FROM the official one: pull that one instead.
+                let image = if role == "postgres" { upstream.as_str() } else { image };
                 if !exists(ctx, image) {
                     ctx.run.run(&Cmd::from(cmd!(sh, "docker pull {image}")))?;
                 }
             }
+            let recipe = REGISTRY_POSTGRES_RECIPE;
+            if let Some(why) = stale(ctx, recipe, &images.postgres)? {
+                ctx.say(&format!("building {} ({why})", images.postgres));
+                let file = ctx.path(OFFLINE_COMPOSE);
+                let build = Cmd::from(cmd!(
+                    sh,
+                    "docker compose -p {OFFLINE_PROJECT} -f {file} --profile registry build {recipe}"
+                ))
+                .env("DRYDOCK_REGISTRY_POSTGRES_IMAGE", upstream.clone())
+                .env("DRYDOCK_REGISTRY_POSTGRES_PITR_IMAGE", images.postgres.clone())
+                .env(recipe_var(recipe), recipe_hash(&ctx.root, recipe)?);
+                ctx.run.run(&build)?;
+            }
             Ok(())
         }
         Source::Offline => {
-            let missing: Vec<&str> = images
-                .roles()
-                .iter()
-                .filter(|(_, image)| !exists(ctx, image))
-                .map(|(role, _)| *role)
-                .collect();
-            if missing.is_empty() {
+            let mut rebuild: Vec<&str> = Vec::new();
+            for (role, image) in images.roles() {
+                if let Some(why) = stale(ctx, role, image)? {
+                    ctx.say(&format!("{image}: {why}"));
+                    rebuild.push(role);
+                }
+            }
+            if rebuild.is_empty() {
                 return Ok(());
             }
-            build_offline(ctx, &missing, false)
+            build_offline(ctx, &rebuild, false)
         }
     }
+}
+
+/// Why the image of a recipe must be (re)built: it is missing, or its [`RECIPE_LABEL`] is not the hash of
+/// the recipe's files as they are now. `None` when it is up to date.
+fn stale(ctx: &Ctx, recipe: &str, image: &str) -> Result<Option<String>> {
+    let sh = shell();
+    let format = format!("{{{{index .Config.Labels \"{RECIPE_LABEL}\"}}}}");
+    let inspect = Cmd::from(cmd!(sh, "docker image inspect --format {format} {image}"));
+    let Some(found) = ctx.run.probe(&inspect).filter(|p| p.success) else {
+        return Ok(Some("not built yet".into()));
+    };
+    let want = recipe_hash(&ctx.root, recipe)?;
+    let have = found.stdout.trim();
+    Ok((have != want).then(|| {
+        if have.is_empty() || have == "<no value>" {
+            format!(
+                "built before recipes were labelled: rebuilding from infra/images/{}",
+                recipe_dir(recipe)
+            )
+        } else {
+            format!(
+                "its recipe infra/images/{} changed since it was built: rebuilding",
+                recipe_dir(recipe)
+            )
+        }
+    }))
+}
+
+/// The directory under infra/images/ a recipe (compose service) builds from.
+fn recipe_dir(recipe: &str) -> &str {
+    match recipe {
+        REGISTRY_POSTGRES_RECIPE => "postgres",
+        other => other,
+    }
+}
+
+/// The variable infra/images/compose.yaml reads a recipe's hash from (`DRYDOCK_RECIPE_<NAME>`).
+fn recipe_var(recipe: &str) -> String {
+    format!("DRYDOCK_RECIPE_{}", recipe.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// SHA-256 over the relative path and content of every file of a recipe's directory (sorted), plus the
+/// recipe's name (the registry variant shares the offline one's directory but not its Dockerfile).
+pub fn recipe_hash(root: &Path, recipe: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let dir = root.join("infra/images").join(recipe_dir(recipe));
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading the recipe {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(recipe.as_bytes());
+    for file in files {
+        let relative = file.strip_prefix(&dir).unwrap_or(&file);
+        hasher.update(relative.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        hasher.update((content.len() as u64).to_le_bytes());
+        hasher.update(&content);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Builds the offline images named by role (all when `roles` is empty), making the Debian base first.
@@ -157,9 +262,17 @@ pub fn build_offline(ctx: &Ctx, roles: &[&str], force: bool) -> Result<()> {
 pub fn offline_compose(ctx: &Ctx) -> Cmd {
     let sh = shell();
     let file = ctx.path(OFFLINE_COMPOSE);
-    Cmd::from(cmd!(sh, "docker compose -p {OFFLINE_PROJECT} -f {file}"))
+    let mut compose = Cmd::from(cmd!(sh, "docker compose -p {OFFLINE_PROJECT} -f {file}"))
         .env("DRYDOCK_CA_BUNDLE", ctx.config.images.ca_bundle.clone())
-        .env("DRYDOCK_BASE_IMAGE", ctx.config.images.offline.base.clone())
+        .env("DRYDOCK_BASE_IMAGE", ctx.config.images.offline.base.clone());
+    // Each built role carries its recipe's hash (RECIPE_LABEL), so `ensure` sees when a recipe changed.
+    let images = BaseImages::for_source(&ctx.config, Source::Offline);
+    for (role, _) in images.roles() {
+        if let Ok(hash) = recipe_hash(&ctx.root, role) {
+            compose = compose.env(recipe_var(role), hash);
+        }
+    }
+    compose
 }
 
 fn check_ca_bundle(ctx: &Ctx) -> Result<()> {
@@ -381,11 +494,53 @@ mod tests {
             ]
         );
         assert_eq!(
-            cmd.env,
+            cmd.env[..2],
             [
                 ("DRYDOCK_CA_BUNDLE".to_string(), ctx.config.images.ca_bundle.clone()),
                 ("DRYDOCK_BASE_IMAGE".to_string(), ctx.config.images.offline.base.clone()),
             ]
+        );
+        // Every role's recipe hash, for the image's label.
+        let postgres = recipe_hash(&root, "postgres").unwrap();
+        assert!(cmd.env.contains(&("DRYDOCK_RECIPE_POSTGRES".to_string(), postgres)));
+        assert_eq!(cmd.env.len(), 2 + 6);
+    }
+
+    #[test]
+    fn recipe_hash_follows_the_recipe_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("infra/images/postgres");
+        std::fs::create_dir_all(dir.join("conf")).unwrap();
+        std::fs::write(dir.join("Dockerfile"), "FROM x\n").unwrap();
+        std::fs::write(dir.join("conf/a.conf"), "a=1\n").unwrap();
+        let first = recipe_hash(tmp.path(), "postgres").unwrap();
+        assert_eq!(first.len(), 64);
+        assert_eq!(first, recipe_hash(tmp.path(), "postgres").unwrap(), "stable");
+        assert_ne!(
+            first,
+            recipe_hash(tmp.path(), REGISTRY_POSTGRES_RECIPE).unwrap(),
+            "per recipe"
+        );
+        std::fs::write(dir.join("conf/a.conf"), "a=2\n").unwrap();
+        assert_ne!(
+            first,
+            recipe_hash(tmp.path(), "postgres").unwrap(),
+            "a nested file's content counts"
+        );
+        assert!(
+            recipe_hash(tmp.path(), "redis").is_err(),
+            "a missing recipe is an error"
+        );
+        assert_eq!(recipe_var(REGISTRY_POSTGRES_RECIPE), "DRYDOCK_RECIPE_POSTGRES_REGISTRY");
+    }
+
+    #[test]
+    fn registry_postgres_is_derived_locally() {
+        let config = config();
+        assert_eq!(registry_postgres(&config), "drydock/postgres-pitr:17.6-trixie");
+        assert_eq!(
+            BaseImages::for_source(&config, Source::Registry).postgres,
+            registry_postgres(&config)
         );
     }
 

@@ -43,7 +43,7 @@ fn ci_dry_run_lists_named_steps() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     for line in [
-        "step 1/23: fmt",
+        "step 1/24: fmt",
         "[dry-run] $ cargo fmt --all -- --check",
         "[dry-run] $ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings",
         "[dry-run] $ cargo test --workspace --locked",
@@ -53,6 +53,7 @@ fn ci_dry_run_lists_named_steps() {
         "[dry-run] $ cargo xtask restore-postgres --latest --yes --offline",
         "[dry-run] $ cargo test -p xtask --locked --test backup_real -- --ignored --test-threads=1",
         "[dry-run] $ cargo test -p xtask --locked --test schedule_real -- --ignored --test-threads=1 --nocapture",
+        "[dry-run] $ cargo test -p xtask --locked --test pitr_real -- --ignored --test-threads=1 --nocapture",
         "[dry-run] $ cargo test -p xtask --locked --test dev_real -- --ignored --test-threads=1",
         "[dry-run] $ cargo test -p xtask --locked --test proxy_real -- --ignored --test-threads=1 --nocapture",
         "[dry-run] $ cargo test -p xtask --locked --test swarm_nodes -- --ignored --test-threads=1 --nocapture",

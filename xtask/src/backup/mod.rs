@@ -7,6 +7,7 @@ pub mod freshness;
 pub mod manifest;
 pub mod name;
 pub mod offsite;
+pub mod pitr;
 pub mod plans;
 pub mod remote;
 pub mod restore;

@@ -72,6 +72,16 @@ pub enum BackupsAction {
     Bench(crate::backup::bench::BenchArgs),
     /// Install (default), show (--show) or remove (--remove) a schedule the host runs (systemd timer or cron) for backup-all.
     Schedule(crate::backup::schedule::ScheduleArgs),
+    /// A PostgreSQL base backup into the pgBackRest repository (incremental; full with --full or when none
+    /// exists): the start of the point-in-time recovery window (`restore-postgres --to-time`).
+    Base {
+        /// A full backup instead of an incremental one.
+        #[arg(long)]
+        full: bool,
+        /// Which stack.
+        #[arg(long, value_enum, default_value = "dev")]
+        env: crate::config::Env,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -117,6 +127,9 @@ fn run(ctx: &Ctx, args: &BackupsArgs) -> Result<()> {
         BackupsAction::Prune(p) => prune(ctx, p),
         BackupsAction::Bench(b) => crate::backup::bench::run(ctx, b),
         BackupsAction::Schedule(s) => crate::backup::schedule::run(ctx, s),
+        BackupsAction::Base { full, env } => crate::prod::audit::audited(ctx, *env, "backups base", "postgres", || {
+            crate::backup::pitr::base_backup(ctx, *env, *full)
+        }),
     }
 }
 
@@ -180,6 +193,7 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
             "no backups in {} (take one with `cargo xtask backup-all`)",
             dir.display()
         );
+        crate::backup::pitr::summary(ctx).iter().for_each(|l| println!("{l}"));
         return Ok(());
     }
     let style = Style::stdout();
@@ -206,6 +220,7 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
             println!("newest good {} backup: {} old", r.service, human_age(r.age_secs));
         }
     }
+    crate::backup::pitr::summary(ctx).iter().for_each(|l| println!("{l}"));
     Ok(())
 }
 

@@ -142,6 +142,12 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         real_tests("schedule_real", &["--nocapture"]),
         base.clone(),
     );
+    // --nocapture: the PITR figures (round-trip time, measured RPO) belong in the CI log.
+    add(
+        "point-in-time recovery tests",
+        real_tests("pitr_real", &["--nocapture"]),
+        base.clone(),
+    );
     add("dev stack checks", real_tests("dev_real", &[]), vec![images]);
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
