@@ -1,7 +1,8 @@
 //! `cargo xtask backups bench`: the benchmark of issue 8, a report rather than a timed test.
 //!
 //! On its own compose project (`<name>-bench`, ephemeral ports, removed afterwards) it generates a
-//! PostgreSQL database of about `--size-mb` MB with generate_series, then times in one run:
+//! PostgreSQL database of about `--size-mb` MB with generate_series, then times, `--runs` rounds interleaved
+//! (median and spread):
 //!   - the plain Makefile pipeline: `docker compose exec -T postgres pg_dump -Fc ... > file` (default gzip),
 //!   - the same raw pipe at the compression backup-postgres picks (`--compress=zstd:1`),
 //!   - `cargo xtask backup-postgres` (hashing, progress, atomic writes, globals, manifest),
@@ -29,12 +30,32 @@ pub struct BenchArgs {
     /// Leave the bench stack and its files in place afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Rounds: each variant runs once per round, rounds interleaved; figures are median (min–max).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub runs: u32,
 }
 
 struct Figure {
     what: String,
-    secs: f64,
+    /// One per round.
+    secs: Vec<f64>,
     bytes: Option<u64>,
+}
+
+/// Median, minimum and maximum.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (median, v[0], v[n - 1])
 }
 
 /// Runs a command with stdout to a file or stdin from a file, exactly like a shell redirection; its time.
@@ -140,32 +161,6 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         started.elapsed().as_secs_f64()
     ));
 
-    let mut figures = Vec::new();
-    let make_file = dir.join("makefile.dump");
-    let secs = timed_redirect(
-        ctx,
-        &plans::pg_dump(compose, service, t, "default"),
-        Some(&make_file),
-        None,
-    )?;
-    figures.push(Figure {
-        what: "backup: Makefile pipe (pg_dump -Fc, default gzip)".into(),
-        secs,
-        bytes: Some(make_file.metadata()?.len()),
-    });
-    let raw_file = dir.join("raw-zstd.dump");
-    let secs = timed_redirect(
-        ctx,
-        &plans::pg_dump(compose, service, t, &facts.compression),
-        Some(&raw_file),
-        None,
-    )?;
-    figures.push(Figure {
-        what: format!("backup: raw pipe (pg_dump -Fc --compress={})", facts.compression),
-        secs,
-        bytes: Some(raw_file.metadata()?.len()),
-    });
-
     // The real commands, as a user runs them: a child xtask with the bench's project and backups directory.
     let config = bench_config(ctx, dir)?;
     let exe = std::env::current_exe().context("cannot find the xtask binary")?;
@@ -177,59 +172,87 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
                 .envs(compose.env.iter().cloned()),
         )
     };
-    let started = Instant::now();
-    ctx.run.run(&xtask(&["-q", "backup-postgres"]))?;
-    let secs = started.elapsed().as_secs_f64();
-    let ours = std::fs::read_dir(dir.join("backups").join(service))?
-        .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().ends_with(".dump"))
-        .context("backup-postgres wrote no .dump")?;
-    figures.push(Figure {
-        what: "backup: cargo xtask backup-postgres".into(),
-        secs,
-        bytes: Some(ours.metadata()?.len()),
-    });
-
     let restore = plans::pg_restore(compose, service, t);
     // What a Makefile would run: the same flags minus our single transaction.
     let mut make_restore = restore.clone();
     make_restore
         .args
         .retain(|a| a != "--single-transaction" && a != "--exit-on-error");
-    let secs = timed_redirect(ctx, &make_restore, None, Some(&make_file))?;
-    figures.push(Figure {
-        what: "restore: Makefile pipe (pg_restore < gzip dump)".into(),
-        secs,
-        bytes: None,
-    });
-    let secs = timed_redirect(ctx, &make_restore, None, Some(&raw_file))?;
-    figures.push(Figure {
-        what: "restore: raw pipe (pg_restore < zstd dump)".into(),
-        secs,
-        bytes: None,
-    });
-    let started = Instant::now();
-    let out = xtask(&["--yes", "restore-postgres", "--latest"]);
-    let (_, stderr) = ctx.run.output(&out).context("restore-postgres failed")?;
-    let secs = started.elapsed().as_secs_f64();
-    figures.push(Figure {
-        what: "restore: cargo xtask restore-postgres (total)".into(),
-        secs,
-        bytes: None,
-    });
-    // "restored database `x` from y in 12.3 s": the restore step alone (without checksum and safety backup).
-    if let Some(step) = stderr
-        .lines()
-        .find(|l| l.contains("restored database"))
-        .and_then(|l| l.split(" in ").nth(1))
-        .and_then(|r| r.split(" s").next())
-        .and_then(|n| n.trim().parse::<f64>().ok())
-    {
-        figures.push(Figure {
-            what: "restore: its pg_restore step alone".into(),
-            secs: step,
-            bytes: None,
-        });
+    let make_file = dir.join("makefile.dump");
+    let raw_file = dir.join("raw-zstd.dump");
+    let ours_dir = dir.join("backups").join(service);
+
+    // Every variant once per round, rounds interleaved: a noisy minute touches every variant alike, and
+    // no single run decides a figure (median and spread over the rounds).
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut record = |what: String, secs: f64, bytes: Option<u64>| match figures.iter_mut().find(|f| f.what == what) {
+        Some(f) => {
+            f.secs.push(secs);
+            f.bytes = bytes.or(f.bytes);
+        }
+        None => figures.push(Figure {
+            what,
+            secs: vec![secs],
+            bytes,
+        }),
+    };
+    for round in 1..=args.runs {
+        ctx.say(&format!("round {round} of {}", args.runs));
+        let secs = timed_redirect(
+            ctx,
+            &plans::pg_dump(compose, service, t, "default"),
+            Some(&make_file),
+            None,
+        )?;
+        record(
+            "backup: Makefile pipe (pg_dump -Fc, default gzip)".into(),
+            secs,
+            Some(make_file.metadata()?.len()),
+        );
+        let secs = timed_redirect(
+            ctx,
+            &plans::pg_dump(compose, service, t, &facts.compression),
+            Some(&raw_file),
+            None,
+        )?;
+        record(
+            format!("backup: raw pipe (pg_dump -Fc --compress={})", facts.compression),
+            secs,
+            Some(raw_file.metadata()?.len()),
+        );
+        // A clean backups directory each round: `--latest` below restores this round's backup.
+        let _ = std::fs::remove_dir_all(&ours_dir);
+        let started = Instant::now();
+        ctx.run.run(&xtask(&["-q", "backup-postgres"]))?;
+        let secs = started.elapsed().as_secs_f64();
+        let ours = std::fs::read_dir(&ours_dir)?
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".dump"))
+            .context("backup-postgres wrote no .dump")?;
+        record(
+            "backup: cargo xtask backup-postgres".into(),
+            secs,
+            Some(ours.metadata()?.len()),
+        );
+        let secs = timed_redirect(ctx, &make_restore, None, Some(&make_file))?;
+        record("restore: Makefile pipe (pg_restore < gzip dump)".into(), secs, None);
+        let secs = timed_redirect(ctx, &make_restore, None, Some(&raw_file))?;
+        record("restore: raw pipe (pg_restore < zstd dump)".into(), secs, None);
+        let started = Instant::now();
+        let out = xtask(&["--yes", "restore-postgres", "--latest"]);
+        let (_, stderr) = ctx.run.output(&out).context("restore-postgres failed")?;
+        let secs = started.elapsed().as_secs_f64();
+        record("restore: cargo xtask restore-postgres (total)".into(), secs, None);
+        // "restored database `x` from y in 12.3 s": the restore step alone (without checksum and safety backup).
+        if let Some(step) = stderr
+            .lines()
+            .find(|l| l.contains("restored database"))
+            .and_then(|l| l.split(" in ").nth(1))
+            .and_then(|r| r.split(" s").next())
+            .and_then(|n| n.trim().parse::<f64>().ok())
+        {
+            record("restore: its pg_restore step alone".into(), step, None);
+        }
     }
 
     println!();
@@ -238,19 +261,36 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         facts.server_version,
         human_bytes(db_bytes)
     );
+    println!("  {} run(s) of each, interleaved; median (min–max)", args.runs);
     for f in &figures {
         let size = f.bytes.map(human_bytes).unwrap_or_default();
-        println!("  {:<55} {:>7.1} s  {:>10}", f.what, f.secs, size);
+        let (median, min, max) = spread(&f.secs);
+        println!("  {:<55} {median:>7.1} s  ({min:.1}–{max:.1})  {size:>10}", f.what);
     }
-    let make = figures[0].secs;
-    let raw = figures[1].secs;
-    let ours = figures[2].secs;
+    let median = |what: &str| {
+        figures
+            .iter()
+            .find(|f| f.what.starts_with(what))
+            .map(|f| spread(&f.secs).0)
+    };
+    let make = median("backup: Makefile").unwrap_or(0.0);
+    let raw = median("backup: raw").unwrap_or(0.0);
+    let ours = median("backup: cargo").unwrap_or(0.0);
+    if let (Some(raw_restore), Some(total)) = (median("restore: raw"), median("restore: cargo")) {
+        println!(
+            "  restore-postgres end to end is {:.2}× the raw pg_restore pipe{}",
+            total / raw_restore,
+            median("restore: its")
+                .map(|step| format!("; its restore step {:.2}×", step / raw_restore))
+                .unwrap_or_default()
+        );
+    }
     println!(
         "  backup-postgres is {:.1}× faster than the Makefile pipe, {:+.0} % vs the raw pipe at the same compression; output {} vs {}",
         make / ours,
         (ours / raw - 1.0) * 100.0,
-        human_bytes(figures[2].bytes.unwrap_or(0)),
-        human_bytes(figures[0].bytes.unwrap_or(0))
+        human_bytes(figures.get(2).and_then(|f| f.bytes).unwrap_or(0)),
+        human_bytes(figures.first().and_then(|f| f.bytes).unwrap_or(0))
     );
     Ok(())
 }
