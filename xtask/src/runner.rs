@@ -179,7 +179,6 @@ impl Runner {
         sink: &mut dyn Write,
         progress: &mut Progress,
     ) -> Result<Streamed> {
-        use sha2::Digest;
         self.echo(cmd, Some(target));
         if self.dry_run {
             return Ok(Streamed::default());
@@ -194,28 +193,13 @@ impl Runner {
                 return Err(e);
             }
         };
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; STREAM_CHUNK];
-        let mut streamed = Streamed::default();
-        let copied: Result<()> = loop {
-            let n = match (&reader).read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(anyhow::Error::new(e).context(format!("reading the output of `{cmd}` failed"))),
-            };
-            if let Err(e) = sink.write_all(&buf[..n]) {
-                break Err(anyhow::Error::new(e).context(format!("writing {} failed", target.display())));
-            }
-            hasher.update(&buf[..n]);
-            if streamed.head.len() < 64 {
-                let take = (64 - streamed.head.len()).min(n);
-                streamed.head.extend_from_slice(&buf[..take]);
-            }
-            streamed.bytes += n as u64;
-            progress.update(streamed.bytes);
-        };
-        progress.finish();
+        let (mut streamed, copied) = pump(
+            &mut (&reader),
+            sink,
+            progress,
+            || format!("reading the output of `{cmd}` failed"),
+            || format!("writing {} failed", target.display()),
+        );
         if copied.is_err() {
             let _ = reader.kill();
         }
@@ -231,7 +215,7 @@ impl Runner {
             Some(status) => check(cmd, status, &tail)?,
             None => bail!("`{cmd}` did not finish after closing its output"),
         }
-        streamed.sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        streamed.head.truncate(64);
         Ok(streamed)
     }
 
@@ -363,26 +347,14 @@ impl Runner {
         let shown = cmd.clone();
         let target = target.to_path_buf();
         let worker = thread::spawn(move || -> Result<Streamed> {
-            use sha2::Digest;
             let mut out = out;
-            let mut hasher = sha2::Sha256::new();
-            let mut buf = vec![0u8; STREAM_CHUNK];
-            let mut streamed = Streamed::default();
-            let copied: Result<()> = loop {
-                let n = match (&reader).read(&mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        break Err(anyhow::Error::new(e).context(format!("reading the output of `{shown}` failed")));
-                    }
-                };
-                if let Err(e) = out.write_all(&buf[..n]) {
-                    break Err(anyhow::Error::new(e).context(format!("writing {} failed", target.display())));
-                }
-                hasher.update(&buf[..n]);
-                streamed.bytes += n as u64;
-            };
+            let (mut streamed, copied) = pump(
+                &mut (&reader),
+                &mut out,
+                &mut Progress::hidden(),
+                || format!("reading the output of `{shown}` failed"),
+                || format!("writing {} failed", target.display()),
+            );
             if copied.is_err() {
                 let _ = reader.kill();
             }
@@ -397,7 +369,7 @@ impl Runner {
                 Some(status) => check(&shown, status, &tail)?,
                 None => bail!("`{shown}` did not finish after closing its output"),
             }
-            streamed.sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            streamed.head.clear();
             Ok(streamed)
         });
         Ok(Filter {
@@ -456,8 +428,6 @@ impl Drop for Filter {
 
 /// Streams `source` into the stdin of a new `cmd` in chunks (with progress) and checks its status.
 fn feed(cmd: &Cmd, source: &mut dyn Read, source_name: &str, progress: &mut Progress) -> Result<Streamed> {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
     let (pipe_out, mut pipe_in) = io::pipe().context("creating a pipe")?;
     let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
     let handle = expr.start().with_context(|| not_started(cmd));
@@ -469,34 +439,60 @@ fn feed(cmd: &Cmd, source: &mut dyn Read, source_name: &str, progress: &mut Prog
             return Err(e);
         }
     };
-    let mut buf = vec![0u8; STREAM_CHUNK];
-    let mut sent = 0u64;
-    let fed: Result<()> = loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(anyhow::Error::new(e).context(format!("reading {source_name} failed"))),
-        };
-        if let Err(e) = pipe_in.write_all(&buf[..n]) {
-            // The child stopped reading (usually it failed: its status and stderr say why).
-            break Err(anyhow::Error::new(e).context(format!("`{cmd}` stopped reading its input")));
-        }
-        hasher.update(&buf[..n]);
-        sent += n as u64;
-        progress.update(sent);
-    };
-    progress.finish();
+    let (streamed, fed) = pump(
+        source,
+        &mut pipe_in,
+        progress,
+        || format!("reading {source_name} failed"),
+        // The child stopped reading (usually it failed: its status and stderr say why).
+        || format!("`{cmd}` stopped reading its input"),
+    );
     drop(pipe_in);
     let output = handle.into_output().with_context(|| format!("waiting for `{cmd}`"));
     let tail = join(tee);
     check(cmd, output?.status, &tail)?;
     fed?;
     Ok(Streamed {
-        bytes: sent,
-        sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
         head: Vec::new(),
+        ..streamed
     })
+}
+
+/// Copies `source` into `sink` in chunks, hashing (SHA-256) and counting on the way and keeping the first
+/// 64 bytes, with progress; stops at the first error (named by `read_error` / `write_error`). Returns what
+/// was copied so far and how the copy ended.
+fn pump(
+    source: &mut dyn Read,
+    sink: &mut dyn Write,
+    progress: &mut Progress,
+    read_error: impl Fn() -> String,
+    write_error: impl Fn() -> String,
+) -> (Streamed, Result<()>) {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; STREAM_CHUNK];
+    let mut streamed = Streamed::default();
+    let copied = loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(anyhow::Error::new(e).context(read_error())),
+        };
+        if let Err(e) = sink.write_all(&buf[..n]) {
+            break Err(anyhow::Error::new(e).context(write_error()));
+        }
+        hasher.update(&buf[..n]);
+        if streamed.head.len() < 64 {
+            let take = (64 - streamed.head.len()).min(n);
+            streamed.head.extend_from_slice(&buf[..take]);
+        }
+        streamed.bytes += n as u64;
+        progress.update(streamed.bytes);
+    };
+    progress.finish();
+    streamed.sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    (streamed, copied)
 }
 
 impl Runner {
@@ -739,5 +735,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("exit status 1"), "{err}");
+    }
+
+    #[test]
+    fn a_filter_transforms_hashes_and_reports_its_failure() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let sh = shell();
+        let out = std::fs::File::create(&target).unwrap();
+        let mut filter = RUN.filter(&Cmd::from(cmd!(sh, "tr a-z A-Z")), out, &target).unwrap();
+        filter.write_all(b"hello filter").unwrap();
+        let stored = filter.finish().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"HELLO FILTER");
+        assert_eq!(stored.bytes, 12);
+        assert_eq!(
+            stored.sha256,
+            crate::backup::store::hex(&sha2::Sha256::digest(b"HELLO FILTER"))
+        );
+        let out = std::fs::File::create(&target).unwrap();
+        let script = "cat >/dev/null; echo 'no key' >&2; exit 4";
+        let filter = RUN
+            .filter(&Cmd::from(cmd!(sh, "sh -c {script}")), out, &target)
+            .unwrap();
+        let err = format!("{:#}", filter.finish().unwrap_err());
+        assert!(err.contains("exit status 4") && err.contains("| no key"), "{err}");
+    }
+
+    #[test]
+    fn head_reads_the_first_bytes_and_a_failing_source_is_an_error() {
+        let sh = shell();
+        // `yes` never ends: head stops it after 8 bytes.
+        assert_eq!(RUN.head(&Cmd::from(cmd!(sh, "yes abc")), 8).unwrap(), b"abc\nabc\n");
+        let script = "printf ab; exit 2";
+        let err = format!("{:#}", RUN.head(&Cmd::from(cmd!(sh, "sh -c {script}")), 8).unwrap_err());
+        assert!(err.contains("exit status 2"), "{err}");
+    }
+
+    #[test]
+    fn stream_in_from_reports_the_source_first() {
+        let sh = shell();
+        let consumer = Cmd::from(cmd!(sh, "wc -c")).capture();
+        let sent = RUN
+            .stream_in_from(&consumer, &Cmd::from(cmd!(sh, "printf 12345")), &mut Progress::hidden())
+            .unwrap();
+        assert_eq!(sent, 5);
+        let script = "printf 12; echo 'wrong identity' >&2; exit 1";
+        let err = format!(
+            "{:#}",
+            RUN.stream_in_from(
+                &consumer,
+                &Cmd::from(cmd!(sh, "sh -c {script}")),
+                &mut Progress::hidden()
+            )
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("wrong identity"),
+            "the source's own failure is the error: {err}"
+        );
     }
 }
