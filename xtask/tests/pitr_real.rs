@@ -14,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
+use common::backup_stack::tail;
 use common::{root, text};
 use xtask::backup::pitr;
 
@@ -22,12 +23,6 @@ const IMAGE: &str = "drydock/postgres:17";
 
 /// archive_timeout of the test stacks, in seconds (the shipped default is 60).
 const ARCHIVE_TIMEOUT: u64 = 5;
-
-fn tail(text: &str) -> &str {
-    let cut = text.len().saturating_sub(3000);
-    let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-    &text[cut..]
-}
 
 struct Stack {
     project: String,
