@@ -551,3 +551,59 @@ fn a_failing_pre_deploy_hook_stops_the_deploy_before_anything_runs() {
     );
     assert!(!text(&out).contains("pre-deploy hook"), "{}", text(&out));
 }
+
+#[test]
+fn prod_exec_dry_run_shows_the_command_in_the_service() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "prod-exec",
+        "api",
+        "--",
+        "/app/backend",
+        "--help",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("exec -T api /app/backend --help"), "{t}");
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "prod-exec",
+        "--fresh",
+        "api",
+        "--",
+        "/app/backend",
+        "--help",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("a fresh container of `api`'s image (--fresh)"), "{t}");
+    assert!(
+        t.contains("run --rm --no-deps --pull never -T --entrypoint /app/backend api --help"),
+        "{t}"
+    );
+}
+
+#[test]
+fn prod_exec_refuses_bad_input_before_anything_runs() {
+    // No command: clap names the missing part.
+    let out = xtask(&["--offline", "prod-exec", "api"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("<CMD>"), "{}", text(&out));
+    // A fresh container beside a database's data is refused.
+    let out = xtask(&["--offline", "prod-exec", "--fresh", "postgres", "--", "psql"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("refusing a fresh container of `postgres`") && t.contains("fix:"),
+        "{t}"
+    );
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+    // An unknown service is named with the ones that exist (compose config reads the files, no engine).
+    let out = xtask(&["--offline", "prod-exec", "nope", "--", "ls"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("unknown service `nope`") && t.contains("postgres"), "{t}");
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+}

@@ -145,6 +145,11 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         real_tests("proxy_real", &["--nocapture"]),
         vec![images],
     );
+    add(
+        "prod-exec test",
+        real_tests("prod_exec_real", &["--nocapture"]),
+        vec![images],
+    );
     // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
     add("swarm test", real_tests("swarm_nodes", &["--nocapture"]), vec![images]);
     if !args.keep_stack {
