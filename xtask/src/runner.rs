@@ -50,6 +50,9 @@ pub struct Runner {
     pub dry_run: bool,
     pub verbose: bool,
     pub quiet: bool,
+    /// The engine every `docker` command addresses when it is not the one the environment names
+    /// (`--host`): given to each docker child as `DOCKER_HOST` (and shown in the echo). See `target.rs`.
+    pub docker_host: Option<&'static str>,
 }
 
 impl Runner {
@@ -61,7 +64,11 @@ impl Runner {
         }
         let style = Style::stderr();
         let prefix = if self.dry_run { "[dry-run] $" } else { "$" };
-        let mut line = format!("{prefix} {cmd}");
+        let engine = self
+            .remote(cmd)
+            .map(|host| format!("DOCKER_HOST={} ", shell_quote(host)))
+            .unwrap_or_default();
+        let mut line = format!("{prefix} {engine}{cmd}");
         if let Some(target) = redirect {
             line.push_str(&format!(" > {}", shell_quote(&target.display().to_string())));
         }
@@ -86,11 +93,11 @@ impl Runner {
             return Ok(Finished::default());
         }
         if cmd.interactive {
-            let out = expression(cmd).run().with_context(|| not_started(cmd))?;
+            let out = self.expression(cmd).run().with_context(|| not_started(cmd))?;
             check(cmd, out.status, &[])?;
             return Ok(Finished::default());
         }
-        let mut expr = expression(cmd);
+        let mut expr = self.expression(cmd);
         expr = match &cmd.stdin {
             Input::Null => expr.stdin_null(),
             Input::Inherit => expr,
@@ -123,7 +130,8 @@ impl Runner {
         if self.dry_run {
             return Ok(Default::default());
         }
-        let out = expression(cmd)
+        let out = self
+            .expression(cmd)
             .stdin_null()
             .stdout_capture()
             .stderr_capture()
@@ -154,7 +162,12 @@ impl Runner {
         if self.verbose {
             self.echo(cmd, None);
         }
-        let out = expression(cmd).stdin_null().stdout_capture().stderr_capture().run();
+        let out = self
+            .expression(cmd)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .run();
         Some(match out {
             Ok(out) => Probe {
                 success: out.status.success(),
@@ -184,7 +197,7 @@ impl Runner {
         if self.dry_run {
             return Ok(Streamed::default());
         }
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_null(), cmd)?;
+        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_null(), cmd)?;
         let reader = expr.reader().with_context(|| not_started(cmd));
         drop(expr);
         let reader = match reader {
@@ -246,7 +259,7 @@ impl Runner {
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
         let (pipe_out, mut pipe_in) = io::pipe().context("creating a pipe")?;
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
+        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_file(pipe_out), cmd)?;
         let handle = expr.start().with_context(|| not_started(cmd));
         drop(expr); // the child holds the pipe's read end now
         let handle = match handle {
@@ -283,6 +296,22 @@ impl Runner {
 }
 
 impl Runner {
+    /// The duct expression of `cmd`, with `DOCKER_HOST` of `--host` for docker (a plan that sets its own wins).
+    fn expression(&self, cmd: &Cmd) -> duct::Expression {
+        let expr = expression(cmd);
+        match self.remote(cmd) {
+            Some(host) => expr.env("DOCKER_HOST", host).env_remove("DOCKER_CONTEXT"),
+            None => expr,
+        }
+    }
+
+    /// The `--host` engine of a docker command (none for other programs or when the plan names its own).
+    fn remote(&self, cmd: &Cmd) -> Option<&'static str> {
+        let docker = cmd.program == "docker" || cmd.program.ends_with("/docker");
+        self.docker_host
+            .filter(|_| docker && !cmd.env.iter().any(|(k, _)| k == "DOCKER_HOST"))
+    }
+
     /// Starts a long-running daemon (e.g. `dockerd` on a machine without an init system) in its own process
     /// group, so a Ctrl-C aimed at the xtask does not stop it, with stdout and stderr appended to `log`.
     /// It is not waited for: the caller checks that it answers.
@@ -297,7 +326,8 @@ impl Runner {
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
         let err = file.try_clone().with_context(|| format!("opening {}", log.display()))?;
-        let handle = expression(cmd)
+        let handle = self
+            .expression(cmd)
             .stdin_null()
             .stdout_file(file)
             .stderr_file(err)
@@ -391,6 +421,7 @@ mod tests {
         dry_run: false,
         verbose: false,
         quiet: true,
+        docker_host: None,
     };
 
     #[test]

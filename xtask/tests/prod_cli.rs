@@ -607,3 +607,33 @@ fn prod_exec_refuses_bad_input_before_anything_runs() {
     assert!(t.contains("unknown service `nope`") && t.contains("postgres"), "{t}");
     assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
 }
+
+#[test]
+fn host_names_the_remote_engine_in_every_docker_command() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "--host",
+        "ssh://root@127.0.0.1:40022",
+        "prod-ps",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("engine: ssh://root@127.0.0.1:40022 (--host)"), "{t}");
+    assert!(
+        t.contains("$ DOCKER_HOST=ssh://root@127.0.0.1:40022 docker compose -p drydock-prod"),
+        "{t}"
+    );
+    // Bad targets are refused before anything runs, naming the fix.
+    for (host, why) in [
+        ("tcp://10.0.0.5:2375", "is not an SSH address"),
+        ("web", "no host `web` in infra/stack.toml"),
+        ("ssh://root:pw@10.0.0.5", "carries a password"),
+    ] {
+        let out = xtask(&["--offline", "--host", host, "prod-ps"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{host}: {t}");
+        assert!(t.contains(why) && t.contains("fix:"), "{host}: {t}");
+        assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+    }
+}
