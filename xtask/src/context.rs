@@ -117,7 +117,11 @@ impl Ctx {
     /// Acts on `engine` from now on (its `DOCKER_HOST` for every docker child), and says so when it is remote.
     pub fn set_engine(&mut self, engine: Engine) {
         // Leaked once per run: the runner stays `Copy` and every plan borrows it.
-        self.run.docker_host = engine.docker_host.clone().map(|h| &*Box::leak(h.into_boxed_str()));
+        // An `ssh://` DOCKER_HOST of the environment is given again explicitly, so the runner treats it alike.
+        let host = engine.docker_host.clone().or_else(|| {
+            (engine.how == "DOCKER_HOST" && engine.label.starts_with("ssh://")).then(|| engine.label.clone())
+        });
+        self.run.docker_host = host.map(|h| &*Box::leak(h.into_boxed_str()));
         if engine.is_remote() {
             self.say(&format!("engine: {} ({})", engine.label, engine.how));
         }

@@ -19,6 +19,8 @@ use crate::term::{self, Progress, Style};
 
 /// How many trailing stderr lines a failure report carries.
 const STDERR_TAIL_LINES: usize = 25;
+/// Compose's parallelism towards a remote engine over SSH (see `Runner::expression`).
+const REMOTE_PARALLEL_LIMIT: &str = "4";
 /// Chunk size of the streamed transfers (backups, restores).
 const STREAM_CHUNK: usize = 1 << 20;
 
@@ -300,6 +302,12 @@ impl Runner {
     fn expression(&self, cmd: &Cmd) -> duct::Expression {
         let expr = expression(cmd);
         match self.remote(cmd) {
+            // Compose opens one SSH connection per concurrent API call: sshd's default `MaxStartups 10:30:100`
+            // drops some of a burst ("kex_exchange_identification: Connection closed"), so keep it small.
+            Some(host) if std::env::var_os("COMPOSE_PARALLEL_LIMIT").is_none() => expr
+                .env("DOCKER_HOST", host)
+                .env_remove("DOCKER_CONTEXT")
+                .env("COMPOSE_PARALLEL_LIMIT", REMOTE_PARALLEL_LIMIT),
             Some(host) => expr.env("DOCKER_HOST", host).env_remove("DOCKER_CONTEXT"),
             None => expr,
         }

@@ -120,7 +120,9 @@ pub fn published(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Opti
     let port = port.to_string();
     let probe = ctx.run.probe(&compose.cmd(cmd!(sh, "port {service} {port}")))?;
     let addr = probe.stdout.trim();
-    (probe.success && !addr.is_empty() && !addr.ends_with(":0"))
+    // A remote engine's loopback is not this machine's: such a port is not reachable from here.
+    let remote_loopback = ctx.engine.is_remote() && (addr.starts_with("127.") || addr.starts_with("[::1]"));
+    (probe.success && !addr.is_empty() && !addr.ends_with(":0") && !remote_loopback)
         .then(|| reachable(addr, Some(ctx.engine.label.clone())))
 }
 

@@ -637,3 +637,15 @@ fn host_names_the_remote_engine_in_every_docker_command() {
         assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
     }
 }
+
+#[test]
+fn setup_host_dry_run_installs_docker_over_ssh() {
+    let out = xtask(&["--dry-run", "--host", "ssh://root@127.0.0.1:40022", "setup"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("$ ssh -o BatchMode=yes -p 40022 -l root -- 127.0.0.1 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io"),
+        "{t}"
+    );
+    assert!(t.contains("systemctl enable --now docker"), "{t}");
+}

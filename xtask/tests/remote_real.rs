@@ -288,6 +288,13 @@ fn production_on_a_remote_host_over_ssh() {
     let node = Remote::start();
     let host = format!("ssh://root@127.0.0.1:{}", node.ssh_port);
 
+    // 0. setup --host: the node runs Docker already, so nothing is installed (and it says so)
+    let t = node.xtask_ok(&["setup"]);
+    assert!(
+        t.contains("Docker Engine 26.") && t.contains("already runs there: nothing installed"),
+        "{t}"
+    );
+
     // 1. prod-up with no image on the node: the images stream over SSH, only those it lacks.
     let started = Instant::now();
     let t = node.xtask_ok(&["prod-up", "--tag", V1, "--generate-secrets"]);

@@ -87,7 +87,12 @@ impl ProdUpArgs {
             }
         }
         // On a remote engine: the operator's files travel in volumes, not bind mounts (prod/remote.rs).
-        let compose = crate::prod::remote::prepare(ctx, prod_compose(ctx, &image_tag, &api_tag)?)?;
+        let profiles: &[&str] = match (self.monitoring, grafana) {
+            (true, true) => &["monitoring", "grafana"],
+            (true, false) => &["monitoring"],
+            (false, _) => &[],
+        };
+        let compose = crate::prod::remote::prepare(ctx, prod_compose(ctx, &image_tag, &api_tag)?, profiles)?;
         let timeout = self.timeout.to_string();
         let mut up = up_cmd(&compose, self.monitoring, grafana, &timeout, source);
         ctx.say(&format!(

@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::context::Ctx;
+use crate::target::SshUrl;
 use crate::term::Progress;
 
 /// Prefix of the volumes that carry the operator's files (`<project>_operator-<service>-<where>`).
@@ -35,6 +36,8 @@ pub const VOLUME_PREFIX: &str = "operator-";
 pub struct OperatorVolume {
     pub name: String,
     pub files: Vec<(String, PathBuf)>,
+    /// The compose profiles of the service that mounts it (empty: always started).
+    pub profiles: Vec<String>,
 }
 
 /// The compose invocation for the engine of this run: unchanged for the local engine; for a remote one, the
@@ -43,9 +46,11 @@ pub fn on_engine(ctx: &Ctx, compose: Compose) -> Result<Compose> {
     Ok(render(ctx, compose)?.0)
 }
 
-/// [`on_engine`], then fills the operator volumes on the remote engine (prod-up).
-pub fn prepare(ctx: &Ctx, compose: Compose) -> Result<Compose> {
-    let (compose, volumes) = render(ctx, compose)?;
+/// [`on_engine`], then fills the operator volumes of the services that start (no profile, or one of
+/// `profiles`) on the remote engine (prod-up).
+pub fn prepare(ctx: &Ctx, compose: Compose, profiles: &[&str]) -> Result<Compose> {
+    let (compose, mut volumes) = render(ctx, compose)?;
+    volumes.retain(|v| v.profiles.is_empty() || v.profiles.iter().any(|p| profiles.contains(&p.as_str())));
     upload(ctx, &compose.project, &volumes)?;
     Ok(compose)
 }
@@ -100,6 +105,11 @@ pub fn localise(mut config: Value, backups_dir: &Path) -> Result<(Value, Vec<Ope
     for (service, svc) in services.iter_mut() {
         let s = svc.as_object_mut().context("a service is not an object")?;
         s.remove("build");
+        let profiles: Vec<String> = s
+            .get("profiles")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect())
+            .unwrap_or_default();
         let mut mounts: Vec<Value> = Vec::new();
         // Bind mounts of operator paths: grouped per target directory.
         let mut groups: Vec<(String, OperatorVolume)> = Vec::new();
@@ -118,8 +128,9 @@ pub fn localise(mut config: Value, backups_dir: &Path) -> Result<(Value, Vec<Ope
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            if source == backups_dir {
-                continue; // the remote host's backups stream back here; nothing to mount
+            if source == backups_dir || target == "/backups" || !source.exists() {
+                // The backups stream back here; a path that does not exist here has nothing to carry.
+                continue;
             }
             if mount.get("read_only").and_then(Value::as_bool) != Some(true) {
                 bail!(
@@ -133,12 +144,18 @@ pub fn localise(mut config: Value, backups_dir: &Path) -> Result<(Value, Vec<Ope
                 let (dir, name) = target.rsplit_once('/').unwrap_or(("", &target));
                 (dir.to_string(), vec![(name.to_string(), source.clone())])
             };
-            let dir = if dir.is_empty() { "/".to_string() } else { dir };
+            if dir.is_empty() || dir == "/" {
+                bail!(
+                    "service `{service}` bind-mounts {} at {target}: a volume cannot be mounted at /\n  fix: mount it in a directory of its own",
+                    source.display()
+                );
+            }
             match groups.iter_mut().find(|(d, _)| *d == dir) {
                 Some((_, v)) => v.files.extend(files),
                 None => {
                     let name = format!("{VOLUME_PREFIX}{service}-{}", slug(&dir));
-                    groups.push((dir, OperatorVolume { name, files }));
+                    let profiles = profiles.clone();
+                    groups.push((dir, OperatorVolume { name, files, profiles }));
                 }
             }
         }
@@ -177,6 +194,7 @@ pub fn localise(mut config: Value, backups_dir: &Path) -> Result<(Value, Vec<Ope
                 OperatorVolume {
                     name: format!("{VOLUME_PREFIX}{service}-secrets"),
                     files,
+                    profiles: profiles.clone(),
                 },
             ));
         }
@@ -227,43 +245,66 @@ fn slug(dir: &str) -> String {
     if s.is_empty() { "root".into() } else { s }
 }
 
-/// Fills each operator volume on the engine: created with the project's compose labels (so `prod-down
-/// --volumes` removes it), emptied, then the tar archive of its files streamed into `tar -x`.
+/// Fills the operator volumes on the engine: each created with the project's compose labels (so `prod-down
+/// --volumes` removes it), then all emptied and filled by one throwaway container reading one tar archive
+/// (`<volume>/<file>` entries) from stdin.
 pub fn upload(ctx: &Ctx, project: &str, volumes: &[OperatorVolume]) -> Result<()> {
     if volumes.is_empty() {
         return Ok(());
     }
     let image = crate::images::BaseImages::for_source(&ctx.config, ctx.images().source).postgres;
     let dir = tempfile::Builder::new().prefix("drydock-remote-").tempdir()?;
-    for v in volumes {
-        let archive = dir.path().join(format!("{}.tar", v.name));
-        let missing = write_tar(&archive, &v.files)?;
-        for m in missing {
-            ctx.say(&format!("{}: {} does not exist here: not carried", v.name, m.display()));
-        }
-        let (create, fill) = upload_cmds(project, &v.name, &image);
-        ctx.run.run(&create)?;
-        let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
-        let mut progress = Progress::new(&format!("{} → {}", v.name, ctx.engine.label), Some(size), ctx.run.quiet);
-        ctx.run.stream_in(&fill, &archive, &mut progress)?;
+    let archive = dir.path().join("operator-files.tar");
+    let files: Vec<(String, PathBuf)> = volumes
+        .iter()
+        .flat_map(|v| {
+            v.files
+                .iter()
+                .map(move |(rel, p)| (format!("{}/{rel}", v.name), p.clone()))
+        })
+        .collect();
+    for m in write_tar(&archive, &files)? {
+        ctx.say(&format!("{} does not exist here: not carried", m.display()));
     }
+    let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+    let (creates, fill) = upload_cmds(project, &names, &image);
+    for create in &creates {
+        ctx.run.run(create)?;
+    }
+    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    let label = format!(
+        "{} file(s) in {} volume(s) → {}",
+        files.len(),
+        volumes.len(),
+        ctx.engine.label
+    );
+    let mut progress = Progress::new(&label, Some(size), ctx.run.quiet);
+    ctx.run.stream_in(&fill, &archive, &mut progress)?;
     Ok(())
 }
 
-/// `docker volume create` with the project's labels, and the `tar -x` that fills it (reading stdin).
-pub fn upload_cmds(project: &str, volume: &str, image: &str) -> (Cmd, Cmd) {
+/// `docker volume create` of each volume with the project's labels, and the one `tar -x` that fills them.
+pub fn upload_cmds(project: &str, volumes: &[&str], image: &str) -> (Vec<Cmd>, Cmd) {
     let sh = shell();
-    let full = format!("{project}_{volume}");
     let owner = format!("com.docker.compose.project={project}");
-    let name = format!("com.docker.compose.volume={volume}");
-    let create = Cmd::from(cmd!(sh, "docker volume create --label {owner} --label {name} {full}")).capture();
-    let mount = format!("{full}:/dst");
-    let script = "find /dst -mindepth 1 -delete && tar -x -f - -C /dst --no-same-owner";
+    let creates = volumes
+        .iter()
+        .map(|volume| {
+            let full = format!("{project}_{volume}");
+            let name = format!("com.docker.compose.volume={volume}");
+            Cmd::from(cmd!(sh, "docker volume create --label {owner} --label {name} {full}")).capture()
+        })
+        .collect();
+    let mounts: Vec<String> = volumes
+        .iter()
+        .flat_map(|v| ["-v".to_string(), format!("{project}_{v}:/dst/{v}")])
+        .collect();
+    let script = "for d in /dst/*/; do find \"$d\" -mindepth 1 -delete; done && tar -x -f - -C /dst --no-same-owner";
     let fill = Cmd::from(cmd!(
         sh,
-        "docker run --rm -i --network none --user 0 --entrypoint sh -v {mount} {image} -c {script}"
+        "docker run --rm -i --network none --user 0 --entrypoint sh {mounts...} {image} -c {script}"
     ));
-    (create, fill)
+    (creates, fill)
 }
 
 /// A ustar archive of `files` (directories 0755, files 0444, owner 0): the paths it could not read are
@@ -390,6 +431,123 @@ fn here(cmd: Cmd) -> Cmd {
     cmd.env("DOCKER_HOST", "").env("DOCKER_CONTEXT", "default")
 }
 
+/// `setup --host`: makes sure the remote host runs Docker Engine — the only thing it needs besides SSH
+/// (Compose runs on this machine). Already running: says so, installs nothing. Missing, on Debian/Ubuntu as
+/// root: installs `docker.io` with apt-get over SSH, starts it (systemd, else `dockerd` in the background) and
+/// waits until it answers. Otherwise: the exact commands to run there. Says what it did.
+pub fn setup_host(ctx: &Ctx) -> Result<()> {
+    let Some(url) = ctx.engine.ssh() else {
+        bail!(
+            "setup of a remote host needs an SSH engine, not {} ({})\n  fix: cargo xtask setup --host ssh://root@host[:port]",
+            ctx.engine.label,
+            ctx.engine.how
+        );
+    };
+    let version = |ctx: &Ctx| {
+        ctx.run
+            .probe(&ssh_cmd(
+                &url,
+                &["docker", "version", "--format", "{{.Server.Version}}"],
+            ))
+            .filter(|p| p.success)
+            .map(|p| p.stdout.trim().to_string())
+    };
+    if let Some(v) = version(ctx) {
+        ctx.say(&format!(
+            "{}: Docker Engine {v} already runs there: nothing installed",
+            ctx.engine.label
+        ));
+        return Ok(());
+    }
+    let facts = ctx
+        .run
+        .probe(&ssh_cmd(&url, &["sh", "-c", "id -u; cat /etc/os-release"]));
+    if let Some(f) = &facts {
+        if !f.success {
+            bail!(
+                "cannot run a command on {} over SSH: {}\n  fix: make `ssh{} {}` work without a prompt (key, known host)",
+                ctx.engine.label,
+                f.stderr.trim(),
+                url.port.map(|p| format!(" -p {p}")).unwrap_or_default(),
+                url.host
+            );
+        }
+        let root = f.stdout.lines().next().map(str::trim) == Some("0");
+        let debian = f.stdout.lines().any(|l| {
+            (l.starts_with("ID=") || l.starts_with("ID_LIKE=")) && (l.contains("debian") || l.contains("ubuntu"))
+        });
+        if !(root && debian) {
+            bail!(
+                "{} has no Docker Engine, and drydock installs it only on Debian/Ubuntu as root (this host: {}, {})\n  fix: install Docker Engine there (https://docs.docker.com/engine/install/), or use --host ssh://root@…",
+                ctx.engine.label,
+                if root { "root" } else { "not root" },
+                if debian { "Debian/Ubuntu" } else { "another system" }
+            );
+        }
+    }
+    ctx.say(&format!(
+        "{}: no Docker Engine answers: installing docker.io with apt-get",
+        ctx.engine.label
+    ));
+    for step in install_plan() {
+        ctx.run.run(&ssh_cmd(&url, &step))?;
+    }
+    if ctx.run.dry_run {
+        return Ok(());
+    }
+    for _ in 0..60 {
+        if let Some(v) = version(ctx) {
+            ctx.say(&format!(
+                "{}: installed and started Docker Engine {v} (Debian package docker.io)",
+                ctx.engine.label
+            ));
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    bail!(
+        "docker.io was installed on {} but its engine does not answer after 60 s\n  fix: look at `journalctl -u docker` or /var/log/dockerd.log there",
+        ctx.engine.label
+    )
+}
+
+/// The commands `setup --host` runs on a Debian/Ubuntu host as root, in order.
+pub fn install_plan() -> Vec<Vec<&'static str>> {
+    vec![
+        vec!["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "update", "-q"],
+        vec![
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "docker.io",
+        ],
+        // systemd where there is one; a background dockerd where there is none (containers, minimal hosts).
+        vec![
+            "sh",
+            "-c",
+            "if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl enable --now docker; else nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null & fi",
+        ],
+    ]
+}
+
+/// `ssh` to the host of an `ssh://` engine, never prompting, running `words` there.
+pub fn ssh_cmd(url: &SshUrl, words: &[&str]) -> Cmd {
+    let sh = shell();
+    let port = url.port.map(|p| p.to_string());
+    let port = port.iter().flat_map(|p| ["-p", p.as_str()]);
+    let user = url.user.iter().flat_map(|u| ["-l", u.as_str()]);
+    let host = url.host.trim_start_matches('[').trim_end_matches(']');
+    // The remote side joins the words with spaces for its shell: quote each one.
+    let quoted: Vec<String> = words.iter().map(|w| crate::cmd::shell_quote(w)).collect();
+    Cmd::from(cmd!(
+        sh,
+        "ssh -o BatchMode=yes {port...} {user...} -- {host} {quoted...}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,13 +646,18 @@ mod tests {
 
     #[test]
     fn upload_commands() {
-        let (create, fill) = upload_cmds("dd-prod", "operator-api-secrets", "drydock/postgres:17");
+        let (creates, fill) = upload_cmds(
+            "dd-prod",
+            &["operator-api-secrets", "operator-proxy-etc-nginx-tls"],
+            "drydock/postgres:17",
+        );
         assert_eq!(
-            create.argv().join(" "),
+            creates[0].argv().join(" "),
             "docker volume create --label com.docker.compose.project=dd-prod --label com.docker.compose.volume=operator-api-secrets dd-prod_operator-api-secrets"
         );
+        assert_eq!(creates.len(), 2);
         assert!(fill.argv().join(" ").starts_with(
-            "docker run --rm -i --network none --user 0 --entrypoint sh -v dd-prod_operator-api-secrets:/dst drydock/postgres:17 -c "
+            "docker run --rm -i --network none --user 0 --entrypoint sh -v dd-prod_operator-api-secrets:/dst/operator-api-secrets -v dd-prod_operator-proxy-etc-nginx-tls:/dst/operator-proxy-etc-nginx-tls drydock/postgres:17 -c "
         ));
     }
 
@@ -508,5 +671,21 @@ mod tests {
         );
         assert_eq!(load.argv(), ["docker", "load", "--quiet"]);
         assert!(load.env.is_empty(), "load goes to the engine of the run");
+    }
+
+    #[test]
+    fn setup_runs_apt_over_ssh_without_prompts() {
+        let url = SshUrl::parse("ssh://root@203.0.113.7:2222").unwrap();
+        let cmd = ssh_cmd(&url, &install_plan()[1]);
+        assert_eq!(
+            cmd.argv().join(" "),
+            "ssh -o BatchMode=yes -p 2222 -l root -- 203.0.113.7 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io"
+        );
+        let start = ssh_cmd(&url, &install_plan()[2]);
+        assert!(
+            start.argv()[11].starts_with("'if command -v systemctl"),
+            "{:?}",
+            start.argv()
+        );
     }
 }
