@@ -95,6 +95,8 @@ pub enum Command {
     ProdRollback(commands::prod_rollback::ProdRollbackArgs),
     /// What happened to a production target (who, where, what, result) and the API versions it ran, with their images.
     ProdHistory(commands::prod_history::ProdHistoryArgs),
+    /// Run a one-off command in a production service (`-- <cmd>`): in its running container, else in a fresh one of its image; audited.
+    ProdExec(commands::prod_exec::ProdExecArgs),
     /// Maintenance mode at the edge: `on` answers 503 with a page (health checks pass), `off` serves again.
     ProdMaintenance(commands::prod_maintenance::ProdMaintenanceArgs),
     /// Show each service's state and the API's readiness (exit 1 when something is unhealthy).
@@ -155,6 +157,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "prod-rollback",
             "prod-history",
             "prod-maintenance",
+            "prod-exec",
         ],
     ),
     (
@@ -270,6 +273,7 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
         Command::ProdRollback(args) => args.run(&ctx),
         Command::ProdHistory(args) => args.run(&ctx),
         Command::ProdMaintenance(args) => args.run(&ctx),
+        Command::ProdExec(args) => args.run(&ctx),
         Command::Health(args) => args.run(&ctx),
         Command::Clean(args) => args.run(&ctx),
         Command::BackupPostgres(args) => args.run(&ctx),

@@ -22,6 +22,17 @@ pub struct Config {
     /// The edge proxy's trusted upstream proxies and rate limits (optional: defaults are today's behaviour).
     #[serde(default)]
     pub proxy: Proxy,
+    /// Remote engines by name (`[hosts.<name>] ssh = "ssh://user@host[:port]"`), chosen with `--host <name>`.
+    #[serde(default)]
+    pub hosts: std::collections::BTreeMap<String, Host>,
+}
+
+/// A remote Docker engine reached over SSH (checked by `target::resolve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// `ssh://user@host[:port]`: the docker CLI and Compose reach the engine through `ssh`.
+    pub ssh: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,7 @@ use clap::Args;
 use crate::config::{CONFIG_PATH, Config};
 use crate::image_source::{self, Resolved};
 use crate::runner::Runner;
+use crate::target::{self, Engine, Selectors};
 use crate::term::say;
 
 /// Flags every command accepts.
@@ -34,6 +35,10 @@ pub struct Global {
     /// The stack description to use.
     #[arg(long, global = true, value_name = "FILE", default_value = CONFIG_PATH)]
     pub config: PathBuf,
+    /// The Docker engine to act on: `ssh://user@host[:port]` or a `[hosts.<name>]` of the stack description
+    /// (default: DOCKER_HOST, the docker context, else this machine's engine).
+    #[arg(long, global = true, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 /// The environment variables drydock reads, read once when a command starts.
@@ -98,6 +103,8 @@ pub struct Ctx {
     pub yes: bool,
     pub offline: bool,
     pub vars: Vars,
+    /// The engine acted on (this machine's, or a remote one: `target.rs`).
+    pub engine: Engine,
     images: OnceCell<Resolved>,
 }
 
@@ -110,7 +117,28 @@ impl Ctx {
             root.join(&global.config)
         };
         let config = Config::load(&config_path)?;
-        Ok(Ctx::from_parts(root, config, global))
+        let engine = target::resolve(
+            &Selectors::from_env(global.host.as_deref()),
+            &config.hosts,
+            &global.config.display().to_string(),
+        )?;
+        let mut ctx = Ctx::from_parts(root, config, global);
+        ctx.set_engine(engine);
+        Ok(ctx)
+    }
+
+    /// Acts on `engine` from now on (its `DOCKER_HOST` for every docker child), and says so when it is remote.
+    pub fn set_engine(&mut self, engine: Engine) {
+        // Leaked once per run: the runner stays `Copy` and every plan borrows it.
+        // An `ssh://` DOCKER_HOST of the environment is given again explicitly, so the runner treats it alike.
+        let host = engine.docker_host.clone().or_else(|| {
+            (engine.how == "DOCKER_HOST" && engine.label.starts_with("ssh://")).then(|| engine.label.clone())
+        });
+        self.run.docker_host = host.map(|h| &*Box::leak(h.into_boxed_str()));
+        if engine.is_remote() {
+            self.say(&format!("engine: {} ({})", engine.label, engine.how));
+        }
+        self.engine = engine;
     }
 
     pub fn from_parts(root: PathBuf, config: Config, global: &Global) -> Ctx {
@@ -127,10 +155,12 @@ impl Ctx {
                 dry_run: global.dry_run,
                 verbose: global.verbose,
                 quiet: global.quiet,
+                docker_host: None,
             },
             yes: global.yes,
             offline: global.offline,
             vars: Vars::from_env(),
+            engine: Engine::local(),
             images: OnceCell::new(),
         }
     }
@@ -147,6 +177,7 @@ impl Ctx {
             yes: false,
             offline: true,
             config: CONFIG_PATH.into(),
+            host: None,
         };
         Ctx::from_parts(root, config, &global)
     }

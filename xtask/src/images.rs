@@ -473,6 +473,7 @@ mod tests {
             yes: false,
             offline: true,
             config: crate::config::CONFIG_PATH.into(),
+            host: None,
         };
         let ctx = Ctx::from_parts(root.clone(), config(), &global);
         let sh = shell();

@@ -2,7 +2,8 @@
 //! crate's own types. The modules are layered, and imports only go down (DESIGN.md, "The xtask"):
 //!
 //! 1. command data, runner, terminal, files, time, HTTP: `cmd`, `runner`, `term`, `files`, `time`, `http`
-//! 2. the stack description and what every command gets: `config` (with `offsite_config`), `context`
+//! 2. the stack description, the engine acted on and what every command gets: `config` (with `offsite_config`),
+//!    `target`, `context`
 //! 3. Docker and the machine: `docker`, `compose`, `images`, `stack`, `provision`
 //! 4. domains: `dev`, `backup`, `prod`, `lint`
 //! 5. one module per command: `commands::<name>` (the code of `cargo xtask foo-bar` is `commands/foo_bar.rs`)
@@ -19,6 +20,7 @@ pub mod config;
 pub mod context;
 pub mod image_source;
 pub mod offsite_config;
+pub mod target;
 
 pub mod cargo;
 pub mod compose;

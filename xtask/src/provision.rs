@@ -384,6 +384,15 @@ pub fn preflight(ctx: &Ctx) -> Result<()> {
     if state.ready() {
         return Ok(());
     }
+    if ctx.engine.is_remote() {
+        bail!(
+            "the engine {} ({}) does not answer (engine: {}, compose here: {})\n  fix: check `ssh` to that host works without a prompt (key, known host), and that Docker runs there (cargo xtask setup --host ...)",
+            ctx.engine.label,
+            ctx.engine.how,
+            state.server_version.as_deref().unwrap_or("not reachable"),
+            state.compose_version.as_deref().unwrap_or("missing"),
+        );
+    }
     let host = Host::detect();
     if host.can_provision() {
         // Only what the engine needs: browser, benchmark and lint tools come with the commands that use them.

@@ -19,6 +19,8 @@ use crate::term::{self, Progress, Style};
 
 /// How many trailing stderr lines a failure report carries.
 const STDERR_TAIL_LINES: usize = 25;
+/// Compose's parallelism towards a remote engine over SSH (see `Runner::expression`).
+const REMOTE_PARALLEL_LIMIT: &str = "4";
 /// Chunk size of the streamed transfers (backups, restores).
 const STREAM_CHUNK: usize = 1 << 20;
 
@@ -50,6 +52,9 @@ pub struct Runner {
     pub dry_run: bool,
     pub verbose: bool,
     pub quiet: bool,
+    /// The engine every `docker` command addresses when it is not the one the environment names
+    /// (`--host`): given to each docker child as `DOCKER_HOST` (and shown in the echo). See `target.rs`.
+    pub docker_host: Option<&'static str>,
 }
 
 impl Runner {
@@ -61,7 +66,11 @@ impl Runner {
         }
         let style = Style::stderr();
         let prefix = if self.dry_run { "[dry-run] $" } else { "$" };
-        let mut line = format!("{prefix} {cmd}");
+        let engine = self
+            .remote(cmd)
+            .map(|host| format!("DOCKER_HOST={} ", shell_quote(host)))
+            .unwrap_or_default();
+        let mut line = format!("{prefix} {engine}{cmd}");
         if let Some(target) = redirect {
             line.push_str(&format!(" > {}", shell_quote(&target.display().to_string())));
         }
@@ -86,11 +95,11 @@ impl Runner {
             return Ok(Finished::default());
         }
         if cmd.interactive {
-            let out = expression(cmd).run().with_context(|| not_started(cmd))?;
+            let out = self.expression(cmd).run().with_context(|| not_started(cmd))?;
             check(cmd, out.status, &[])?;
             return Ok(Finished::default());
         }
-        let mut expr = expression(cmd);
+        let mut expr = self.expression(cmd);
         expr = match &cmd.stdin {
             Input::Null => expr.stdin_null(),
             Input::Inherit => expr,
@@ -123,7 +132,8 @@ impl Runner {
         if self.dry_run {
             return Ok(Default::default());
         }
-        let out = expression(cmd)
+        let out = self
+            .expression(cmd)
             .stdin_null()
             .stdout_capture()
             .stderr_capture()
@@ -154,7 +164,12 @@ impl Runner {
         if self.verbose {
             self.echo(cmd, None);
         }
-        let out = expression(cmd).stdin_null().stdout_capture().stderr_capture().run();
+        let out = self
+            .expression(cmd)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .run();
         Some(match out {
             Ok(out) => Probe {
                 success: out.status.success(),
@@ -183,7 +198,7 @@ impl Runner {
         if self.dry_run {
             return Ok(Streamed::default());
         }
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_null(), cmd)?;
+        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_null(), cmd)?;
         let reader = expr.reader().with_context(|| not_started(cmd));
         drop(expr);
         let reader = match reader {
@@ -229,7 +244,7 @@ impl Runner {
             return Ok(0);
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-        Ok(feed(cmd, &mut file, &source.display().to_string(), progress)?.bytes)
+        Ok(feed(self, cmd, &mut file, &source.display().to_string(), progress)?.bytes)
     }
 
     /// [`Runner::stream_in`] that also hashes what it sent (an upload compared with a manifest afterwards).
@@ -241,7 +256,7 @@ impl Runner {
             return Ok(Streamed::default());
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-        feed(cmd, &mut file, &source.display().to_string(), progress)
+        feed(self, cmd, &mut file, &source.display().to_string(), progress)
     }
 
     /// Like [`Runner::stream_in`], with the stdout of `source` (e.g. `age --decrypt`) as the input: shown as
@@ -254,7 +269,7 @@ impl Runner {
         if self.dry_run {
             return Ok(0);
         }
-        let (expr, tee) = tee_stderr(expression(source).stdin_null(), source)?;
+        let (expr, tee) = tee_stderr(self.expression(source).stdin_null(), source)?;
         let reader = expr.reader().with_context(|| not_started(source));
         drop(expr);
         let reader = match reader {
@@ -264,7 +279,7 @@ impl Runner {
                 return Err(e);
             }
         };
-        let fed = feed(cmd, &mut (&reader), &source.display(), progress).map(|s| s.bytes);
+        let fed = feed(self, cmd, &mut (&reader), &source.display(), progress).map(|s| s.bytes);
         if fed.is_err() {
             let _ = reader.kill();
         }
@@ -292,7 +307,7 @@ impl Runner {
         if self.verbose {
             self.echo(cmd, None);
         }
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_null(), cmd)?;
+        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_null(), cmd)?;
         let reader = expr.reader().with_context(|| not_started(cmd));
         drop(expr);
         let reader = match reader {
@@ -334,7 +349,7 @@ impl Runner {
             });
         }
         let (pipe_out, pipe_in) = io::pipe().context("creating a pipe")?;
-        let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
+        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_file(pipe_out), cmd)?;
         let reader = expr.reader().with_context(|| not_started(cmd));
         drop(expr);
         let reader = match reader {
@@ -427,9 +442,15 @@ impl Drop for Filter {
 }
 
 /// Streams `source` into the stdin of a new `cmd` in chunks (with progress) and checks its status.
-fn feed(cmd: &Cmd, source: &mut dyn Read, source_name: &str, progress: &mut Progress) -> Result<Streamed> {
+fn feed(
+    runner: &Runner,
+    cmd: &Cmd,
+    source: &mut dyn Read,
+    source_name: &str,
+    progress: &mut Progress,
+) -> Result<Streamed> {
     let (pipe_out, mut pipe_in) = io::pipe().context("creating a pipe")?;
-    let (expr, tee) = tee_stderr(expression(cmd).stdin_file(pipe_out), cmd)?;
+    let (expr, tee) = tee_stderr(runner.expression(cmd).stdin_file(pipe_out), cmd)?;
     let handle = expr.start().with_context(|| not_started(cmd));
     drop(expr); // the child holds the pipe's read end now
     let handle = match handle {
@@ -496,6 +517,28 @@ fn pump(
 }
 
 impl Runner {
+    /// The duct expression of `cmd`, with `DOCKER_HOST` of `--host` for docker (a plan that sets its own wins).
+    fn expression(&self, cmd: &Cmd) -> duct::Expression {
+        let expr = expression(cmd);
+        match self.remote(cmd) {
+            // Compose opens one SSH connection per concurrent API call: sshd's default `MaxStartups 10:30:100`
+            // drops some of a burst ("kex_exchange_identification: Connection closed"), so keep it small.
+            Some(host) if std::env::var_os("COMPOSE_PARALLEL_LIMIT").is_none() => expr
+                .env("DOCKER_HOST", host)
+                .env_remove("DOCKER_CONTEXT")
+                .env("COMPOSE_PARALLEL_LIMIT", REMOTE_PARALLEL_LIMIT),
+            Some(host) => expr.env("DOCKER_HOST", host).env_remove("DOCKER_CONTEXT"),
+            None => expr,
+        }
+    }
+
+    /// The `--host` engine of a docker command (none for other programs or when the plan names its own).
+    fn remote(&self, cmd: &Cmd) -> Option<&'static str> {
+        let docker = cmd.program == "docker" || cmd.program.ends_with("/docker");
+        self.docker_host
+            .filter(|_| docker && !cmd.env.iter().any(|(k, _)| k == "DOCKER_HOST"))
+    }
+
     /// Starts a long-running daemon (e.g. `dockerd` on a machine without an init system) in its own process
     /// group, so a Ctrl-C aimed at the xtask does not stop it, with stdout and stderr appended to `log`.
     /// It is not waited for: the caller checks that it answers.
@@ -510,7 +553,8 @@ impl Runner {
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
         let err = file.try_clone().with_context(|| format!("opening {}", log.display()))?;
-        let handle = expression(cmd)
+        let handle = self
+            .expression(cmd)
             .stdin_null()
             .stdout_file(file)
             .stderr_file(err)
@@ -541,7 +585,7 @@ impl Runner {
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
         let (reader, writer) = io::pipe().context("creating a pipe for the output")?;
-        let expr = expression(cmd).stdin_null().stderr_to_stdout().stdout_file(writer);
+        let expr = self.expression(cmd).stdin_null().stderr_to_stdout().stdout_file(writer);
         let handle = expr.start().with_context(|| not_started(cmd));
         drop(expr); // our end of the pipe closes, so the reader sees EOF when the child exits
         let handle = handle?;
@@ -646,6 +690,7 @@ mod tests {
         dry_run: false,
         verbose: false,
         quiet: true,
+        docker_host: None,
     };
 
     #[test]

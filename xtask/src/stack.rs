@@ -120,19 +120,22 @@ pub fn published(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Opti
     let port = port.to_string();
     let probe = ctx.run.probe(&compose.cmd(cmd!(sh, "port {service} {port}")))?;
     let addr = probe.stdout.trim();
-    (probe.success && !addr.is_empty() && !addr.ends_with(":0"))
-        .then(|| reachable(addr, std::env::var("DOCKER_HOST").ok()))
+    // A remote engine's loopback is not this machine's: such a port is not reachable from here.
+    let remote_loopback = ctx.engine.is_remote() && (addr.starts_with("127.") || addr.starts_with("[::1]"));
+    (probe.success && !addr.is_empty() && !addr.ends_with(":0") && !remote_loopback)
+        .then(|| reachable(addr, Some(ctx.engine.label.clone())))
 }
 
 /// A port published on every interface (`0.0.0.0:P`, only with DRYDOCK_BIND_ADDRESS) is reached on the
-/// engine's host: the `tcp://` host of DOCKER_HOST (Docker-in-Docker), else loopback.
+/// engine's host: the `tcp://` or `ssh://` host of the engine (Docker-in-Docker, a remote host), else loopback.
 fn reachable(addr: &str, docker_host: Option<String>) -> String {
     let Some(port) = addr.strip_prefix("0.0.0.0:").or_else(|| addr.strip_prefix("[::]:")) else {
         return addr.to_string();
     };
     let host = docker_host
         .as_deref()
-        .and_then(|h| h.strip_prefix("tcp://"))
+        .and_then(|h| h.strip_prefix("tcp://").or_else(|| h.strip_prefix("ssh://")))
+        .map(|h| h.rsplit_once('@').map_or(h, |(_, host)| host))
         .and_then(|h| h.split(':').next())
         .filter(|h| !h.is_empty())
         .unwrap_or("127.0.0.1")
@@ -261,6 +264,10 @@ mod tests {
         assert_eq!(
             reachable("0.0.0.0:8080", Some("tcp://docker:2375".into())),
             "docker:8080"
+        );
+        assert_eq!(
+            reachable("0.0.0.0:19380", Some("ssh://root@203.0.113.7:2222".into())),
+            "203.0.113.7:19380"
         );
         assert_eq!(
             reachable("0.0.0.0:8080", Some("unix:///var/run/docker.sock".into())),

@@ -43,7 +43,7 @@ fn ci_dry_run_lists_named_steps() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     for line in [
-        "step 1/24: fmt",
+        "step 1/26: fmt",
         "[dry-run] $ cargo fmt --all -- --check",
         "[dry-run] $ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings",
         "[dry-run] $ cargo test --workspace --locked",

@@ -551,3 +551,101 @@ fn a_failing_pre_deploy_hook_stops_the_deploy_before_anything_runs() {
     );
     assert!(!text(&out).contains("pre-deploy hook"), "{}", text(&out));
 }
+
+#[test]
+fn prod_exec_dry_run_shows_the_command_in_the_service() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "prod-exec",
+        "api",
+        "--",
+        "/app/backend",
+        "--help",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("exec -T api /app/backend --help"), "{t}");
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "prod-exec",
+        "--fresh",
+        "api",
+        "--",
+        "/app/backend",
+        "--help",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("a fresh container of `api`'s image (--fresh)"), "{t}");
+    assert!(
+        t.contains("run --rm --no-deps --pull never -T --entrypoint /app/backend api --help"),
+        "{t}"
+    );
+}
+
+#[test]
+fn prod_exec_refuses_bad_input_before_anything_runs() {
+    // No command: clap names the missing part.
+    let out = xtask(&["--offline", "prod-exec", "api"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("<CMD>"), "{}", text(&out));
+    // A fresh container beside a database's data is refused.
+    let out = xtask(&["--offline", "prod-exec", "--fresh", "postgres", "--", "psql"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("refusing a fresh container of `postgres`") && t.contains("fix:"),
+        "{t}"
+    );
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+    // An unknown service is named with the ones that exist (compose config reads the files, no engine).
+    let out = xtask(&["--offline", "prod-exec", "nope", "--", "ls"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("unknown service `nope`") && t.contains("postgres"), "{t}");
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+}
+
+#[test]
+fn host_names_the_remote_engine_in_every_docker_command() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "--host",
+        "ssh://root@127.0.0.1:40022",
+        "prod-ps",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("engine: ssh://root@127.0.0.1:40022 (--host)"), "{t}");
+    assert!(
+        t.contains("$ DOCKER_HOST=ssh://root@127.0.0.1:40022 docker compose -p drydock-prod"),
+        "{t}"
+    );
+    // Bad targets are refused before anything runs, naming the fix.
+    for (host, why) in [
+        ("tcp://10.0.0.5:2375", "is not an SSH address"),
+        ("web", "no host `web` in infra/stack.toml"),
+        ("ssh://root:pw@10.0.0.5", "carries a password"),
+    ] {
+        let out = xtask(&["--offline", "--host", host, "prod-ps"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{host}: {t}");
+        assert!(t.contains(why) && t.contains("fix:"), "{host}: {t}");
+        assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+    }
+}
+
+#[test]
+fn setup_host_dry_run_installs_docker_over_ssh() {
+    let out = xtask(&["--dry-run", "--host", "ssh://root@127.0.0.1:40022", "setup"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("$ ssh -o BatchMode=yes -p 40022 -l root -- 127.0.0.1 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io"),
+        "{t}"
+    );
+    assert!(t.contains("systemctl enable --now docker"), "{t}");
+}

@@ -614,6 +614,17 @@ impl Cluster {
         ] {
             let _ = std::fs::remove_file(f);
         }
+        // The records of this run's engine (keyed by its SSH address: `deploy-<stack>@root_127.0.0.1_<port>.json`).
+        for node in &self.nodes {
+            let key = format!("{STACK}@root_127.0.0.1_{}", node.ssh_port);
+            for f in [
+                format!("deploy-{key}.json"),
+                format!("lock-{key}"),
+                format!("audit-{key}.jsonl"),
+            ] {
+                let _ = std::fs::remove_file(root().join(".drydock").join(f));
+            }
+        }
         self.nodes.clear();
         problems
     }

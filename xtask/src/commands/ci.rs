@@ -160,6 +160,18 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         real_tests("proxy_real", &["--nocapture"]),
         vec![images],
     );
+    add(
+        "prod-exec test",
+        real_tests("prod_exec_real", &["--nocapture"]),
+        vec![images],
+    );
+    // Production on a remote host over SSH (a Docker-in-Docker node of its own): images streamed, operator
+    // files in volumes, backups streamed back.
+    add(
+        "remote host test",
+        real_tests("remote_real", &["--nocapture"]),
+        vec![images],
+    );
     // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
     add("swarm test", real_tests("swarm_nodes", &["--nocapture"]), vec![images]);
     if !args.keep_stack {

@@ -33,6 +33,7 @@ pub mod lint;
 pub mod lint_fix;
 pub mod prod_deploy;
 pub mod prod_down;
+pub mod prod_exec;
 pub mod prod_history;
 pub mod prod_logs;
 pub mod prod_maintenance;

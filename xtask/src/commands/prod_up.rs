@@ -65,15 +65,19 @@ impl ProdUpArgs {
             std::fs::set_permissions(&tls, std::fs::Permissions::from_mode(0o755))?;
         }
         let (image_tag, api_tag) = tags_for_up(ctx, &project, self.tag.as_deref())?;
-        images::ensure(ctx)?;
-        require_images(
-            ctx,
-            &[
-                image(ctx, "api", &api_tag),
-                image(ctx, "frontend", &image_tag),
-                image(ctx, "proxy", &image_tag),
-            ],
-        )?;
+        let mut wanted = vec![
+            image(ctx, "api", &api_tag),
+            image(ctx, "frontend", &image_tag),
+            image(ctx, "proxy", &image_tag),
+        ];
+        if ctx.engine.is_remote() {
+            // The remote host builds nothing: the database images travel with the release images.
+            let base = images::BaseImages::for_source(&ctx.config, source);
+            wanted.extend([base.postgres, base.redis]);
+        } else {
+            images::ensure(ctx)?;
+        }
+        require_images(ctx, &wanted)?;
         if self.monitoring {
             ensure_monitoring_images(ctx)?;
             if !grafana {
@@ -82,7 +86,13 @@ impl ProdUpArgs {
                 );
             }
         }
-        let compose = prod_compose(ctx, &image_tag, &api_tag)?;
+        // On a remote engine: the operator's files travel in volumes, not bind mounts (prod/remote.rs).
+        let profiles: &[&str] = match (self.monitoring, grafana) {
+            (true, true) => &["monitoring", "grafana"],
+            (true, false) => &["monitoring"],
+            (false, _) => &[],
+        };
+        let compose = crate::prod::remote::prepare(ctx, prod_compose(ctx, &image_tag, &api_tag)?, profiles)?;
         let timeout = self.timeout.to_string();
         let mut up = up_cmd(&compose, self.monitoring, grafana, &timeout, source);
         ctx.say(&format!(

@@ -77,7 +77,7 @@ pub struct Entry {
     pub at: String,
     #[serde(flatten)]
     pub who: Who,
-    /// The engine acted on: `DOCKER_HOST`, or "local engine".
+    /// The engine acted on: `ssh://user@host:port`, `DOCKER_HOST`'s value, `docker context <name>`, or "local engine".
     pub engine: String,
     pub command: String,
     pub tag: String,
@@ -86,7 +86,9 @@ pub struct Entry {
 }
 
 pub fn path(ctx: &Ctx, target: &str) -> PathBuf {
-    ctx.root.join(".drydock").join(format!("audit-{target}.jsonl"))
+    ctx.root
+        .join(".drydock")
+        .join(format!("audit-{}.jsonl", ctx.engine.key(target)))
 }
 
 /// How an action ended, in one line: `ok`, or `failed: <the first line of the error>`.
@@ -121,10 +123,7 @@ impl Audit {
         let entry = Entry {
             at: Timestamp::now().rfc3339(),
             who: Who::now(ctx),
-            engine: std::env::var("DOCKER_HOST")
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "local engine".into()),
+            engine: ctx.engine.label.clone(),
             command: self.command,
             tag: self.tag,
             result,

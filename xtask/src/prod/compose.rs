@@ -53,7 +53,7 @@ pub fn current_compose(ctx: &Ctx) -> Result<Compose> {
             (t.clone(), t)
         }
     };
-    prod_compose(ctx, &image_tag, &api_tag)
+    crate::prod::remote::on_engine(ctx, prod_compose(ctx, &image_tag, &api_tag)?)
 }
 
 /// The edge proxy's settings from `infra/stack.toml` `[proxy]`, as the variables compose.prod.yaml hands to the

@@ -28,13 +28,27 @@ pub struct Holder {
     pub since: String,
     pub action: String,
     pub tag: String,
+    /// Where: the engine the holder acts on (`local engine`, `ssh://user@host:port`, ...).
+    #[serde(default)]
+    pub engine: String,
 }
 
 impl Holder {
     fn describe(&self) -> String {
         format!(
-            "{} ({}) on {}, pid {}, since {}: {} {}",
-            self.who.user, self.who.git, self.who.machine, self.pid, self.since, self.action, self.tag
+            "{} ({}) on {}, pid {}, since {}: {} {} on {}",
+            self.who.user,
+            self.who.git,
+            self.who.machine,
+            self.pid,
+            self.since,
+            self.action,
+            self.tag,
+            if self.engine.is_empty() {
+                "local engine"
+            } else {
+                &self.engine
+            }
         )
     }
 }
@@ -55,7 +69,9 @@ impl Drop for DeployLock {
 }
 
 pub fn path(ctx: &Ctx, target: &str) -> PathBuf {
-    ctx.root.join(".drydock").join(format!("lock-{target}"))
+    ctx.root
+        .join(".drydock")
+        .join(format!("lock-{}", ctx.engine.key(target)))
 }
 
 /// Takes the target's lock for `action` of `tag`, or refuses naming its holder (see the module docs).
@@ -112,6 +128,7 @@ pub fn acquire(ctx: &Ctx, target: &str, action: &str, tag: &str, force: bool) ->
         since: Timestamp::now().rfc3339(),
         action: action.to_string(),
         tag: tag.to_string(),
+        engine: ctx.engine.label.clone(),
     };
     file.set_len(0)?;
     file.rewind()?;
@@ -166,11 +183,31 @@ mod tests {
             since: "2026-01-01T00:00:00Z".into(),
             action: "prod-deploy".into(),
             tag: "sha-0".into(),
+            engine: String::new(),
         };
         std::fs::write(path(&ctx, "drydock-prod"), serde_json::to_string(&stale).unwrap()).unwrap();
         let taken = acquire(&ctx, "drydock-prod", "prod-rollback", "sha-2", false).unwrap();
         let now: Holder = serde_json::from_str(&std::fs::read_to_string(path(&ctx, "drydock-prod")).unwrap()).unwrap();
         assert_eq!((now.action.as_str(), now.tag.as_str()), ("prod-rollback", "sha-2"));
         drop(taken);
+    }
+
+    #[test]
+    fn a_remote_engine_has_its_own_lock_named_in_the_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = ctx_in(dir.path());
+        let _local = acquire(&ctx, "drydock-prod", "prod-deploy", "sha-1", false).unwrap();
+        let selectors = crate::target::Selectors {
+            host_flag: Some("ssh://root@127.0.0.1:40022".into()),
+            ..Default::default()
+        };
+        ctx.engine = crate::target::resolve(&selectors, &Default::default(), "stack.toml").unwrap();
+        assert!(path(&ctx, "drydock-prod").ends_with("lock-drydock-prod@root_127.0.0.1_40022"));
+        let _remote =
+            acquire(&ctx, "drydock-prod", "prod-deploy", "sha-1", false).expect("another engine, another lock");
+        let err = acquire(&ctx, "drydock-prod", "prod-scale", "api=3", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prod-deploy sha-1 on ssh://root@127.0.0.1:40022"), "{err}");
     }
 }

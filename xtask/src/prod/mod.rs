@@ -9,6 +9,7 @@ pub mod containers;
 pub mod hooks;
 pub mod lock;
 pub mod release;
+pub mod remote;
 pub mod rolling;
 pub mod secrets;
 pub mod state;

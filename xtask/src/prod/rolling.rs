@@ -57,7 +57,7 @@ pub fn rolling(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<
         state.image_tag.clone()
     };
     require_images(ctx, &[image(ctx, "api", tag)])?;
-    let compose = prod_compose(ctx, &image_tag, tag)?;
+    let compose = crate::prod::remote::on_engine(ctx, prod_compose(ctx, &image_tag, tag)?)?;
     let n = old.len().max(1);
     ctx.say(&format!(
         "deploying API {tag} (was {}): {n} new replica(s) beside the {} running, traffic shifted once healthy",

@@ -33,7 +33,9 @@ pub struct HistoryEntry {
 
 impl DeployState {
     pub fn path(ctx: &Ctx, project: &str) -> PathBuf {
-        ctx.root.join(".drydock").join(format!("deploy-{project}.json"))
+        ctx.root
+            .join(".drydock")
+            .join(format!("deploy-{}.json", ctx.engine.key(project)))
     }
 
     pub fn load(ctx: &Ctx, project: &str) -> Result<Option<DeployState>> {

@@ -47,6 +47,8 @@ pub fn require_images(ctx: &Ctx, wanted: &[String]) -> Result<()> {
     if ctx.run.dry_run {
         return Ok(());
     }
+    // A remote engine gets the ones it lacks from this machine first.
+    crate::prod::remote::ship_images(ctx, wanted)?;
     let missing: Vec<&String> = wanted.iter().filter(|i| !images::exists(ctx, i)).collect();
     if !missing.is_empty() {
         let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
