@@ -312,6 +312,14 @@ pub fn check_plan(compose: &Compose, service: &str) -> Cmd {
     pgbackrest(compose, service, cmd!(sh, "check"))
 }
 
+/// Creates the stanza when the repository has none (idempotent: a valid one is left as it is). A data volume
+/// older than its `pgbackrest-repo` volume (a stack upgraded to PITR) has archived nothing yet, so its stanza
+/// would otherwise only appear with the first WAL switch — after `check` or `backup` had already refused.
+pub fn stanza_plan(compose: &Compose, service: &str) -> Cmd {
+    let sh = shell();
+    pgbackrest(compose, service, cmd!(sh, "stanza-create"))
+}
+
 /// A base backup: incremental on the last one, full when asked or when there is none yet.
 pub fn backup_plan(compose: &Compose, service: &str, full: bool) -> Cmd {
     let sh = shell();
@@ -548,6 +556,9 @@ pub fn base_backup(ctx: &Ctx, env: crate::config::Env, full: bool) -> Result<()>
         Some(store::lock(&service_dir(ctx, &service), &service)?)
     };
     let started = Instant::now();
+    ctx.run
+        .run(&stanza_plan(&compose, &service))
+        .with_context(|| format!("the pgBackRest repository of `{service}` cannot be set up; nothing was changed"))?;
     ctx.run.run(&backup_plan(&compose, &service, full)).with_context(|| {
         format!("the base backup of `{service}` failed; the archive and the earlier base backups are unchanged")
     })?;
@@ -593,6 +604,9 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str) -> Result
         None => PgFacts::placeholder(),
     };
     ctx.say("archiving every write so far (pgbackrest check), then reading the recoverable window");
+    ctx.run
+        .run(&stanza_plan(&compose, &service))
+        .with_context(|| format!("the pgBackRest repository of `{service}` cannot be set up; nothing was changed"))?;
     ctx.run.run(&check_plan(&compose, &service)).with_context(|| {
         format!("WAL archiving of `{service}` does not work, so no point in time can be recovered: nothing was changed")
     })?;

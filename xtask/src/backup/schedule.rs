@@ -452,6 +452,24 @@ fn need_root(what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Debian's cron rereads /etc/cron.d only when the directory's mtime (in whole seconds) differs from the one
+/// it saw at its last scan. The file is written under a temporary name and renamed, both within one second: a
+/// scan between the two would record that second and never see the file. So the mtime is moved on to a later
+/// second once the file is in place.
+fn mark_cron_dir_changed() -> Result<()> {
+    let now = std::time::SystemTime::now();
+    let into_second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_nanos(u64::from(1_000_000_000 - into_second)));
+    std::fs::File::open(CRON_DIR)
+        .and_then(|dir| dir.set_modified(std::time::SystemTime::now()))
+        .with_context(|| {
+            format!("cannot update the modification time of {CRON_DIR} (cron would not notice the new file)")
+        })
+}
+
 fn install(ctx: &Ctx, scheduler: Scheduler, job: &Job, when: &When) -> Result<()> {
     let files_and_texts: Vec<(PathBuf, String)> = match scheduler {
         Scheduler::Cron => vec![(unit_files(scheduler, &job.unit())[0].clone(), job.cron_file(when))],
@@ -475,11 +493,6 @@ fn install(ctx: &Ctx, scheduler: Scheduler, job: &Job, when: &When) -> Result<()
         need_root("installing a schedule")?;
     }
     let mut done = Vec::new();
-    if scheduler == Scheduler::Cron
-        && let Some(started) = crate::provision::ensure_cron_daemon(ctx)?
-    {
-        done.push(started);
-    }
     if !ctx.run.dry_run {
         if let Some(dir) = job.log.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -488,6 +501,15 @@ fn install(ctx: &Ctx, scheduler: Scheduler, job: &Job, when: &When) -> Result<()
             files::replace(path, text.as_bytes(), 0o644)?;
             done.push(format!("wrote {}", path.display()));
         }
+        if scheduler == Scheduler::Cron {
+            mark_cron_dir_changed()?;
+        }
+    }
+    // The daemon after the file: a cron that starts reads it at once.
+    if scheduler == Scheduler::Cron
+        && let Some(started) = crate::provision::ensure_cron_daemon(ctx)?
+    {
+        done.push(started);
     }
     if scheduler == Scheduler::Systemd {
         let sh = shell();

@@ -15,7 +15,7 @@ pub struct RestorePostgresArgs {
     pub restore: RestoreArgs,
     /// Recover to this moment (RFC 3339, e.g. 2026-12-02T03:50:58Z) from the base backups and the WAL
     /// archive, instead of restoring a dump; `cargo xtask backups list` shows the recoverable window.
-    #[arg(long, value_name = "RFC3339", group = "which")]
+    #[arg(long, value_name = "RFC3339", group = "which", conflicts_with_all = ["file", "latest", "from_remote"])]
     pub to_time: Option<String>,
 }
 
