@@ -198,40 +198,8 @@ impl Runner {
         if self.dry_run {
             return Ok(Streamed::default());
         }
-        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_null(), cmd)?;
-        let reader = expr.reader().with_context(|| not_started(cmd));
-        drop(expr);
-        let reader = match reader {
-            Ok(r) => r,
-            Err(e) => {
-                join(tee);
-                return Err(e);
-            }
-        };
-        let (mut streamed, copied) = pump(
-            &mut (&reader),
-            sink,
-            progress,
-            || format!("reading the output of `{cmd}` failed"),
-            || format!("writing {} failed", target.display()),
-        );
-        if copied.is_err() {
-            let _ = reader.kill();
-        }
-        // EOF (or the kill) has reaped the child: its status is there.
-        let status = reader
-            .try_wait()
-            .with_context(|| format!("waiting for `{cmd}`"))?
-            .map(|out| out.status);
-        drop(reader);
-        let tail = join(tee);
-        copied?;
-        match status {
-            Some(status) => check(cmd, status, &tail)?,
-            None => bail!("`{cmd}` did not finish after closing its output"),
-        }
-        streamed.head.truncate(64);
-        Ok(streamed)
+        let (reader, tee) = start_reader(self.expression(cmd).stdin_null(), cmd)?;
+        drain(cmd, reader, tee, sink, target, progress)
     }
 
     /// Runs `cmd` with the file at `source` streamed to its stdin in chunks (with progress); its stdout goes
@@ -269,16 +237,7 @@ impl Runner {
         if self.dry_run {
             return Ok(0);
         }
-        let (expr, tee) = tee_stderr(self.expression(source).stdin_null(), source)?;
-        let reader = expr.reader().with_context(|| not_started(source));
-        drop(expr);
-        let reader = match reader {
-            Ok(r) => r,
-            Err(e) => {
-                join(tee);
-                return Err(e);
-            }
-        };
+        let (reader, tee) = start_reader(self.expression(source).stdin_null(), source)?;
         let fed = feed(self, cmd, &mut (&reader), &source.display(), progress).map(|s| s.bytes);
         if fed.is_err() {
             let _ = reader.kill();
@@ -307,16 +266,7 @@ impl Runner {
         if self.verbose {
             self.echo(cmd, None);
         }
-        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_null(), cmd)?;
-        let reader = expr.reader().with_context(|| not_started(cmd));
-        drop(expr);
-        let reader = match reader {
-            Ok(r) => r,
-            Err(e) => {
-                join(tee);
-                return Err(e);
-            }
-        };
+        let (reader, tee) = start_reader(self.expression(cmd).stdin_null(), cmd)?;
         let mut head = Vec::with_capacity(n);
         let read = (&reader).take(n as u64).read_to_end(&mut head);
         let whole = head.len() == n;
@@ -349,43 +299,12 @@ impl Runner {
             });
         }
         let (pipe_out, pipe_in) = io::pipe().context("creating a pipe")?;
-        let (expr, tee) = tee_stderr(self.expression(cmd).stdin_file(pipe_out), cmd)?;
-        let reader = expr.reader().with_context(|| not_started(cmd));
-        drop(expr);
-        let reader = match reader {
-            Ok(r) => r,
-            Err(e) => {
-                join(tee);
-                return Err(e);
-            }
-        };
+        let (reader, tee) = start_reader(self.expression(cmd).stdin_file(pipe_out), cmd)?;
         let shown = cmd.clone();
         let target = target.to_path_buf();
         let worker = thread::spawn(move || -> Result<Streamed> {
             let mut out = out;
-            let (mut streamed, copied) = pump(
-                &mut (&reader),
-                &mut out,
-                &mut Progress::hidden(),
-                || format!("reading the output of `{shown}` failed"),
-                || format!("writing {} failed", target.display()),
-            );
-            if copied.is_err() {
-                let _ = reader.kill();
-            }
-            let status = reader
-                .try_wait()
-                .with_context(|| format!("waiting for `{shown}`"))?
-                .map(|out| out.status);
-            drop(reader);
-            let tail = join(tee);
-            copied?;
-            match status {
-                Some(status) => check(&shown, status, &tail)?,
-                None => bail!("`{shown}` did not finish after closing its output"),
-            }
-            streamed.head.clear();
-            Ok(streamed)
+            drain(&shown, reader, tee, &mut out, &target, &mut Progress::hidden())
         });
         Ok(Filter {
             input: Some(pipe_in),
@@ -439,6 +358,55 @@ impl Drop for Filter {
             let _ = worker.join();
         }
     }
+}
+
+/// Starts `expr` (the expression of `cmd`) with its stdout to be read and its stderr teed.
+fn start_reader(expr: duct::Expression, cmd: &Cmd) -> Result<(duct::ReaderHandle, JoinHandle<Vec<String>>)> {
+    let (expr, tee) = tee_stderr(expr, cmd)?;
+    let reader = expr.reader().with_context(|| not_started(cmd));
+    drop(expr); // closes our end of the stderr pipe, so the tee sees EOF when the child exits
+    match reader {
+        Ok(reader) => Ok((reader, tee)),
+        Err(e) => {
+            join(tee);
+            Err(e)
+        }
+    }
+}
+
+/// Copies everything `reader` gives into `sink` (hashed, see [`pump`]), then checks `cmd`'s status. If the
+/// copy fails the child is killed, so a full disk does not leave a dump running.
+fn drain(
+    cmd: &Cmd,
+    reader: duct::ReaderHandle,
+    tee: JoinHandle<Vec<String>>,
+    sink: &mut dyn Write,
+    target: &Path,
+    progress: &mut Progress,
+) -> Result<Streamed> {
+    let (streamed, copied) = pump(
+        &mut (&reader),
+        sink,
+        progress,
+        || format!("reading the output of `{cmd}` failed"),
+        || format!("writing {} failed", target.display()),
+    );
+    if copied.is_err() {
+        let _ = reader.kill();
+    }
+    // EOF (or the kill) has reaped the child: its status is there.
+    let status = reader
+        .try_wait()
+        .with_context(|| format!("waiting for `{cmd}`"))?
+        .map(|out| out.status);
+    drop(reader);
+    let tail = join(tee);
+    copied?;
+    match status {
+        Some(status) => check(cmd, status, &tail)?,
+        None => bail!("`{cmd}` did not finish after closing its output"),
+    }
+    Ok(streamed)
 }
 
 /// Streams `source` into the stdin of a new `cmd` in chunks (with progress) and checks its status.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::backup::manifest::{FORMAT, FORMAT_ENCRYPTED, FileEntry, Manifest, Plain, Sanity};
-use crate::backup::name::Timestamp;
+use crate::backup::name::{BackupName, Timestamp};
 use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
 use crate::backup::{encrypt, store};
 use crate::cmd::{Cmd, cmd, shell};
@@ -22,6 +22,7 @@ use crate::term::human_bytes;
 /// A finished backup.
 #[derive(Debug, Clone)]
 pub struct Taken {
+    pub name: BackupName,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
 }
@@ -75,11 +76,11 @@ pub fn backup(ctx: &Ctx, engine: Engine, env: Env) -> Result<()> {
         && remote.push_after_backup()
     {
         let store = crate::backup::offsite::Store::open(ctx)?;
-        let dir = service_dir(ctx, &service);
-        let found = store::scan(&dir, &service)?
-            .into_iter()
-            .find(|f| f.manifest_path() == taken.manifest_path)
-            .context("the new backup is not found in its directory")?;
+        let found = store::Found {
+            name: taken.name.clone(),
+            dir: service_dir(ctx, &service),
+            manifest: Ok(taken.manifest.clone()),
+        };
         crate::backup::remote::push_one(ctx, &store, &service, &found).with_context(|| {
             format!(
                 "the backup {} was written, but its off-site copy failed (retry with `cargo xtask backups push`)",
@@ -412,6 +413,7 @@ fn write(ctx: &Ctx, compose: &Compose, parts: Vec<Part>, meta: Meta) -> Result<O
         duration
     ));
     Ok(Some(Taken {
+        name,
         manifest_path,
         manifest,
     }))
