@@ -13,6 +13,8 @@ use crate::images;
 
 /// Compose override that adds the GitHub Actions layer cache to every image build.
 pub const GHA_CACHE_FILE: &str = "infra/compose/compose.cache-gha.yaml";
+/// postgres on a network with a route out, for the off-site pgBackRest repository (production only).
+pub const PITR_OFFSITE_FILE: &str = "infra/compose/compose.pitr-offsite.yaml";
 
 /// `docker compose` bound to one environment: project name, files, env file and image variables.
 #[derive(Debug, Clone)]
@@ -31,6 +33,10 @@ impl Compose {
         // CI on hosted runners: BuildKit's layer cache lives in the CI's cache service.
         if ctx.vars.gha_build_cache {
             files.push(ctx.root.join(GHA_CACHE_FILE));
+        }
+        // Production's databases have no route out; the off-site pgBackRest repository needs one for postgres.
+        if env == Env::Prod && ctx.config.backups.pitr.offsite {
+            files.push(ctx.root.join(PITR_OFFSITE_FILE));
         }
         let env_file = ctx.path(&ctx.config.compose.env_file);
         // DRYDOCK_PROJECT isolates a stack (e.g. `cargo xtask ci` runs on `<name>-ci`).

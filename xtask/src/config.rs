@@ -129,7 +129,7 @@ pub struct Backups {
 }
 
 /// `[backups.pitr]`: continuous WAL archiving of PostgreSQL into pgBackRest's repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pitr {
     /// Archive every WAL segment (archive_mode); off means no point-in-time recovery.
@@ -139,6 +139,12 @@ pub struct Pitr {
     pub archive_timeout: u32,
     /// Full base backups pgBackRest keeps (with their incrementals and the WAL they need).
     pub retention_full: u32,
+    /// A second pgBackRest repository on the off-site store of `[backups.remote]` (under `<folder>/pitr`):
+    /// every WAL segment is archived to both, every base backup taken into both (`backup::pitr_offsite`).
+    pub offsite: bool,
+    /// The off-site store's `host[:port]` as the database server reaches it, when that differs from the
+    /// address in `[backups.remote]` (a private endpoint, another network); default: the same.
+    pub offsite_address: Option<String>,
 }
 
 impl Default for Pitr {
@@ -147,6 +153,8 @@ impl Default for Pitr {
             enabled: true,
             archive_timeout: 60,
             retention_full: 2,
+            offsite: false,
+            offsite_address: None,
         }
     }
 }
@@ -387,6 +395,13 @@ impl Config {
         }
         if let Some(remote) = &self.backups.remote {
             remote.validate(&file.to_string())?;
+        }
+        if pitr.offsite {
+            crate::offsite_config::validate_pitr_offsite(
+                self.backups.remote.as_ref(),
+                pitr.offsite_address.as_deref(),
+                &file.to_string(),
+            )?;
         }
         if let Some(encryption) = &self.backups.encryption {
             encryption.validate(&file.to_string())?;

@@ -23,6 +23,9 @@ pub enum Remote {
         /// environment's DRYDOCK_OFFSITE_ACCESS_KEY_ID / DRYDOCK_OFFSITE_SECRET_ACCESS_KEY.
         #[serde(default)]
         credentials_file: Option<String>,
+        /// A PEM file of the CA that signed the endpoint's certificate, when it is not a public one.
+        #[serde(default)]
+        ca_file: Option<String>,
         /// Push every new backup right after it is written (else only `cargo xtask backups push`).
         #[serde(default = "yes")]
         push_after_backup: bool,
@@ -142,6 +145,61 @@ impl Remote {
     }
 }
 
+/// `host` and `port` of an `http(s)://host[:port][/...]` URL (the scheme's port when none is given).
+pub fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let default = if scheme == "https" { 443 } else { 80 };
+    split_host_port(authority, default)
+}
+
+/// `host[:port]` (a bracketed `[v6]:port` too) with `default` when no port is given.
+pub fn split_host_port(text: &str, default: u16) -> Option<(String, u16)> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) => (h, p.parse().ok()?),
+        _ => (text, default),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+/// `[backups.pitr] offsite = true` needs a store pgBackRest can use as its second repository: an S3 endpoint
+/// over HTTPS (pgBackRest speaks no plain HTTP) or an SFTP folder given as an absolute path.
+pub fn validate_pitr_offsite(remote: Option<&Remote>, offsite_address: Option<&str>, file: &str) -> Result<()> {
+    let Some(remote) = remote else {
+        bail!(
+            "{file}: key `backups.pitr.offsite` = true, but there is no [backups.remote] to put the second pgBackRest repository on\n  fix: add [backups.remote] (type = \"s3\" or \"sftp\"), or set offsite = false"
+        );
+    };
+    if let Some(address) = offsite_address
+        && split_host_port(address, 0).is_none()
+    {
+        bail!(
+            "{file}: key `backups.pitr.offsite_address` = {address:?} is not host[:port]\n  fix: the store's address as the database server reaches it, e.g. \"s3.internal:9000\" or \"backup.example.org:22\""
+        );
+    }
+    match remote {
+        Remote::S3 { endpoint, .. } => {
+            if !endpoint.starts_with("https://") {
+                bail!(
+                    "{file}: key `backups.pitr.offsite` = true needs an HTTPS endpoint, but `backups.remote.endpoint` = {endpoint:?}: pgBackRest talks to S3 over TLS only\n  fix: an https:// endpoint (with `ca_file` for a private CA), or set offsite = false"
+                );
+            }
+        }
+        Remote::Sftp { path, .. } => {
+            if !path.starts_with('/') {
+                bail!(
+                    "{file}: key `backups.pitr.offsite` = true needs an absolute folder on the SFTP server, but `backups.remote.path` = {path:?}: pgBackRest's SFTP repository has no login directory to start from\n  fix: e.g. path = \"/srv/backups/drydock\""
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `[backups.encryption]`: backups are encrypted with age for every recipient (public keys only).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +266,34 @@ mod tests {
         assert!(format!("{:#}", bad.validate("f").unwrap_err()).contains("not an http(s) URL"));
         let escape = remote("type = \"s3\"\nendpoint = \"http://x\"\nbucket = \"bbb\"\npath = \"../etc\"\n").unwrap();
         assert!(escape.validate("f").is_err());
+    }
+
+    #[test]
+    fn an_offsite_pitr_repository_needs_https_or_an_absolute_sftp_folder() {
+        let err = |r: Option<&Remote>, a: Option<&str>| format!("{:#}", validate_pitr_offsite(r, a, "f").unwrap_err());
+        assert!(err(None, None).contains("no [backups.remote]"));
+        let http = remote("type = \"s3\"\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"bbb\"\n").unwrap();
+        assert!(err(Some(&http), None).contains("HTTPS"));
+        let https = remote("type = \"s3\"\nendpoint = \"https://s3.example.org\"\nbucket = \"bbb\"\n").unwrap();
+        validate_pitr_offsite(Some(&https), Some("minio:9000"), "f").unwrap();
+        assert!(err(Some(&https), Some("a b")).contains("not host[:port]"));
+        let sftp = |path: &str| {
+            remote(&format!(
+                "type = \"sftp\"\nhost = \"h\"\nuser = \"u\"\nkey_file = \"k\"\nknown_hosts_file = \"kh\"\npath = \"{path}\"\n"
+            ))
+            .unwrap()
+        };
+        assert!(err(Some(&sftp("team")), None).contains("absolute folder"));
+        validate_pitr_offsite(Some(&sftp("/srv/team")), None, "f").unwrap();
+        assert_eq!(
+            url_host_port("https://s3.example.org:9000/x"),
+            Some(("s3.example.org".into(), 9000))
+        );
+        assert_eq!(
+            url_host_port("https://s3.example.org"),
+            Some(("s3.example.org".into(), 443))
+        );
+        assert_eq!(split_host_port("[::1]:22", 0), Some(("::1".into(), 22)));
     }
 
     #[test]

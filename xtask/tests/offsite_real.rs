@@ -17,105 +17,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::backup_stack::{Stack, tail};
-use common::{root, text};
+use common::backup_stack::Stack;
+use common::offsite_server::{Server, host_keys};
+use common::text;
+use common::{docker, docker_ok};
 use xtask::backup::manifest::Manifest;
-
-const IMAGE: &str = "drydock/offsite-test:trixie";
-const LABEL: &str = "drydock.test=offsite";
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The test server image, built offline from drydock/base:trixie when missing.
-fn ensure_image() {
-    if docker(&["image", "inspect", IMAGE]).status.success() {
-        return;
-    }
-    let out = Command::new("docker")
-        .args(["compose", "-p", "drydock-images", "-f"])
-        .arg(root().join("infra/images/compose.yaml"))
-        .args(["build", "offsite-test"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "building {IMAGE}:\n{}", tail(&text(&out)));
-}
-
-/// One server container; removed on drop.
-struct Server {
-    name: String,
-    role: String,
-    port: u16,
-}
-
-impl Server {
-    fn start(name: &str, role: &str, inner_port: u16, extra: &[&str]) -> Server {
-        ensure_image();
-        let _ = docker(&["rm", "-f", "-v", name]);
-        let publish = format!("127.0.0.1::{inner_port}");
-        let mut args = vec!["run", "-d", "--name", name, "--label", LABEL, "-p", &publish];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, role]);
-        docker_ok(&args);
-        let mapped = docker_ok(&["port", name, &format!("{inner_port}/tcp")]);
-        let port = mapped
-            .lines()
-            .next()
-            .and_then(|l| l.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no published port in {mapped:?}"));
-        let server = Server {
-            name: name.to_string(),
-            role: role.to_string(),
-            port,
-        };
-        server.wait_listening();
-        server
-    }
-
-    /// Waits until the server really answers: an HTTP status line from the S3 server, the SSH banner from
-    /// sshd (docker's proxy accepts connections before the server inside listens).
-    fn wait_listening(&self) {
-        use std::io::{Read, Write};
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let answer = std::net::TcpStream::connect(("127.0.0.1", self.port))
-                .ok()
-                .and_then(|mut c| {
-                    c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-                    if self.role == "s3" {
-                        c.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-                    }
-                    let mut buf = [0u8; 16];
-                    let n = c.read(&mut buf).ok()?;
-                    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-                });
-            if answer.is_some_and(|a| a.starts_with("HTTP/") || a.starts_with("SSH-")) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{} did not answer within 60 s", self.name);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn logs(&self) -> String {
-        text(&docker(&["logs", &self.name]))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.name]);
-    }
-}
 
 /// An S3 store with a versioned bucket `drydock-offsite` and a credentials file (0600) for it.
 struct S3 {
@@ -243,22 +149,6 @@ impl Sftp {
         names.sort();
         names
     }
-}
-
-/// The server's host keys as known_hosts lines (every type: the client may negotiate any of them).
-fn host_keys(server: &Server) -> String {
-    let keys = docker_ok(&["exec", &server.name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"]);
-    keys.lines()
-        .map(|line| {
-            let mut fields = line.split_whitespace();
-            format!(
-                "[127.0.0.1]:{} {} {}\n",
-                server.port,
-                fields.next().unwrap(),
-                fields.next().unwrap()
-            )
-        })
-        .collect()
 }
 
 /// An age identity (the private key file) and its recipient (the public key).

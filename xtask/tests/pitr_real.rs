@@ -15,8 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
 use common::backup_stack::tail;
+use common::offsite_server::Server;
 use common::{root, text};
 use xtask::backup::pitr;
+use xtask::backup::pitr_offsite::Source;
 
 /// The offline PostgreSQL image the test stacks run.
 const IMAGE: &str = "drydock/postgres:17";
@@ -61,6 +63,7 @@ impl Stack {
 
     fn env(&self, cmd: &mut Command) {
         cmd.env("DRYDOCK_PROJECT", &self.project)
+            .env("DRYDOCK_POSTGRES_IMAGE", IMAGE)
             .env("DRYDOCK_POSTGRES_PORT", "0")
             .env("DRYDOCK_REDIS_PORT", "0")
             .env("DRYDOCK_PITR_ARCHIVE_TIMEOUT", ARCHIVE_TIMEOUT.to_string())
@@ -144,7 +147,9 @@ impl Stack {
             let out = self.docker(&args);
             found.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string));
         }
-        found.retain(|n| !n.ends_with("_postgres-data") && !n.ends_with("_pgbackrest-repo"));
+        found.retain(|n| {
+            !n.ends_with("_postgres-data") && !n.ends_with("_pgbackrest-repo") && !n.ends_with("_pgbackrest-conf")
+        });
         found
     }
 
@@ -254,6 +259,186 @@ fn to_time_keeps_rows_before_the_target_and_drops_rows_after() {
     println!(
         "FIGURE pitr round trip: base backup {base_secs:.1} s + restore-postgres --to-time {restore_secs:.1} s (end to end: check, safety dump, restore, replay, swap, start) = {:.1} s",
         base_secs + restore_secs
+    );
+}
+
+/// The network alias of the SFTP server on the test stack's network: the database server's route to it.
+const OFFSITE_ALIAS: &str = "pitr-offsite-sftp";
+
+#[test]
+#[ignore = "needs Docker and the offline images: cargo test -p xtask --test pitr_real -- --ignored --test-threads=1"]
+fn the_offsite_repository_recovers_a_point_in_time_after_the_local_one_is_lost() {
+    let s = Stack::up("offsite");
+    // An OpenSSH SFTP server (key only, per-run key) on the stack's own network, where pgBackRest inside the
+    // postgres container reaches it; also published on 127.0.0.1 for the readiness check.
+    let key = s.dir.join("sftp_key");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "drydock-pitr-offsite", "-f"])
+        .arg(&key)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen: {}", text(&out));
+    let private_key = std::fs::read_to_string(&key).unwrap();
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let network = format!("{}_backend", s.project);
+    let env = format!("SSH_AUTHORIZED_KEYS={}", public.trim());
+    let server = Server::start(
+        &format!("{}-sftp", s.project),
+        "sftp",
+        22,
+        &[
+            "-e",
+            &env,
+            "--tmpfs",
+            "/data:size=512m,uid=1000,gid=1000,mode=0755",
+            "--network",
+            &network,
+            "--network-alias",
+            OFFSITE_ALIAS,
+        ],
+    );
+    // Its host keys, read through the engine: under the name the database server uses (port 22) and under
+    // the operator's 127.0.0.1 address.
+    let keys = s.docker_ok(&["exec", &server.name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"]);
+    let mut known_hosts = String::new();
+    for line in keys.lines() {
+        let mut f = line.split_whitespace();
+        let (kind, value) = (f.next().unwrap(), f.next().unwrap());
+        known_hosts.push_str(&format!(
+            "{OFFSITE_ALIAS} {kind} {value}\n[127.0.0.1]:{} {kind} {value}\n",
+            server.port
+        ));
+    }
+    let known = s.dir.join("known_hosts");
+    std::fs::write(&known, known_hosts).unwrap();
+    let config_path = s.dir.join("stack.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let config = config.replacen(
+        "offsite = false\n",
+        &format!("offsite = true\noffsite_address = \"{OFFSITE_ALIAS}:22\"\n"),
+        1,
+    ) + &format!(
+        "\n[backups.remote]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"offsite\"\nkey_file = {:?}\nknown_hosts_file = {:?}\npath = \"/data/team\"\npush_after_backup = false\n",
+        server.port,
+        key.display().to_string(),
+        known.display().to_string()
+    );
+    assert!(config.contains("offsite = true"), "infra/stack.toml changed shape");
+    std::fs::write(&config_path, config).unwrap();
+
+    s.psql("create table events (id int primary key, phase text not null)");
+    s.psql("insert into events (id, phase) select g, 'before-base' from generate_series(1, 400) g");
+    let started = Instant::now();
+    let out = s.xtask_ok(&["backups", "base"]);
+    let base_secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.contains("in repository 1")
+            && out.contains("in repository 2")
+            && out.contains("sftp://offsite@pitr-offsite-sftp:22/data/team/pitr"),
+        "the base backup goes into both repositories:\n{out}"
+    );
+    // The settings are postgres's own 0600 files; the private key is in none of the xtask's output, the
+    // container's environment or its command line.
+    let modes = s.docker_ok(&[
+        "exec",
+        &format!("{}-postgres-1", s.project),
+        "stat",
+        "-c",
+        "%a %U %n",
+        "/etc/pgbackrest/conf.d/offsite.conf",
+        "/etc/pgbackrest/conf.d/offsite-key",
+    ]);
+    assert_eq!(
+        modes
+            .lines()
+            .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        ["600 postgres", "600 postgres"],
+        "{modes}"
+    );
+    let key_line = private_key.lines().nth(1).unwrap();
+    let inspect = s.docker_ok(&["inspect", &format!("{}-postgres-1", s.project)]);
+    assert!(
+        !out.contains(key_line) && !inspect.contains(key_line),
+        "the private key leaked"
+    );
+    let listed = s.docker_ok(&["exec", &server.name, "find", "/data/team/pitr", "-maxdepth", "3"]);
+    assert!(
+        listed.contains("/data/team/pitr/archive/main") && listed.contains("/data/team/pitr/backup/main"),
+        "the off-site repository holds the archive and the backups:\n{listed}"
+    );
+
+    s.psql("insert into events (id, phase) select g, 'before-target' from generate_series(401, 700) g");
+    std::thread::sleep(Duration::from_millis(1200));
+    let target = now_rfc3339();
+    std::thread::sleep(Duration::from_millis(1200));
+    s.psql("insert into events (id, phase) select g, 'after-target' from generate_series(701, 900) g");
+    let listed = s.xtask_ok(&["backups", "list"]);
+    assert!(listed.contains("off-site repository: recoverable from"), "{listed}");
+
+    // Every write up to now reaches both repositories (a WAL switch, archived), then the machine is lost:
+    // data, repository and settings volumes go, and a new, empty server starts in their place.
+    let out = s.compose(&[
+        "exec",
+        "-T",
+        "-u",
+        "postgres",
+        "postgres",
+        "pgbackrest",
+        "--stanza=main",
+        "check",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.compose(&["down", "--volumes", "--timeout", "10"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.compose(&["up", "--detach", "--wait", "postgres"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        s.psql("select count(*) from pg_tables where tablename = 'events'"),
+        "0",
+        "a new server"
+    );
+    let started = Instant::now();
+    let out = s.xtask_ok(&["restore-postgres", "--to-time", &target, "--from-remote", "--yes"]);
+    let restore_secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.contains("from repository 2") && out.contains("recovered `postgres` to"),
+        "{out}"
+    );
+    assert!(
+        out.contains("holds the archive of the server that was just replaced"),
+        "the new server's own local repository is emptied:\n{out}"
+    );
+    assert!(!out.contains(key_line), "the private key leaked");
+    assert_eq!(
+        s.psql("select count(*) from events"),
+        "700",
+        "every row before the target, none after"
+    );
+    assert_eq!(s.psql("select count(*) from events where phase = 'after-target'"), "0");
+    assert!(s.leftovers().is_empty(), "left: {:?}", s.leftovers());
+    // The recovered server archives into both repositories again and takes base backups there.
+    s.psql("insert into events (id, phase) values (5000, 'after-recovery')");
+    let out = s.xtask_ok(&["backups", "base"]);
+    assert!(out.contains("in repository 2"), "{out}");
+    let listed = s.xtask_ok(&["backups", "list"]);
+    assert!(!listed.contains("WARNING"), "{listed}");
+
+    // A named dump is not a point in time; and with offsite off the off-site recovery is refused.
+    let named = s.xtask(&[
+        "restore-postgres",
+        "--to-time",
+        &target,
+        "--from-remote",
+        "x.dump",
+        "--yes",
+    ]);
+    assert_eq!(named.status.code(), Some(1), "{}", text(&named));
+    assert!(text(&named).contains("not from the dump"), "{}", text(&named));
+    drop(server);
+    println!(
+        "FIGURE pitr off-site (SFTP repo2): base backup into both repositories {base_secs:.1} s; restore-postgres --to-time --from-remote after the local repository was lost {restore_secs:.1} s"
     );
 }
 
@@ -398,7 +583,7 @@ fn rpo_is_bounded_by_archive_timeout() {
     let committed: f64 = {
         // The last commit is the last row the killed server had: read it from its data volume (crash recovery).
         let name = format!("{}_rpo-crashed", s.project);
-        s.run(&pitr::recover_plan(&name, IMAGE, &repo, &data));
+        s.run(&pitr::recover_plan(&name, IMAGE, &repo, &data, &Source::Local));
         let last = wait_query(&s, &name, "select max(at) from ticks");
         s.docker_ok(&["rm", "--force", &name]);
         last.parse().unwrap()
@@ -407,9 +592,16 @@ fn rpo_is_bounded_by_archive_timeout() {
     // Lose the data volume: recover from the repository alone (base backup + archive), to its end.
     let fresh = format!("{}_rpo-fresh", s.project);
     s.docker_ok(&["volume", "create", &fresh]);
-    s.run(&pitr::restore_plan(IMAGE, &repo, &fresh, "drydock", None));
+    s.run(&pitr::restore_plan(
+        IMAGE,
+        &repo,
+        &fresh,
+        "drydock",
+        None,
+        &Source::Local,
+    ));
     let name = format!("{}_rpo-recovered", s.project);
-    s.run(&pitr::recover_plan(&name, IMAGE, &repo, &fresh));
+    s.run(&pitr::recover_plan(&name, IMAGE, &repo, &fresh, &Source::Local));
     let recovered: f64 = wait_query(&s, &name, "select coalesce(max(at), 0) from ticks")
         .parse()
         .unwrap();

@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod name;
 pub mod offsite;
 pub mod pitr;
+pub mod pitr_offsite;
 pub mod plans;
 pub mod remote;
 pub mod restore;

@@ -121,7 +121,10 @@ impl Store {
         };
         crate::provision::ensure_tools(ctx, &[crate::provision::Tool::Rclone])?;
         Ok(Store {
-            ca_cert: ctx.vars.aws_ca_bundle.clone(),
+            ca_cert: match &remote {
+                Remote::S3 { ca_file: Some(ca), .. } => Some(ctx.path(ca)),
+                _ => ctx.vars.aws_ca_bundle.clone(),
+            },
             describe: remote.describe(&ctx.config.project.name),
             remote,
             root,
@@ -272,7 +275,7 @@ fn tail(text: &str) -> String {
 
 /// The S3 key pair: `credentials_file` (lines `access_key_id = ...`, `secret_access_key = ...`, readable by its
 /// owner only), else DRYDOCK_OFFSITE_ACCESS_KEY_ID / DRYDOCK_OFFSITE_SECRET_ACCESS_KEY.
-fn s3_credentials(ctx: &Ctx, file: Option<&str>) -> Result<(String, String)> {
+pub fn s3_credentials(ctx: &Ctx, file: Option<&str>) -> Result<(String, String)> {
     let Some(file) = file else {
         return ctx.vars.offsite_access_key.clone().context(
             "the S3 remote has no credentials\n  fix: set backups.remote.credentials_file in infra/stack.toml (a 0600 file with `access_key_id = ...` and `secret_access_key = ...`), or DRYDOCK_OFFSITE_ACCESS_KEY_ID and DRYDOCK_OFFSITE_SECRET_ACCESS_KEY",

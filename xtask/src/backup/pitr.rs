@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::backup::pitr_offsite::{self, Source};
 use crate::backup::store;
 use crate::backup::take;
 use crate::backup::{Engine, PgFacts, ask, plans, service_dir};
@@ -170,6 +171,30 @@ pub struct BaseBackup {
     pub timestamp: Stamps,
     #[serde(default)]
     pub error: bool,
+    /// Which repository holds it (1: the local volume, 2: off-site).
+    #[serde(default)]
+    pub database: Database,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Database {
+    #[serde(rename = "repo-key")]
+    pub repo_key: u32,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database { repo_key: 1 }
+    }
+}
+
+/// The base backups held by repository `repo` (see [`BaseBackup::database`]).
+pub fn in_repo(backups: &[BaseBackup], repo: u32) -> Vec<BaseBackup> {
+    backups
+        .iter()
+        .filter(|b| b.database.repo_key == repo)
+        .cloned()
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -183,6 +208,34 @@ struct StanzaInfo {
     name: String,
     #[serde(default)]
     backup: Vec<BaseBackup>,
+    #[serde(default)]
+    db: Vec<DbInfo>,
+}
+
+/// A database system a repository holds the archive of.
+#[derive(Debug, Deserialize)]
+struct DbInfo {
+    #[serde(rename = "repo-key", default = "one")]
+    repo_key: u32,
+    #[serde(rename = "system-id")]
+    system_id: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The database system ids whose archive repository `repo` holds (empty: no stanza there yet).
+pub fn systems_in(json: &str, repo: u32) -> Result<Vec<u64>> {
+    let stanzas: Vec<StanzaInfo> =
+        serde_json::from_str(json).context("unexpected answer from `pgbackrest info --output=json`")?;
+    Ok(stanzas
+        .into_iter()
+        .filter(|s| s.name == STANZA)
+        .flat_map(|s| s.db)
+        .filter(|d| d.repo_key == repo)
+        .map(|d| d.system_id)
+        .collect())
 }
 
 /// The base backups of [`STANZA`] in `pgbackrest info --output=json`, oldest first (those pgBackRest marks
@@ -321,10 +374,11 @@ pub fn stanza_plan(compose: &Compose, service: &str) -> Cmd {
 }
 
 /// A base backup: incremental on the last one, full when asked or when there is none yet.
-pub fn backup_plan(compose: &Compose, service: &str, full: bool) -> Cmd {
+pub fn backup_plan(compose: &Compose, service: &str, full: bool, repo: u32) -> Cmd {
     let sh = shell();
     let kind = if full { "full" } else { "incr" };
-    pgbackrest(compose, service, cmd!(sh, "backup --type={kind}"))
+    let repo = repo.to_string();
+    pgbackrest(compose, service, cmd!(sh, "backup --repo={repo} --type={kind}"))
 }
 
 /// A query as the database's superuser over the container's socket (one row, `|`-separated).
@@ -341,6 +395,8 @@ pub fn psql_plan(compose: &Compose, service: &str, user: &str, db: &str, sql: &s
 pub struct Volumes {
     pub data: String,
     pub repo: String,
+    /// The `pgbackrest-conf` volume at [`pitr_offsite::CONF_DIR`] (images before it had none).
+    pub conf: Option<String>,
 }
 
 /// `docker inspect` of the postgres container: its image id, then `<volume>=<destination>` per mount.
@@ -354,18 +410,21 @@ pub fn inspect_plan(container: &str) -> Cmd {
 pub fn parse_inspect(text: &str) -> Result<(String, Volumes)> {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let image = lines.next().unwrap_or_default().to_string();
-    let (mut data, mut repo) = (None, None);
+    let (mut data, mut repo, mut conf) = (None, None, None);
     for line in lines {
         if let Some((name, dest)) = line.split_once('=') {
             match dest {
                 PGDATA => data = Some(name.to_string()),
                 REPO => repo = Some(name.to_string()),
+                pitr_offsite::CONF_DIR if !name.is_empty() => conf = Some(name.to_string()),
                 _ => {}
             }
         }
     }
     match (image.is_empty(), data, repo) {
-        (false, Some(data), Some(repo)) if !data.is_empty() && !repo.is_empty() => Ok((image, Volumes { data, repo })),
+        (false, Some(data), Some(repo)) if !data.is_empty() && !repo.is_empty() => {
+            Ok((image, Volumes { data, repo, conf }))
+        }
         _ => bail!(
             "the postgres container has no named volumes at {PGDATA} and {REPO}, so it cannot be recovered to a point in time\n  fix: start it from infra/compose/compose.yaml (volumes postgres-data and pgbackrest-repo)"
         ),
@@ -374,8 +433,16 @@ pub fn parse_inspect(text: &str) -> Result<(String, Volumes)> {
 
 /// pgBackRest restores the base backup chosen for `target` into `scratch` and writes the recovery settings
 /// (restore_command from the repository, recovery_target_time, promote at the target).
-pub fn restore_plan(image: &str, repo: &str, scratch: &str, user: &str, target: Option<&Target>) -> Cmd {
+pub fn restore_plan(
+    image: &str,
+    repo: &str,
+    scratch: &str,
+    user: &str,
+    target: Option<&Target>,
+    source: &Source,
+) -> Cmd {
     let sh = shell();
+    let access = source.docker_args();
     let repo_mount = format!("{repo}:{REPO}:ro");
     let data_mount = format!("{scratch}:{PGDATA}");
     let pg_user = format!("PGBACKREST_PG1_USER={user}");
@@ -389,20 +456,21 @@ pub fn restore_plan(image: &str, repo: &str, scratch: &str, user: &str, target: 
     });
     Cmd::from(cmd!(
         sh,
-        "docker run --rm --network none -u postgres -v {repo_mount} -v {data_mount} -e {pg_user} {image} pgbackrest --stanza={STANZA} restore {to...}"
+        "docker run --rm {access...} -u postgres -v {repo_mount} -v {data_mount} -e {pg_user} {image} pgbackrest --stanza={STANZA} restore {to...}"
     ))
 }
 
 /// A throwaway server on the scratch copy that replays the archive to the target and promotes. No network,
 /// no port; archiving on with no command, so the new timeline's files stay marked `.ready` and the real
 /// server archives them once it runs on this data.
-pub fn recover_plan(name: &str, image: &str, repo: &str, scratch: &str) -> Cmd {
+pub fn recover_plan(name: &str, image: &str, repo: &str, scratch: &str, source: &Source) -> Cmd {
     let sh = shell();
+    let access = source.docker_args();
     let repo_mount = format!("{repo}:{REPO}:ro");
     let data_mount = format!("{scratch}:{PGDATA}");
     Cmd::from(cmd!(
         sh,
-        "docker run --detach --name {name} --network none -u postgres -v {repo_mount} -v {data_mount} {image} postgres -c listen_addresses= -c archive_mode=on -c archive_command="
+        "docker run --detach --name {name} {access...} -u postgres -v {repo_mount} -v {data_mount} {image} postgres -c listen_addresses= -c archive_mode=on -c archive_command="
     ))
 }
 
@@ -496,7 +564,31 @@ pub fn summary(ctx: &Ctx) -> Vec<String> {
                 .unwrap_or_default()
                 .trim_end_matches(':')
         )],
-        Ok((backups, archiver)) => describe(&backups, archiver.as_ref(), pitr.archive_timeout, Timestamp::now()),
+        Ok((backups, archiver)) => {
+            let mut lines = describe(
+                &in_repo(&backups, 1),
+                archiver.as_ref(),
+                pitr.archive_timeout,
+                Timestamp::now(),
+            );
+            if pitr.offsite {
+                lines.push(describe_offsite(&in_repo(&backups, 2)));
+            }
+            lines
+        }
+    }
+}
+
+/// The off-site repository's window in one line (its WAL is the same archive, pushed to both).
+pub fn describe_offsite(backups: &[BaseBackup]) -> String {
+    match backups.first() {
+        None => "  off-site repository: no base backup there yet (cargo xtask backups base takes one into both)".into(),
+        Some(oldest) => format!(
+            "  off-site repository: recoverable from {} with `restore-postgres --to-time <T> --from-remote`; {} base backup(s), newest ended {}",
+            Timestamp(oldest.timestamp.stop + 1).rfc3339(),
+            backups.len(),
+            Timestamp(backups.last().map_or(0, |b| b.timestamp.stop)).rfc3339()
+        ),
     }
 }
 
@@ -556,27 +648,58 @@ pub fn base_backup(ctx: &Ctx, env: crate::config::Env, full: bool) -> Result<()>
         Some(store::lock(&service_dir(ctx, &service), &service)?)
     };
     let started = Instant::now();
-    ctx.run
-        .run(&stanza_plan(&compose, &service))
-        .with_context(|| format!("the pgBackRest repository of `{service}` cannot be set up; nothing was changed"))?;
-    ctx.run.run(&backup_plan(&compose, &service, full)).with_context(|| {
-        format!("the base backup of `{service}` failed; the archive and the earlier base backups are unchanged")
-    })?;
-    if ctx.run.dry_run {
-        return Ok(());
+    let offsite = prepare(ctx, &compose, &service)?;
+    let mut repos = vec![Source::Local.repo()];
+    if let Some(o) = &offsite {
+        ctx.say(&format!(
+            "the base backup goes into both repositories: local and {}",
+            o.describe
+        ));
+        repos.push(2);
     }
-    let (backups, _) = status(ctx, &compose, &service)?;
-    let newest = backups
-        .last()
-        .context("pgBackRest lists no base backup after a successful backup")?;
-    ctx.say(&format!(
-        "base backup {} ({}) of `{service}` in {:.1} s; recoverable from {}",
-        newest.label,
-        newest.kind,
-        started.elapsed().as_secs_f64(),
-        Timestamp(backups[0].timestamp.stop + 1).rfc3339()
-    ));
+    for repo in repos {
+        ctx.run.run(&backup_plan(&compose, &service, full, repo)).with_context(|| {
+            format!(
+                "the base backup of `{service}` into repository {repo} failed; the archive and the earlier base backups are unchanged"
+            )
+        })?;
+        if ctx.run.dry_run {
+            continue;
+        }
+        let (backups, _) = status(ctx, &compose, &service)?;
+        let held = in_repo(&backups, repo);
+        let newest = held.last().with_context(|| {
+            format!("pgBackRest lists no base backup in repository {repo} after a successful backup")
+        })?;
+        ctx.say(&format!(
+            "base backup {} ({}) of `{service}` in repository {repo} after {:.1} s; recoverable from {}",
+            newest.label,
+            newest.kind,
+            started.elapsed().as_secs_f64(),
+            Timestamp(held[0].timestamp.stop + 1).rfc3339()
+        ));
+    }
     Ok(())
+}
+
+/// Brings the repositories in line with the config before anything reads or writes them: the off-site
+/// settings written (or removed), the stanza created where it is missing, then `pgbackrest check` on every
+/// repository (it archives the current WAL segment, so a broken archive is said here, before any work).
+fn prepare(ctx: &Ctx, compose: &Compose, service: &str) -> Result<Option<pitr_offsite::OffsiteRepo>> {
+    let offsite = pitr_offsite::install(ctx, compose, service)?;
+    ctx.run
+        .run(&stanza_plan(compose, service))
+        .with_context(|| format!("the pgBackRest repository of `{service}` cannot be set up; nothing was changed"))?;
+    ctx.run.run(&check_plan(compose, service)).with_context(|| {
+        format!(
+            "WAL archiving of `{service}` does not work{}: nothing was changed",
+            offsite
+                .as_ref()
+                .map(|o| format!(" (repositories: local and {})", o.describe))
+                .unwrap_or_default()
+        )
+    })?;
+    Ok(offsite)
 }
 
 fn require_enabled(ctx: &Ctx) -> Result<()> {
@@ -589,9 +712,14 @@ fn require_enabled(ctx: &Ctx) -> Result<()> {
 }
 
 /// `restore-postgres --to-time`: see the module's documentation for the order of the steps.
-pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str) -> Result<()> {
+pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str, from_remote: bool) -> Result<()> {
     let target = Target::parse(time)?;
     require_enabled(ctx)?;
+    if from_remote && !ctx.config.backups.pitr.offsite {
+        bail!(
+            "--to-time --from-remote recovers from the off-site pgBackRest repository, but there is none (backups.pitr.offsite = false in infra/stack.toml): nothing was changed\n  fix: recover from the local repository (drop --from-remote), or set offsite = true and take a base backup (cargo xtask backups base)"
+        );
+    }
     let now = Timestamp::now();
     if target.at > now {
         // Said before touching the stack at all.
@@ -603,19 +731,27 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str) -> Result
         Some(text) => PgFacts::parse(&text)?,
         None => PgFacts::placeholder(),
     };
-    ctx.say("archiving every write so far (pgbackrest check), then reading the recoverable window");
-    ctx.run
-        .run(&stanza_plan(&compose, &service))
-        .with_context(|| format!("the pgBackRest repository of `{service}` cannot be set up; nothing was changed"))?;
-    ctx.run.run(&check_plan(&compose, &service)).with_context(|| {
-        format!("WAL archiving of `{service}` does not work, so no point in time can be recovered: nothing was changed")
-    })?;
+    if from_remote {
+        // The off-site repository is what is left when this machine's is lost: the running server may be a new,
+        // empty one that never wrote into it, so it is neither checked nor asked to archive (a target beyond
+        // the last WAL that reached the store makes the recovery fail before the live data is touched).
+        let repo = pitr_offsite::install(ctx, &compose, &service)?.context("backups.pitr.offsite is off")?;
+        ctx.say(&format!(
+            "reading the recoverable window of the off-site repository {}",
+            repo.describe
+        ));
+    } else {
+        ctx.say("archiving every write so far (pgbackrest check), then reading the recoverable window");
+        prepare(ctx, &compose, &service)?;
+    }
     let checked = Timestamp::now();
     let (backups, archiver) = status(ctx, &compose, &service)?;
+    let repo = if from_remote { 2 } else { 1 };
     if !ctx.run.dry_run {
-        let Some(window) = Window::of(&backups, archiver.as_ref()) else {
+        let Some(window) = Window::of(&in_repo(&backups, repo), archiver.as_ref()) else {
             bail!(
-                "`{service}` has no base backup, so there is nothing to recover from: nothing was changed\n  fix: take one with `cargo xtask backups base` (a recovery can reach any time after it)"
+                "`{service}` has no base backup in the {} repository, so there is nothing to recover from: nothing was changed\n  fix: take one with `cargo xtask backups base` (a recovery can reach any time after it)",
+                if from_remote { "off-site" } else { "local" }
             );
         };
         window.check(&target, checked)?;
@@ -627,10 +763,33 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str) -> Result
             Volumes {
                 data: format!("{}_postgres-data", compose.project),
                 repo: format!("{}_pgbackrest-repo", compose.project),
+                conf: Some(format!("{}_pgbackrest-conf", compose.project)),
             },
         )
     } else {
         parse_inspect(&ctx.run.read(&inspect_plan(&id))?)?
+    };
+    // Recovering from the off-site repository onto a new server: the local repository then holds the archive of
+    // that new server (another database system), which the recovered data replaces. It is emptied before the
+    // recovered server starts, or pgBackRest would refuse every WAL segment of the recovered system.
+    let reset_local_repo = from_remote && !ctx.run.dry_run && {
+        let info = ctx.run.read(&info_plan(&compose, &service))?;
+        let (local, offsite) = (systems_in(&info, 1)?, systems_in(&info, 2)?);
+        !local.is_empty() && !local.iter().any(|id| offsite.contains(id))
+    };
+    let source = if from_remote {
+        let Some(conf_volume) = volumes.conf.clone() else {
+            bail!(
+                "the postgres container mounts no volume at {}, so a recovery cannot reach the off-site repository: nothing was changed\n  fix: recreate it from infra/compose/compose.yaml (cargo xtask dev-up)",
+                pitr_offsite::CONF_DIR
+            );
+        };
+        Source::Offsite {
+            conf_volume,
+            container: id.clone(),
+        }
+    } else {
+        Source::Local
     };
     ctx.confirm(&format!(
         "replace ALL databases of service `{service}` (compose project `{}`) with their state at {}; PostgreSQL is stopped meanwhile",
@@ -662,7 +821,15 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str) -> Result
 
     // Steps 3: recover into a scratch volume; nothing live is touched, so any failure just cleans up.
     ctx.run.run(&volume_create(&recovered))?;
-    let recovery = recover_into(ctx, &image, &volumes.repo, &recovered, &facts.target.user, &target);
+    let recovery = recover_into(
+        ctx,
+        &image,
+        &volumes.repo,
+        &recovered,
+        &facts.target.user,
+        &target,
+        &source,
+    );
     if let Err(err) = recovery {
         let _ = ctx.run.run(&volume_rm(&recovered));
         return Err(err.context(format!(
@@ -709,6 +876,18 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str) -> Result
             ))),
         };
     }
+    if reset_local_repo {
+        ctx.say(&format!(
+            "the local repository (volume {}) holds the archive of the server that was just replaced, another database system: emptied, so the recovered system archives there from now on",
+            volumes.repo
+        ));
+        ctx.run.run(&empty_plan(&image, &volumes.repo)).with_context(|| {
+            format!(
+                "emptying the local repository failed: `{service}` holds the recovered data but is stopped\n  fix: docker run --rm -u 0:0 -v {}:/to {image} find /to -mindepth 1 -delete, then cargo xtask dev-up",
+                volumes.repo
+            )
+        })?;
+    }
     // Step 5: start on the recovered data.
     let started_again = ctx
         .run
@@ -733,18 +912,28 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str) -> Result
 
 /// Step 3: pgBackRest restore into `scratch`, then a throwaway server replays to the target and promotes;
 /// stopped cleanly afterwards (a shutdown checkpoint), so the copy starts without any recovery.
-fn recover_into(ctx: &Ctx, image: &str, repo: &str, scratch: &str, user: &str, target: &Target) -> Result<()> {
+fn recover_into(
+    ctx: &Ctx,
+    image: &str,
+    repo: &str,
+    scratch: &str,
+    user: &str,
+    target: &Target,
+    source: &Source,
+) -> Result<()> {
     ctx.say(&format!(
-        "restoring the base backup for {} into volume {scratch}",
-        target.rfc3339()
+        "restoring the base backup for {} from repository {} into volume {scratch}",
+        target.rfc3339(),
+        source.repo()
     ));
-    ctx.run.run(&restore_plan(image, repo, scratch, user, Some(target)))?;
+    ctx.run
+        .run(&restore_plan(image, repo, scratch, user, Some(target), source))?;
     let name = format!("{scratch}-server");
     ctx.say(&format!(
         "replaying the WAL archive up to {} (container {name})",
         target.rfc3339()
     ));
-    ctx.run.run(&recover_plan(&name, image, repo, scratch))?;
+    ctx.run.run(&recover_plan(&name, image, repo, scratch, source))?;
     let result = wait_promoted(ctx, &name, user);
     let sh = shell();
     // Fast shutdown (the image's stop signal) writes a shutdown checkpoint; the exit status must be 0.
@@ -878,6 +1067,7 @@ mod tests {
             kind: kind.into(),
             timestamp: Stamps { start, stop },
             error: false,
+            database: Database::default(),
         }
     }
 
@@ -946,6 +1136,29 @@ mod tests {
             "{text}"
         );
         assert!(describe(&[], None, 60, Timestamp(0))[0].contains("no base backup yet"));
+        assert!(describe_offsite(&[]).contains("no base backup there yet"));
+        assert!(describe_offsite(&backups).contains("recoverable from 1970-01-01T00:16:51Z"));
+    }
+
+    #[test]
+    fn backups_are_told_apart_by_repository() {
+        let json = r#"[{"name":"main","backup":[
+              {"label":"L","type":"full","timestamp":{"start":10,"stop":20},"database":{"id":1,"repo-key":1}},
+              {"label":"R","type":"full","timestamp":{"start":11,"stop":21},"database":{"id":1,"repo-key":2}}]}]"#;
+        let all = parse_info(json).unwrap();
+        let labels = |repo| in_repo(&all, repo).into_iter().map(|b| b.label).collect::<Vec<_>>();
+        assert_eq!(labels(1), ["L"]);
+        assert_eq!(labels(2), ["R"]);
+        let systems = r#"[{"name":"main","db":[
+              {"id":1,"repo-key":1,"system-id":7441,"version":"17"},
+              {"id":1,"repo-key":2,"system-id":9999,"version":"17"}]}]"#;
+        assert_eq!(systems_in(systems, 1).unwrap(), [7441]);
+        assert_eq!(systems_in(systems, 2).unwrap(), [9999]);
+        assert!(
+            systems_in(r#"[{"name":"main","status":{"code":1}}]"#, 1)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -955,6 +1168,9 @@ mod tests {
         assert_eq!(image, "sha256:abc");
         assert_eq!(v.data, "p_postgres-data");
         assert_eq!(v.repo, "p_pgbackrest-repo");
+        assert_eq!(v.conf, None);
+        let (_, v) = parse_inspect(&format!("{text}p_pgbackrest-conf=/etc/pgbackrest/conf.d\n")).unwrap();
+        assert_eq!(v.conf.as_deref(), Some("p_pgbackrest-conf"));
         let err = parse_inspect("sha256:abc\n=/var/lib/postgresql/data\n")
             .unwrap_err()
             .to_string();
@@ -979,12 +1195,12 @@ mod tests {
         ];
         let with = |tail: &[&str]| base.iter().chain(tail).map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            backup_plan(&c, "postgres", false).argv(),
-            with(&["pgbackrest", "--stanza=main", "backup", "--type=incr"])
+            backup_plan(&c, "postgres", false, 1).argv(),
+            with(&["pgbackrest", "--stanza=main", "backup", "--repo=1", "--type=incr"])
         );
         assert_eq!(
-            backup_plan(&c, "postgres", true).argv(),
-            with(&["pgbackrest", "--stanza=main", "backup", "--type=full"])
+            backup_plan(&c, "postgres", true, 2).argv(),
+            with(&["pgbackrest", "--stanza=main", "backup", "--repo=2", "--type=full"])
         );
         assert_eq!(
             check_plan(&c, "postgres").argv(),
@@ -996,7 +1212,7 @@ mod tests {
         );
         let target = t("2026-12-02T03:50:58.25Z");
         assert_eq!(
-            restore_plan("img", "repo", "scratch", "drydock", Some(&target)).argv(),
+            restore_plan("img", "repo", "scratch", "drydock", Some(&target), &Source::Local).argv(),
             [
                 "docker",
                 "run",
@@ -1020,14 +1236,14 @@ mod tests {
                 "--target-action=promote"
             ]
         );
-        let whole = restore_plan("img", "repo", "scratch", "drydock", None);
+        let whole = restore_plan("img", "repo", "scratch", "drydock", None, &Source::Local);
         assert_eq!(
             whole.argv().last(),
             Some(&"restore"),
             "no target: to the end of the archive"
         );
         assert_eq!(
-            recover_plan("n", "img", "repo", "scratch").argv(),
+            recover_plan("n", "img", "repo", "scratch", &Source::Local).argv(),
             [
                 "docker",
                 "run",

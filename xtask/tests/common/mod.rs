@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test crate uses its own part of it
 
 pub mod backup_stack;
+pub mod offsite_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
