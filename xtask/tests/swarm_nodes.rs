@@ -25,8 +25,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    CRASHING, V1, V2, docker, docker_ok, image_exists, prepare_release_images, prodtest_lock, report, root, start_load,
-    text, wait_for_200, xtask_env,
+    CRASHING, V1, V2, docker, docker_ok, prepare_release_images, prodtest_lock, report, root, start_load, text,
+    wait_for_200, xtask_env,
 };
 
 const PROJECT: &str = "drydock-swarmtest";
@@ -134,21 +134,7 @@ fn sweep_leftovers() {
 
 /// The node image, built offline from drydock/base:trixie when missing (infra/images/compose.yaml).
 fn ensure_node_image() {
-    if image_exists(NODE_IMAGE) {
-        return;
-    }
-    assert!(
-        image_exists("drydock/base:trixie"),
-        "drydock/base:trixie is missing\n  fix: cargo xtask images build-offline   (or cargo xtask dev-up)"
-    );
-    let out = Command::new("docker")
-        .args(["compose", "-p", "drydock-images", "-f"])
-        .arg(root().join("infra/images/compose.yaml"))
-        .args(["build", "swarm-node"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    ok_status("docker compose build swarm-node", &out);
+    common::ensure_offline_image("swarm-node", NODE_IMAGE);
 }
 
 /// The program's path on PATH.

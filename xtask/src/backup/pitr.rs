@@ -227,28 +227,24 @@ fn one() -> u32 {
 
 /// The database system ids whose archive repository `repo` holds (empty: no stanza there yet).
 pub fn systems_in(json: &str, repo: u32) -> Result<Vec<u64>> {
-    let stanzas: Vec<StanzaInfo> =
-        serde_json::from_str(json).context("unexpected answer from `pgbackrest info --output=json`")?;
-    Ok(stanzas
-        .into_iter()
-        .filter(|s| s.name == STANZA)
+    Ok(stanza_info(json)?
         .flat_map(|s| s.db)
         .filter(|d| d.repo_key == repo)
         .map(|d| d.system_id)
         .collect())
 }
 
+/// [`STANZA`]'s entries of `pgbackrest info --output=json`.
+fn stanza_info(json: &str) -> Result<impl Iterator<Item = StanzaInfo>> {
+    let stanzas: Vec<StanzaInfo> =
+        serde_json::from_str(json).context("unexpected answer from `pgbackrest info --output=json`")?;
+    Ok(stanzas.into_iter().filter(|s| s.name == STANZA))
+}
+
 /// The base backups of [`STANZA`] in `pgbackrest info --output=json`, oldest first (those pgBackRest marks
 /// with an error are left out: a recovery must not start from them).
 pub fn parse_info(json: &str) -> Result<Vec<BaseBackup>> {
-    let stanzas: Vec<StanzaInfo> =
-        serde_json::from_str(json).context("unexpected answer from `pgbackrest info --output=json`")?;
-    let mut backups: Vec<BaseBackup> = stanzas
-        .into_iter()
-        .filter(|s| s.name == STANZA)
-        .flat_map(|s| s.backup)
-        .filter(|b| !b.error)
-        .collect();
+    let mut backups: Vec<BaseBackup> = stanza_info(json)?.flat_map(|s| s.backup).filter(|b| !b.error).collect();
     backups.sort_by_key(|b| b.timestamp.stop);
     Ok(backups)
 }
@@ -649,15 +645,17 @@ pub fn base_backup(ctx: &Ctx, env: crate::config::Env, full: bool) -> Result<()>
     };
     let started = Instant::now();
     let offsite = prepare(ctx, &compose, &service)?;
-    let mut repos = vec![Source::Local.repo()];
-    if let Some(o) = &offsite {
-        ctx.say(&format!(
-            "the base backup goes into both repositories: local and {}",
-            o.describe
-        ));
-        repos.push(2);
-    }
-    for repo in repos {
+    let repos: &[u32] = match &offsite {
+        Some(o) => {
+            ctx.say(&format!(
+                "the base backup goes into both repositories: local and {}",
+                o.describe
+            ));
+            &[1, 2]
+        }
+        None => &[1],
+    };
+    for &repo in repos {
         ctx.run.run(&backup_plan(&compose, &service, full, repo)).with_context(|| {
             format!(
                 "the base backup of `{service}` into repository {repo} failed; the archive and the earlier base backups are unchanged"
@@ -666,7 +664,7 @@ pub fn base_backup(ctx: &Ctx, env: crate::config::Env, full: bool) -> Result<()>
         if ctx.run.dry_run {
             continue;
         }
-        let (backups, _) = status(ctx, &compose, &service)?;
+        let backups = parse_info(&ctx.run.read(&info_plan(&compose, &service))?)?;
         let held = in_repo(&backups, repo);
         let newest = held.last().with_context(|| {
             format!("pgBackRest lists no base backup in repository {repo} after a successful backup")
@@ -683,22 +681,13 @@ pub fn base_backup(ctx: &Ctx, env: crate::config::Env, full: bool) -> Result<()>
 }
 
 /// Brings the repositories in line with the config before anything reads or writes them: the off-site
-/// settings written (or removed), the stanza created where it is missing, then `pgbackrest check` on every
-/// repository (it archives the current WAL segment, so a broken archive is said here, before any work).
+/// settings written (or removed), then the stanza created where it is missing. (A base backup needs no
+/// `check` of its own: pgBackRest's `backup` waits until its WAL is archived and fails if it is not.)
 fn prepare(ctx: &Ctx, compose: &Compose, service: &str) -> Result<Option<pitr_offsite::OffsiteRepo>> {
     let offsite = pitr_offsite::install(ctx, compose, service)?;
     ctx.run
         .run(&stanza_plan(compose, service))
         .with_context(|| format!("the pgBackRest repository of `{service}` cannot be set up; nothing was changed"))?;
-    ctx.run.run(&check_plan(compose, service)).with_context(|| {
-        format!(
-            "WAL archiving of `{service}` does not work{}: nothing was changed",
-            offsite
-                .as_ref()
-                .map(|o| format!(" (repositories: local and {})", o.describe))
-                .unwrap_or_default()
-        )
-    })?;
     Ok(offsite)
 }
 
@@ -742,7 +731,18 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str, from_remo
         ));
     } else {
         ctx.say("archiving every write so far (pgbackrest check), then reading the recoverable window");
-        prepare(ctx, &compose, &service)?;
+        let offsite = prepare(ctx, &compose, &service)?;
+        // `check` archives the current WAL segment into every repository: afterwards every write so far is
+        // recoverable, and a broken archive is said here, before any work.
+        ctx.run.run(&check_plan(&compose, &service)).with_context(|| {
+            format!(
+                "WAL archiving of `{service}` does not work{}, so no point in time can be recovered: nothing was changed",
+                offsite
+                    .as_ref()
+                    .map(|o| format!(" (repositories: local and {})", o.describe))
+                    .unwrap_or_default()
+            )
+        })?;
     }
     let checked = Timestamp::now();
     let (backups, archiver) = status(ctx, &compose, &service)?;

@@ -77,6 +77,30 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Builds `service` of infra/images/compose.yaml (an offline test image from drydock/base:trixie) unless `image`
+/// already exists.
+pub fn ensure_offline_image(service: &str, image: &str) {
+    if image_exists(image) {
+        return;
+    }
+    assert!(
+        image_exists("drydock/base:trixie"),
+        "drydock/base:trixie is missing\n  fix: cargo xtask images build-offline   (or cargo xtask dev-up)"
+    );
+    let out = Command::new("docker")
+        .args(["compose", "-p", "drydock-images", "-f"])
+        .arg(root().join("infra/images/compose.yaml"))
+        .args(["build", service])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building {image} (docker compose build {service}):\n{}",
+        text(&out)
+    );
+}
+
 pub fn image_exists(image: &str) -> bool {
     docker(&["image", "inspect", image]).status.success()
 }

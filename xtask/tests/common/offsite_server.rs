@@ -2,28 +2,16 @@
 //! each a container of `drydock/offsite-test:trixie` (infra/images/offsite-test/, built offline when missing)
 //! published on 127.0.0.1 only. Containers carry the label `drydock.test=offsite` and go when dropped.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::backup_stack::tail;
-use super::{docker, docker_ok, root, text};
+use super::{docker, docker_ok, ensure_offline_image, text};
 
 pub const IMAGE: &str = "drydock/offsite-test:trixie";
 pub const LABEL: &str = "drydock.test=offsite";
 
 /// The test server image, built offline from drydock/base:trixie when missing.
 pub fn ensure_image() {
-    if docker(&["image", "inspect", IMAGE]).status.success() {
-        return;
-    }
-    let out = Command::new("docker")
-        .args(["compose", "-p", "drydock-images", "-f"])
-        .arg(root().join("infra/images/compose.yaml"))
-        .args(["build", "offsite-test"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "building {IMAGE}:\n{}", tail(&text(&out)));
+    ensure_offline_image("offsite-test", IMAGE);
 }
 
 /// One server container; removed on drop.
