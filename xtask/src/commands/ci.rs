@@ -4,13 +4,12 @@
 //! a child process, so "green here" means "green in CI". The stack steps run on their own compose project
 //! (`<name>-ci`) with ephemeral host ports, so `ci` never touches a developer's running dev stack or its data.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use serde::Serialize;
 
+use crate::ci_report::{self, StepReport};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::ci_project;
 use crate::context::Ctx;
@@ -18,7 +17,7 @@ use crate::dev::PORTS;
 use crate::files;
 use crate::image_source::Source;
 use crate::provision::{self, Tool};
-use crate::term::{Style, markup_escape};
+use crate::term::Style;
 
 /// Environment that isolates the CI stack from a developer's dev stack: its own project, and every host port
 /// the dev stack publishes (one table: `dev::PORTS`) left to the engine.
@@ -207,125 +206,57 @@ pub struct CiArgs {
     /// Leave the stack running after the checks (for debugging a failure).
     #[arg(long)]
     pub keep_stack: bool,
-    /// Also write a machine-readable report, one entry per step (repeatable): `--report junit ci.xml`
-    /// (GitHub Actions, GitLab and most CI systems show JUnit natively) or `--report json ci.json`.
-    #[arg(long, num_args = 2, value_names = ["junit|json", "FILE"], action = clap::ArgAction::Append)]
+    /// Also write a report, one entry per step (repeatable): `--report junit ci.xml` (GitLab and most CI
+    /// servers show JUnit natively), `--report json ci.json`, or `--report markdown "$GITHUB_STEP_SUMMARY"`
+    /// (a GitHub Actions job summary).
+    #[arg(long, num_args = 2, value_names = ["junit|json|markdown", "FILE"], action = clap::ArgAction::Append)]
     pub report: Vec<String>,
+    /// Run only these steps (repeatable; names as in the summary, e.g. `--only lint --only "cargo test"`), in
+    /// the usual order. A selected step does not wait for an unselected step it needs: it expects what that
+    /// step makes (images, a running stack) to be there already.
+    #[arg(long, value_name = "STEP")]
+    pub only: Vec<String>,
 }
 
-/// The formats `--report` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportFormat {
-    Junit,
-    Json,
-}
-
-impl CiArgs {
-    /// `--report` pairs, checked before any step runs.
-    fn reports(&self) -> Result<Vec<(ReportFormat, PathBuf)>> {
-        self.report
-            .chunks(2)
-            .map(|pair| match pair {
-                [format, file] => match format.as_str() {
-                    "junit" => Ok((ReportFormat::Junit, PathBuf::from(file))),
-                    "json" => Ok((ReportFormat::Json, PathBuf::from(file))),
-                    other => bail!("--report {other:?} is not a report format\n  fix: --report junit <file> or --report json <file>"),
-                },
-                _ => bail!("--report needs a format and a file\n  fix: --report junit ci.xml"),
-            })
-            .collect()
+/// The steps `--only` names, in plan order, their `needs` renumbered and those on unselected steps dropped.
+/// Every name is checked before anything runs; an unknown one is named with the list of steps.
+pub fn select(steps: Vec<Step>, only: &[String]) -> Result<Vec<Step>> {
+    if only.is_empty() {
+        return Ok(steps);
     }
-}
-
-/// What one step did, as the reports say it.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub name: String,
-    pub result: &'static str,
-    pub seconds: f64,
-    /// The failing command (secrets masked) and the tail of its stderr; empty unless it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stderr_tail: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// The JSON report: every step, and the totals of the closing line.
-pub fn json_report(steps: &[StepReport], seconds: f64) -> Result<String> {
-    let count = |r: &str| steps.iter().filter(|s| s.result == r).count();
-    let report = serde_json::json!({
-        "passed": count("passed"),
-        "failed": count("failed"),
-        "skipped": count("skipped"),
-        "seconds": seconds,
-        "steps": steps,
-    });
-    Ok(serde_json::to_string_pretty(&report)? + "\n")
-}
-
-/// The JUnit XML report: one `<testcase>` per step, `<failure>` with the command and its stderr tail.
-pub fn junit_report(steps: &[StepReport], seconds: f64) -> String {
-    let count = |r: &str| steps.iter().filter(|s| s.result == r).count();
-    let (failed, skipped) = (count("failed"), count("skipped"));
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo xtask ci\" tests=\"{n}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{seconds:.1}\">\n  <testsuite name=\"cargo xtask ci\" tests=\"{n}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{seconds:.1}\">\n",
-        n = steps.len()
-    );
-    for step in steps {
-        let name = markup_escape(&step.name);
-        let head = format!(
-            "    <testcase classname=\"ci\" name=\"{name}\" time=\"{:.1}\"",
-            step.seconds
+    if let Some(unknown) = only.iter().find(|name| !steps.iter().any(|s| s.name == name.as_str())) {
+        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        bail!(
+            "--only {unknown:?}: ci has no such step\n  fix: one of {}",
+            names.join(", ")
         );
-        match step.result {
-            "failed" => {
-                let command = step.command.as_deref().unwrap_or_default();
-                let body = std::iter::once(format!("$ {command}"))
-                    .chain(step.stderr_tail.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                xml.push_str(&format!(
-                    "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                    markup_escape(step.reason.as_deref().unwrap_or("failed")),
-                    markup_escape(&body)
-                ));
-            }
-            "skipped" => xml.push_str(&format!(
-                "{head}>\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                markup_escape(step.reason.as_deref().unwrap_or("skipped"))
-            )),
-            _ => xml.push_str(&format!("{head}/>\n")),
-        }
     }
-    xml.push_str("  </testsuite>\n</testsuites>\n");
-    xml
-}
-
-/// The stderr lines a runner failure report carries (`    | line`).
-fn stderr_tail(report: &str) -> Vec<String> {
-    report
-        .lines()
-        .filter_map(|l| {
-            l.trim_start()
-                .strip_prefix("| ")
-                .or_else(|| (l.trim() == "|").then_some(""))
+    let kept: Vec<usize> = (0..steps.len())
+        .filter(|&i| only.iter().any(|name| name == steps[i].name))
+        .collect();
+    let new_index = |old: usize| kept.iter().position(|&k| k == old);
+    Ok(kept
+        .iter()
+        .map(|&i| {
+            let step = &steps[i];
+            Step {
+                needs: step.needs.iter().filter_map(|&n| new_index(n)).collect(),
+                ..step.clone()
+            }
         })
-        .map(String::from)
-        .collect()
+        .collect())
 }
 
 impl CiArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         // What the steps use beyond the engine (browser, lint tools, the test hosts' SSH, rclone and age), before the clock
         // of any step starts; each step provisions the engine itself.
-        let reports = self.reports()?;
+        let reports = ci_report::parse_flags(&self.report)?;
+        let steps = select(plan(ctx, self), &self.only)?;
         provision::ensure_tools(
             ctx,
             &[Tool::Browser, Tool::Lint, Tool::TestHosts, Tool::Rclone, Tool::Age],
         )?;
-        let steps = plan(ctx, self);
         let style = Style::stderr();
         let mut results: Vec<(Outcome, f64)> = Vec::new();
         let mut details: Vec<StepReport> = Vec::new();
@@ -374,7 +305,7 @@ impl CiArgs {
                 result: if failure.is_some() { "failed" } else { "passed" },
                 seconds,
                 command: failure.as_ref().map(|_| step.cmd.display()),
-                stderr_tail: failure.as_deref().map(stderr_tail).unwrap_or_default(),
+                stderr_tail: failure.as_deref().map(ci_report::stderr_tail).unwrap_or_default(),
                 reason: failure.as_deref().and_then(|r| r.lines().next()).map(String::from),
             });
         }
@@ -397,10 +328,7 @@ impl CiArgs {
         }
         let total = started.elapsed().as_secs_f64();
         for (format, file) in &reports {
-            let text = match format {
-                ReportFormat::Junit => junit_report(&details, total),
-                ReportFormat::Json => json_report(&details, total)?,
-            };
+            let text = ci_report::render(*format, &details, total)?;
             // Reports are for the CI system and people: readable by all, like any build artifact.
             files::replace(&ctx.root.join(file), text.as_bytes(), 0o644)?;
             ctx.say(&format!("report written: {}", file.display()));
@@ -434,6 +362,7 @@ mod tests {
             &CiArgs {
                 keep_stack: false,
                 report: vec![],
+                only: vec![],
             },
         );
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -486,73 +415,28 @@ mod tests {
     }
 
     #[test]
-    fn reports_carry_each_step_and_the_failing_command() {
-        let steps = vec![
-            StepReport {
-                name: "fmt".into(),
-                result: "passed",
-                seconds: 0.5,
-                command: None,
-                stderr_tail: vec![],
-                reason: None,
-            },
-            StepReport {
-                name: "lint <all>".into(),
-                result: "failed",
-                seconds: 2.0,
-                command: Some("cargo xtask lint".into()),
-                stderr_tail: stderr_tail(
-                    "command failed (exit status 1):\n  $ x\n  last lines of its stderr:\n    | bad & worse\n    | second",
-                ),
-                reason: Some("command failed (exit status 1):".into()),
-            },
-            StepReport {
-                name: "dev-up".into(),
-                result: "skipped",
-                seconds: 0.0,
-                command: None,
-                stderr_tail: vec![],
-                reason: Some("a step it needs did not pass".into()),
-            },
-        ];
-        assert_eq!(steps[1].stderr_tail, ["bad & worse", "second"]);
-        let xml = junit_report(&steps, 2.5);
-        assert!(xml.contains(r#"tests="3" failures="1" skipped="1""#), "{xml}");
-        assert!(
-            xml.contains(r#"<testcase classname="ci" name="fmt" time="0.5"/>"#),
-            "{xml}"
-        );
-        assert!(xml.contains(r#"name="lint &lt;all&gt;""#), "{xml}");
-        assert!(
-            xml.contains("$ cargo xtask lint\nbad &amp; worse\nsecond</failure>"),
-            "{xml}"
-        );
-        assert!(
-            xml.contains(r#"<skipped message="a step it needs did not pass"/>"#),
-            "{xml}"
-        );
-        let json: serde_json::Value = serde_json::from_str(&json_report(&steps, 2.5).unwrap()).unwrap();
-        assert_eq!(
-            (
-                json["passed"].as_u64(),
-                json["failed"].as_u64(),
-                json["skipped"].as_u64()
-            ),
-            (Some(1), Some(1), Some(1))
-        );
-        assert_eq!(json["steps"][1]["command"], "cargo xtask lint");
-        assert_eq!(json["steps"][1]["stderr_tail"][0], "bad & worse");
-        assert!(json["steps"][0].get("command").is_none());
-    }
-
-    #[test]
-    fn report_flags_are_checked_before_anything_runs() {
-        let args = |r: &[&str]| CiArgs {
+    fn only_keeps_the_named_steps_in_order_and_drops_needs_on_the_others() {
+        let ctx = ctx();
+        let args = CiArgs {
             keep_stack: false,
-            report: r.iter().map(|s| s.to_string()).collect(),
+            report: vec![],
+            only: vec![],
         };
-        assert_eq!(args(&["junit", "a.xml", "json", "b.json"]).reports().unwrap().len(), 2);
-        let err = args(&["xml", "a.xml"]).reports().unwrap_err().to_string();
-        assert!(err.contains("not a report format") && err.contains("fix:"), "{err}");
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let steps = select(plan(&ctx, &args), &names(&["test-e2e", "dev-up", "dev-down"])).unwrap();
+        let got: Vec<(&str, &[usize])> = steps.iter().map(|s| (s.name, s.needs.as_slice())).collect();
+        // dev-up needed "image builds" (not selected); test-e2e still waits for dev-up, now step 0.
+        assert_eq!(
+            got,
+            [("dev-up", &[][..]), ("test-e2e", &[0][..]), ("dev-down", &[][..])]
+        );
+        let err = select(plan(&ctx, &args), &names(&["lint", "e2e"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(r#"--only "e2e": ci has no such step"#) && err.contains("test-e2e"),
+            "{err}"
+        );
+        assert_eq!(select(plan(&ctx, &args), &[]).unwrap().len(), plan(&ctx, &args).len());
     }
 }
