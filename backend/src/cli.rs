@@ -131,7 +131,7 @@ async fn migrate() -> ExitCode {
     match result {
         Ok(()) => {
             tracing::info!(
-                migrations = db::migrate::MIGRATOR.iter().count(),
+                migrations = db::migrate::MIGRATIONS.len(),
                 "database schema is up to date"
             );
             ExitCode::SUCCESS

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool, Row, postgres::PgRow};
 
 use crate::validation::{ItemListQuery, NewItem, SortField, SortOrder};
 
 /// The contract's `Item`. Deserialize is for the cache round trip.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub id: i64,
     pub name: String,
@@ -15,6 +15,20 @@ pub struct Item {
     pub created_at: DateTime<Utc>,
     pub review_count: i64,
     pub average_rating: Option<f64>,
+}
+
+/// Read by column name, like sqlx's derive would (the derive needs sqlx's proc-macro crate: see `db::migrate`).
+impl<'r> sqlx::FromRow<'r, PgRow> for Item {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            created_at: row.try_get("created_at")?,
+            review_count: row.try_get("review_count")?,
+            average_rating: row.try_get("average_rating")?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

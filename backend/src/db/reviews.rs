@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row, postgres::PgRow};
 
 use crate::validation::{NewReview, Page};
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Review {
     pub id: i64,
     pub item_id: i64,
@@ -14,6 +14,20 @@ pub struct Review {
     pub rating: i16,
     pub body: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// Read by column name, like sqlx's derive would (the derive needs sqlx's proc-macro crate: see `db::migrate`).
+impl<'r> sqlx::FromRow<'r, PgRow> for Review {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            item_id: row.try_get("item_id")?,
+            author: row.try_get("author")?,
+            rating: row.try_get("rating")?,
+            body: row.try_get("body")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
