@@ -86,17 +86,27 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     let compose = Compose::for_env(ctx, Env::Dev)?.with_images(ctx);
     let sh = shell();
     let timeout = opts.timeout.to_string();
-    // `--watch` adds the `watch` profile: Vite's dev server (frontend-dev) starts with the stack.
-    let profiles: &[&str] = if opts.watch { &["watch"] } else { &[] };
-    let compose = compose.with_profiles(profiles);
+    // `--watch` adds the watch overlay (the API's incremental `watch` build, image `api-watch`) and the `watch`
+    // profile (Vite's dev server, frontend-dev).
+    let compose = if opts.watch {
+        compose.watching(&ctx.root)
+    } else {
+        compose
+    };
     let rendered = render(ctx, &compose)?;
     check_ports(ctx, &compose, &rendered)?;
-    // Our images, built before `up` so the phase is timed on its own (and `up` only starts containers).
+    // Our images, built before `up` so the phase is timed on its own (and `up` only starts containers). Under
+    // --watch the watched services are always built: Compose rebuilds them only on the next change, so an image
+    // from an earlier session would serve older sources until then (unchanged sources make it a cached no-op).
     let to_build: Vec<&String> = rendered
         .services
         .iter()
         .filter(|(_, s)| s.build.is_some())
-        .filter(|(_, s)| opts.build || s.image.as_deref().is_none_or(|image| !images::exists(ctx, image)))
+        .filter(|(_, s)| {
+            opts.build
+                || (opts.watch && s.develop.is_some())
+                || s.image.as_deref().is_none_or(|image| !images::exists(ctx, image))
+        })
         .map(|(name, _)| name)
         .collect();
     if !to_build.is_empty() || ctx.run.dry_run {
@@ -134,6 +144,9 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     }
     if opts.watch {
         ctx.say("watching backend/ and frontend/ for changes (Ctrl-C stops watching; the stack keeps running)");
+        ctx.say(
+            "a backend edit rebuilds the API's watch image and replaces its container; a compile error is printed here and the running API keeps serving",
+        );
         ctx.run.run(&compose.cmd(cmd!(sh, "watch --no-up")).interactive())?;
     }
     Ok(())
@@ -180,7 +193,7 @@ impl Phases {
     }
 }
 
-/// `docker compose config --format json`, as far as dev-up reads it (ports, our images).
+/// `docker compose config --format json`, as far as dev-up reads it (ports, our images, what is watched).
 #[derive(Debug, Deserialize)]
 struct Rendered {
     services: BTreeMap<String, RenderedService>,
@@ -194,6 +207,9 @@ struct RenderedService {
     image: Option<String>,
     #[serde(default)]
     build: Option<serde_json::Value>,
+    /// `develop.watch`: what `compose watch` rebuilds or syncs.
+    #[serde(default)]
+    develop: Option<serde_json::Value>,
 }
 
 /// The stack as compose renders it (empty in a dry run).
