@@ -101,12 +101,7 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     let to_build: Vec<&String> = rendered
         .services
         .iter()
-        .filter(|(_, s)| s.build.is_some())
-        .filter(|(_, s)| {
-            opts.build
-                || (opts.watch && s.develop.is_some())
-                || s.image.as_deref().is_none_or(|image| !images::exists(ctx, image))
-        })
+        .filter(|(_, s)| s.needs_build(opts, |image| images::exists(ctx, image)))
         .map(|(name, _)| name)
         .collect();
     if !to_build.is_empty() || ctx.run.dry_run {
@@ -210,6 +205,17 @@ struct RenderedService {
     /// `develop.watch`: what `compose watch` rebuilds or syncs.
     #[serde(default)]
     develop: Option<serde_json::Value>,
+}
+
+impl RenderedService {
+    /// Whether `dev-up` builds this service's image: ours (it has a build), and forced, missing, or watched
+    /// under --watch (`exists` says whether an image is present).
+    fn needs_build(&self, opts: &Start, exists: impl Fn(&str) -> bool) -> bool {
+        self.build.is_some()
+            && (opts.build
+                || (opts.watch && self.develop.is_some())
+                || self.image.as_deref().is_none_or(|image| !exists(image)))
+    }
 }
 
 /// The stack as compose renders it (empty in a dry run).
@@ -343,4 +349,46 @@ fn process_listening(port: u16) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(json: &str) -> RenderedService {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn start(build: bool, watch: bool) -> Start {
+        Start {
+            build,
+            timeout: 300,
+            watch,
+        }
+    }
+
+    #[test]
+    fn watched_services_are_built_under_watch_even_when_their_image_exists() {
+        let api = service(
+            r#"{"image": "drydock/api-watch:dev", "build": {"target": "watch"}, "develop": {"watch": [{"action": "rebuild", "path": "/r/backend"}]}}"#,
+        );
+        let frontend = service(r#"{"image": "drydock/frontend:dev", "build": {"context": "/r/frontend"}}"#);
+        let postgres = service(r#"{"image": "drydock/postgres:17"}"#);
+        let present = |_: &str| true;
+        assert!(api.needs_build(&start(false, true), present));
+        assert!(
+            !api.needs_build(&start(false, false), present),
+            "plain dev-up: only missing images"
+        );
+        assert!(
+            !frontend.needs_build(&start(false, true), present),
+            "not watched: built when missing"
+        );
+        assert!(frontend.needs_build(&start(false, true), |_: &str| false));
+        assert!(frontend.needs_build(&start(true, false), present), "--build forces");
+        assert!(
+            !postgres.needs_build(&start(true, true), |_: &str| false),
+            "not ours: never built"
+        );
+    }
 }
