@@ -1,6 +1,6 @@
 //! Building `docker compose` invocations for an environment of the stack.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,8 @@ use crate::images;
 pub const GHA_CACHE_FILE: &str = "infra/compose/compose.cache-gha.yaml";
 /// postgres on a network with a route out, for the off-site pgBackRest repository (production only).
 pub const PITR_OFFSITE_FILE: &str = "infra/compose/compose.pitr-offsite.yaml";
+/// `dev-up --watch` only: the API from the unoptimised, incremental `watch` build under its own image name.
+pub const WATCH_FILE: &str = "infra/compose/compose.watch.yaml";
 
 /// `docker compose` bound to one environment: project name, files, env file and image variables.
 #[derive(Debug, Clone)]
@@ -59,6 +61,13 @@ impl Compose {
     pub fn with_profiles(mut self, profiles: &[&str]) -> Compose {
         self.profiles.extend(profiles.iter().map(|p| p.to_string()));
         self
+    }
+
+    /// The same for `dev-up --watch`: the watch overlay (the API's `watch` build) and the `watch` profile
+    /// (Vite's dev server). Only the watching run gets them, so a plain `dev-up` puts the release API back.
+    pub fn watching(mut self, root: &Path) -> Compose {
+        self.files.push(root.join(WATCH_FILE));
+        self.with_profiles(&["watch"])
     }
 
     /// The same, with the image variables of this run's image source (deciding it): for commands that
@@ -250,6 +259,33 @@ mod tests {
         assert_eq!(
             cmd.env,
             vec![("DRYDOCK_POSTGRES_IMAGE".to_string(), "drydock/postgres:17".to_string())]
+        );
+    }
+
+    #[test]
+    fn watching_adds_the_watch_overlay_last_and_the_watch_profile() {
+        let sh = shell();
+        let cmd = compose().watching(Path::new("/r")).cmd(cmd!(sh, "watch --no-up"));
+        assert_eq!(
+            cmd.argv(),
+            [
+                "docker",
+                "compose",
+                "-p",
+                "drydock",
+                "-f",
+                "/r/infra/compose/compose.yaml",
+                "-f",
+                "/r/infra/compose/compose.dev.yaml",
+                "-f",
+                "/r/infra/compose/compose.watch.yaml",
+                "--env-file",
+                "/r/.env",
+                "--profile",
+                "watch",
+                "watch",
+                "--no-up"
+            ]
         );
     }
 

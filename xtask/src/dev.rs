@@ -86,17 +86,22 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     let compose = Compose::for_env(ctx, Env::Dev)?.with_images(ctx);
     let sh = shell();
     let timeout = opts.timeout.to_string();
-    // `--watch` adds the `watch` profile: Vite's dev server (frontend-dev) starts with the stack.
-    let profiles: &[&str] = if opts.watch { &["watch"] } else { &[] };
-    let compose = compose.with_profiles(profiles);
+    // `--watch` adds the watch overlay (the API's incremental `watch` build, image `api-watch`) and the `watch`
+    // profile (Vite's dev server, frontend-dev).
+    let compose = if opts.watch {
+        compose.watching(&ctx.root)
+    } else {
+        compose
+    };
     let rendered = render(ctx, &compose)?;
     check_ports(ctx, &compose, &rendered)?;
-    // Our images, built before `up` so the phase is timed on its own (and `up` only starts containers).
+    // Our images, built before `up` so the phase is timed on its own (and `up` only starts containers). Under
+    // --watch the watched services are always built: Compose rebuilds them only on the next change, so an image
+    // from an earlier session would serve older sources until then (unchanged sources make it a cached no-op).
     let to_build: Vec<&String> = rendered
         .services
         .iter()
-        .filter(|(_, s)| s.build.is_some())
-        .filter(|(_, s)| opts.build || s.image.as_deref().is_none_or(|image| !images::exists(ctx, image)))
+        .filter(|(_, s)| s.needs_build(opts, |image| images::exists(ctx, image)))
         .map(|(name, _)| name)
         .collect();
     if !to_build.is_empty() || ctx.run.dry_run {
@@ -134,6 +139,9 @@ pub fn start(ctx: &Ctx, opts: &Start) -> Result<()> {
     }
     if opts.watch {
         ctx.say("watching backend/ and frontend/ for changes (Ctrl-C stops watching; the stack keeps running)");
+        ctx.say(
+            "a backend edit rebuilds the API's watch image and replaces its container; a compile error is printed here and the running API keeps serving",
+        );
         ctx.run.run(&compose.cmd(cmd!(sh, "watch --no-up")).interactive())?;
     }
     Ok(())
@@ -180,7 +188,7 @@ impl Phases {
     }
 }
 
-/// `docker compose config --format json`, as far as dev-up reads it (ports, our images).
+/// `docker compose config --format json`, as far as dev-up reads it (ports, our images, what is watched).
 #[derive(Debug, Deserialize)]
 struct Rendered {
     services: BTreeMap<String, RenderedService>,
@@ -194,6 +202,20 @@ struct RenderedService {
     image: Option<String>,
     #[serde(default)]
     build: Option<serde_json::Value>,
+    /// `develop.watch`: what `compose watch` rebuilds or syncs.
+    #[serde(default)]
+    develop: Option<serde_json::Value>,
+}
+
+impl RenderedService {
+    /// Whether `dev-up` builds this service's image: ours (it has a build), and forced, missing, or watched
+    /// under --watch (`exists` says whether an image is present).
+    fn needs_build(&self, opts: &Start, exists: impl Fn(&str) -> bool) -> bool {
+        self.build.is_some()
+            && (opts.build
+                || (opts.watch && self.develop.is_some())
+                || self.image.as_deref().is_none_or(|image| !exists(image)))
+    }
 }
 
 /// The stack as compose renders it (empty in a dry run).
@@ -327,4 +349,46 @@ fn process_listening(port: u16) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(json: &str) -> RenderedService {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn start(build: bool, watch: bool) -> Start {
+        Start {
+            build,
+            timeout: 300,
+            watch,
+        }
+    }
+
+    #[test]
+    fn watched_services_are_built_under_watch_even_when_their_image_exists() {
+        let api = service(
+            r#"{"image": "drydock/api-watch:dev", "build": {"target": "watch"}, "develop": {"watch": [{"action": "rebuild", "path": "/r/backend"}]}}"#,
+        );
+        let frontend = service(r#"{"image": "drydock/frontend:dev", "build": {"context": "/r/frontend"}}"#);
+        let postgres = service(r#"{"image": "drydock/postgres:17"}"#);
+        let present = |_: &str| true;
+        assert!(api.needs_build(&start(false, true), present));
+        assert!(
+            !api.needs_build(&start(false, false), present),
+            "plain dev-up: only missing images"
+        );
+        assert!(
+            !frontend.needs_build(&start(false, true), present),
+            "not watched: built when missing"
+        );
+        assert!(frontend.needs_build(&start(false, true), |_: &str| false));
+        assert!(frontend.needs_build(&start(true, false), present), "--build forces");
+        assert!(
+            !postgres.needs_build(&start(true, true), |_: &str| false),
+            "not ours: never built"
+        );
+    }
 }

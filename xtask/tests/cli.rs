@@ -38,6 +38,28 @@ fn dev_up_dry_run_prints_the_plan() {
 }
 
 #[test]
+fn dev_up_watch_dry_run_adds_the_watch_overlay_to_build_up_and_watch() {
+    let out = xtask(&["--dry-run", "--offline", "dev-up", "--watch"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let root = root().display().to_string();
+    let compose = format!(
+        "[dry-run] $ docker compose -p drydock -f {root}/infra/compose/compose.yaml -f {root}/infra/compose/compose.dev.yaml -f {root}/infra/compose/compose.watch.yaml --env-file {root}/.env --profile watch"
+    );
+    for sub in [
+        "build",
+        "up --detach --wait --wait-timeout 300 --remove-orphans --no-build",
+        "watch --no-up",
+    ] {
+        let line = format!("{compose} {sub}");
+        assert!(t.contains(&line), "expected {line}\n in\n{t}");
+    }
+    // Without --watch the overlay stays out: the release API image.
+    let plain = text(&xtask(&["--dry-run", "--offline", "dev-up"]));
+    assert!(!plain.contains("compose.watch.yaml"), "{plain}");
+}
+
+#[test]
 fn ci_dry_run_lists_named_steps() {
     let out = xtask(&["--dry-run", "--offline", "ci"]);
     let t = text(&out);

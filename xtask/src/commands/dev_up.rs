@@ -15,8 +15,8 @@ pub struct DevUpArgs {
     /// Seconds to wait for every service to become healthy.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub timeout: u32,
-    /// Hot reload: also start Vite's dev server, then watch the sources (API rebuilt and restarted on a
-    /// backend change, frontend changes synced to Vite) until Ctrl-C.
+    /// Hot reload: also start Vite's dev server, then watch the sources (API rebuilt from an incremental
+    /// debug build and restarted on a backend change, frontend changes synced to Vite) until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
 }

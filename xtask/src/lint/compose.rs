@@ -55,6 +55,10 @@ pub fn compose_config(ctx: &Ctx) -> Result<Outcome> {
     let prod = prod_rendered(ctx)?;
     let sh = shell();
     let checks: Vec<(&str, Cmd)> = vec![
+        (
+            "dev --watch",
+            dev.clone().watching(&ctx.root).cmd(cmd!(sh, "config --quiet")),
+        ),
         ("dev", dev.with_profiles(&["*"]).cmd(cmd!(sh, "config --quiet"))),
         ("prod", prod.cmd(cmd!(sh, "config --quiet"))),
         (
