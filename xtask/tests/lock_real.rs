@@ -283,6 +283,13 @@ fn the_deploy_lock_lives_on_the_engine_and_names_its_holder() {
     let (out, t) = w.run(A, &["prod-deploy", "--tag", "sha-other"]);
     refused(&out, &t);
     assert!(t.contains(&format!("`{project}` is locked by")), "{t}");
+    // prod-ps shows who holds it.
+    let (out, t) = w.run(B, &["prod-ps"]);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("deploy lock: held for ") && t.contains(&format!("on laptop-a, pid {}", a.id())),
+        "{t}"
+    );
     // --force without a terminal and without --yes: asks, so it is refused, and A keeps its lock.
     let (out, t) = w.run(B, &["prod-deploy", "--tag", "sha-other", "--force"]);
     refused(&out, &t);
@@ -295,6 +302,7 @@ fn the_deploy_lock_lives_on_the_engine_and_names_its_holder() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("the pre-deploy hook failed"), "{t}");
     assert!(w.lock().is_none(), "released: no lock object left");
+    assert!(w.run(B, &["prod-ps"]).1.contains("deploy lock: free"));
 
     // 4. A dies holding the lock (SIGKILL: no release). Another machine cannot prove it: refused.
     let a = w.holder(A, "killed");

@@ -143,6 +143,16 @@ pub fn acquire(ctx: &Ctx, target: &str, action: &str, tag: &str, flags: &LockFla
     })
 }
 
+/// Who holds the target's lock on the engine now (`None`: free, or the engine did not answer; a dry run asks
+/// nothing).
+pub fn holder_on_engine(ctx: &Ctx, target: &str) -> Option<Holder> {
+    let probe = ctx.run.probe(&engine_lock::inspect_cmd(target))?;
+    if !probe.success {
+        return None;
+    }
+    engine_lock::parse_inspect(&probe.stdout).ok().map(|(_, holder)| holder)
+}
+
 /// This process as a holder.
 fn holder_now(ctx: &Ctx, path: &Path, action: &str, tag: &str, message: Option<&str>) -> Holder {
     let who = Who::now(ctx);
