@@ -6,7 +6,8 @@
 //!
 //! A second test takes the deploy lock on the node as two operators: one names it `--host node`, the other by its
 //! `ssh://` address (other records in the checkout, as another checkout's) and another machine name; the second
-//! is refused naming the first, the lock being only on the node (no release images needed, about 15 s).
+//! is refused naming the first, the lock being only on the node: a container for the compose target, a Swarm
+//! config once the node is a one-node swarm (no release images needed, about 17 s).
 //!
 //! Host-side traffic goes only to 127.0.0.1 (the node publishes its SSH and proxy ports on loopback); the key
 //! is made per run; the node, its engine volume and every file the test writes are removed at the end.
@@ -480,8 +481,11 @@ fn the_deploy_lock_lives_on_the_remote_host() {
     );
     let node = Remote::start();
     let address = format!("ssh://root@127.0.0.1:{}", node.ssh_port);
-    let other_key = format!("{PROJECT}@root_127.0.0.1_{}", node.ssh_port);
-    let _records = Records(other_key.clone());
+    let _records = Records(vec![
+        format!("{PROJECT}@root_127.0.0.1_{}", node.ssh_port),
+        format!("{PROJECT}-swarm@root_127.0.0.1_{}", node.ssh_port),
+        format!("{PROJECT}-swarm@node"),
+    ]);
     // A pre-deploy hook that holds the lock until `go` exists, then fails: nothing is deployed, no stack needed.
     std::fs::create_dir_all(node.dir.join("hooks")).unwrap();
     let d = node.dir.display();
@@ -492,7 +496,6 @@ fn the_deploy_lock_lives_on_the_remote_host() {
         ),
         0o755,
     );
-    let name = format!("drydock-deploy-lock-{PROJECT}");
     let on_node = |args: &[&str]| {
         Command::new("docker")
             .args(args)
@@ -503,94 +506,114 @@ fn the_deploy_lock_lives_on_the_remote_host() {
             .unwrap()
     };
 
-    // Operator A, one checkout (`--host node`), holds the lock on the node: the lock image travels over SSH
-    // the first time (the node has no registry, no checkout, nothing of drydock).
-    let started = Instant::now();
-    eprintln!("+ [laptop-a] cargo xtask --host node prod-deploy (holds the lock, in the background)");
-    let a = node
-        .command_as(
-            "node",
-            &[("DRYDOCK_OPERATOR_MACHINE", "laptop-a"), ("LOCKTEST_HOLD", "1")],
-            &["prod-deploy", "--tag", "sha-remote-lock", "--message", "release 7"],
-        )
-        .spawn()
-        .unwrap();
-    while !node.dir.join("held").exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "A never reached its hook");
-        std::thread::sleep(Duration::from_millis(100));
+    // The compose target (a container on the node), then the Swarm stack (a Swarm config of the node's swarm).
+    for swarm in [false, true] {
+        let (target, noun, labels_of, flag) = if swarm {
+            // The node's own engine becomes a one-node swarm (never this machine's engine).
+            ok_status(
+                "docker swarm init (on the node)",
+                &on_node(&["swarm", "init", "--advertise-addr", "127.0.0.1"]),
+            );
+            (
+                format!("{PROJECT}-swarm"),
+                "config",
+                "{{json .Spec.Labels}}",
+                vec!["--swarm"],
+            )
+        } else {
+            (PROJECT.to_string(), "container", "{{json .Config.Labels}}", vec![])
+        };
+        let name = format!("drydock-deploy-lock-{target}");
+        let _ = std::fs::remove_file(node.dir.join("held"));
+        let _ = std::fs::remove_file(node.dir.join("go"));
+
+        // Operator A, one checkout (`--host node`), holds the lock on the node (for the container: its image
+        // travels over SSH the first time; the node has no registry, no checkout, nothing of drydock).
+        let started = Instant::now();
+        eprintln!("+ [laptop-a] cargo xtask --host node prod-deploy {flag:?} (holds the lock, in the background)");
+        let mut args = vec!["prod-deploy", "--tag", "sha-remote-lock", "--message", "release 7"];
+        args.extend(&flag);
+        let a = node
+            .command_as(
+                "node",
+                &[("DRYDOCK_OPERATOR_MACHINE", "laptop-a"), ("LOCKTEST_HOLD", "1")],
+                &args,
+            )
+            .spawn()
+            .unwrap();
+        while !node.dir.join("held").exists() {
+            assert!(started.elapsed() < Duration::from_secs(120), "A never reached its hook");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took = started.elapsed().as_secs_f64();
+        let labels = ok_status(
+            &format!("docker {noun} inspect (the lock on the node)"),
+            &on_node(&[noun, "inspect", "--format", labels_of, &name]),
+        );
+        assert!(
+            labels.contains("\"drydock.deploy-lock.machine\":\"laptop-a\"")
+                && labels.contains("\"drydock.deploy-lock.message\":\"release 7\""),
+            "{labels}"
+        );
+
+        // Operator B, another checkout and machine (`--host ssh://…`: other records), same host: refused at once.
+        let mut args = vec!["prod-deploy", "--tag", "sha-other"];
+        args.extend(&flag);
+        let started = Instant::now();
+        let out = node
+            .command_as(&address, &[("DRYDOCK_OPERATOR_MACHINE", "laptop-b")], &args)
+            .output()
+            .unwrap();
+        let refused_in = started.elapsed().as_secs_f64();
+        let t = text(&out);
+        eprintln!("{t}");
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(
+            t.contains(&format!("`{target}` on {address} is locked by"))
+                && t.contains(&format!("on laptop-a, pid {}", a.id()))
+                && t.contains("\"release 7\", for ")
+                && !t.contains("pre-deploy"),
+            "{t}"
+        );
+
+        // A ends (its hook fails): the lock object is removed from the node.
+        std::fs::write(node.dir.join("go"), "").unwrap();
+        let out = a.wait_with_output().unwrap();
+        let t = text(&out);
+        eprintln!("{t}");
+        assert!(t.contains("the pre-deploy hook failed"), "{t}");
+        let gone = on_node(&[noun, "inspect", &name]);
+        assert!(
+            !gone.status.success(),
+            "the lock is still on the node after the release"
+        );
+
+        // Now B takes it (and its deploy stops at the hook, releasing it again).
+        let out = node
+            .command_as(&address, &[("DRYDOCK_OPERATOR_MACHINE", "laptop-b")], &args)
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert!(
+            t.contains("the pre-deploy hook failed") && !t.contains("locked by"),
+            "{t}"
+        );
+        assert!(!on_node(&[noun, "inspect", &name]).status.success());
+        println!(
+            "REMOTE deploy lock ({noun}): taken over SSH in {took:.1} s (wall time until the holder's hook ran), a second operator refused in {refused_in:.1} s"
+        );
     }
-    let took = started.elapsed().as_secs_f64();
-    let labels = ok_status(
-        "docker container inspect (the lock on the node)",
-        &on_node(&["container", "inspect", "--format", "{{json .Config.Labels}}", &name]),
-    );
-    assert!(
-        labels.contains("\"drydock.deploy-lock.machine\":\"laptop-a\"")
-            && labels.contains("\"drydock.deploy-lock.message\":\"release 7\""),
-        "{labels}"
-    );
-
-    // Operator B, another checkout and machine (`--host ssh://…`: other records), same host: refused at once.
-    let started = Instant::now();
-    let out = node
-        .command_as(
-            &address,
-            &[("DRYDOCK_OPERATOR_MACHINE", "laptop-b")],
-            &["prod-deploy", "--tag", "sha-other"],
-        )
-        .output()
-        .unwrap();
-    let refused_in = started.elapsed().as_secs_f64();
-    let t = text(&out);
-    eprintln!("{t}");
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(
-        t.contains(&format!("`{PROJECT}` on {address} is locked by"))
-            && t.contains(&format!("on laptop-a, pid {}", a.id()))
-            && t.contains("\"release 7\", for ")
-            && !t.contains("pre-deploy"),
-        "{t}"
-    );
-
-    // A ends (its hook fails): the lock object is removed from the node.
-    std::fs::write(node.dir.join("go"), "").unwrap();
-    let out = a.wait_with_output().unwrap();
-    let t = text(&out);
-    eprintln!("{t}");
-    assert!(t.contains("the pre-deploy hook failed"), "{t}");
-    let gone = on_node(&["container", "inspect", &name]);
-    assert!(
-        !gone.status.success(),
-        "the lock is still on the node after the release"
-    );
-
-    // Now B takes it (and its deploy stops at the hook, releasing it again).
-    let out = node
-        .command_as(
-            &address,
-            &[("DRYDOCK_OPERATOR_MACHINE", "laptop-b")],
-            &["prod-deploy", "--tag", "sha-other"],
-        )
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(
-        t.contains("the pre-deploy hook failed") && !t.contains("locked by"),
-        "{t}"
-    );
-    assert!(!on_node(&["container", "inspect", &name]).status.success());
-    println!(
-        "REMOTE deploy lock: taken over SSH in {took:.1} s (with the lock image imported; wall time until the hook ran), a second operator refused in {refused_in:.1} s"
-    );
 }
 
-/// Removes the records of the second operator's view of the node (`<project>@root_127.0.0.1_<port>`).
-struct Records(String);
+/// Removes the records of the other views of the node (`<target>@root_127.0.0.1_<port>`, the Swarm stack's).
+struct Records(Vec<String>);
 
 impl Drop for Records {
     fn drop(&mut self) {
-        for f in [format!("lock-{}", self.0), format!("audit-{}.jsonl", self.0)] {
-            let _ = std::fs::remove_file(root().join(".drydock").join(f));
+        for key in &self.0 {
+            for f in [format!("lock-{key}"), format!("audit-{key}.jsonl")] {
+                let _ = std::fs::remove_file(root().join(".drydock").join(f));
+            }
         }
     }
 }

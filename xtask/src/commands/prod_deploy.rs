@@ -39,7 +39,7 @@ impl ProdDeployArgs {
         check_tag(&tag)?;
         let timeout = Duration::from_secs(u64::from(self.timeout));
         let target = crate::prod::stack_name(ctx, self.swarm)?;
-        let _lock = lock::acquire(ctx, &target, "prod-deploy", &tag, &self.lock)?;
+        let _lock = lock::acquire(ctx, &target, self.swarm, "prod-deploy", &tag, &self.lock)?;
         let audit = Audit::start(&target, "prod-deploy", &tag).message(self.lock.message.as_deref());
         let event = Event {
             command: "prod-deploy",

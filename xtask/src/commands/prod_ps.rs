@@ -49,7 +49,7 @@ impl ProdPsArgs {
             }
         }
         if !self.json.json && !ctx.run.dry_run {
-            match lock::holder_on_engine(ctx, &compose.project) {
+            match lock::holder_on_engine(ctx, &compose.project, false) {
                 Some(h) => println!("deploy lock: held for {} by {}", h.age(Timestamp::now()), h.describe()),
                 None => println!("deploy lock: free"),
             }

@@ -47,7 +47,7 @@ impl ProdRollbackArgs {
                 "cannot roll back to {previous}: its API image is not on this engine any more\n  fix: `cargo xtask prod-history` lists the versions and which images remain"
             ))
         })?;
-        let _lock = lock::acquire(ctx, &project, "prod-rollback", &previous, &self.lock)?;
+        let _lock = lock::acquire(ctx, &project, self.swarm, "prod-rollback", &previous, &self.lock)?;
         ctx.say(&format!("rolling the API back to {previous}"));
         let timeout = Duration::from_secs(u64::from(self.timeout));
         let audit = Audit::start(&project, "prod-rollback", &previous).message(self.lock.message.as_deref());

@@ -44,7 +44,7 @@ impl ProdScaleArgs {
         check(ctx, &service, replicas)?;
         let what = format!("{service}={replicas}");
         let target = crate::prod::stack_name(ctx, false)?;
-        let _lock = lock::acquire(ctx, &target, "prod-scale", &what, &self.lock)?;
+        let _lock = lock::acquire(ctx, &target, false, "prod-scale", &what, &self.lock)?;
         let audit = Audit::start(&target, "prod-scale", &what).message(self.lock.message.as_deref());
         let outcome = self.scale(ctx, service, replicas);
         audit.finish(ctx, outcome)

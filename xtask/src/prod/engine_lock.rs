@@ -1,5 +1,6 @@
 //! The deploy lock's object on the target engine: a container named `drydock-deploy-lock-<target>` that is
-//! created and never started, its labels (`drydock.deploy-lock.*`) naming the holder.
+//! created and never started, its labels (`drydock.deploy-lock.*`) naming the holder; for a Swarm stack a
+//! Swarm config of that name instead.
 //!
 //! Why a container: the engine reserves container names atomically, so `docker container create --name` is a
 //! test-and-set every operator of that engine sees, from any machine, with nothing on the host but Docker.
@@ -9,6 +10,12 @@
 //! image (no layers of content, 0 bytes, never run) imported on the engine from a 1 KiB empty tar archive
 //! made here, the first time a lock is taken there. `--pull never`: a missing image is never a registry call.
 //! The object is removed by its id, so a release never removes a lock someone else took meanwhile.
+//!
+//! A Swarm target's lock is a Swarm config (`docker config create`, the holder as labels and as its content):
+//! its name is unique in the cluster's replicated store, so operators addressing different managers of one
+//! swarm see one lock, and it needs no image at all.
+
+use std::path::Path;
 
 use std::collections::BTreeMap;
 
@@ -74,32 +81,63 @@ pub fn holder_of(labels: &BTreeMap<String, String>) -> Holder {
     }
 }
 
-/// `docker container create` of the lock object: fails with a name conflict while another holds it.
-pub fn create_cmd(target: &str, holder: &Holder) -> Cmd {
+/// What the lock is on the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    /// A never-started container (a compose target).
+    Container,
+    /// A Swarm config (a Swarm stack: one lock for the whole cluster).
+    SwarmConfig,
+}
+
+impl Object {
+    pub fn for_target(swarm: bool) -> Object {
+        if swarm { Object::SwarmConfig } else { Object::Container }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Object::Container => "container",
+            Object::SwarmConfig => "config",
+        }
+    }
+}
+
+/// Creates the lock object: fails with a name conflict while another holds it. A Swarm config's content is the
+/// file `content` (the holder's JSON; a config cannot be empty), read by the docker CLI here.
+pub fn create_cmd(object: Object, target: &str, holder: &Holder, content: &Path) -> Cmd {
     let sh = shell();
     let name = name(target);
     let labels: Vec<String> = labels(holder)
         .into_iter()
         .flat_map(|(k, v)| ["--label".to_string(), format!("{k}={v}")])
         .collect();
-    Cmd::from(cmd!(
-        sh,
-        "docker container create --name {name} --pull never --network none {labels...} {IMAGE} deploy-lock"
-    ))
+    match object {
+        Object::Container => Cmd::from(cmd!(
+            sh,
+            "docker container create --name {name} --pull never --network none {labels...} {IMAGE} deploy-lock"
+        )),
+        Object::SwarmConfig => Cmd::from(cmd!(sh, "docker config create {labels...} {name} {content}")),
+    }
 }
 
 /// The lock object's id and labels, one line: `<id> {json labels}`.
-pub fn inspect_cmd(target: &str) -> Cmd {
+pub fn inspect_cmd(object: Object, target: &str) -> Cmd {
     let sh = shell();
     let name = name(target);
-    let format = "{{.Id}} {{json .Config.Labels}}";
-    Cmd::from(cmd!(sh, "docker container inspect --format {format} {name}"))
+    let noun = object.noun();
+    let format = match object {
+        Object::Container => "{{.Id}} {{json .Config.Labels}}",
+        Object::SwarmConfig => "{{.ID}} {{json .Spec.Labels}}",
+    };
+    Cmd::from(cmd!(sh, "docker {noun} inspect --format {format} {name}"))
 }
 
 /// Removes the lock object by its id (never by name: that could be a lock another took meanwhile).
-pub fn remove_cmd(id: &str) -> Cmd {
+pub fn remove_cmd(object: Object, id: &str) -> Cmd {
     let sh = shell();
-    Cmd::from(cmd!(sh, "docker container rm {id}"))
+    let noun = object.noun();
+    Cmd::from(cmd!(sh, "docker {noun} rm {id}"))
 }
 
 /// Imports the empty lock image from a tar archive on stdin (see the module docs).
@@ -133,7 +171,8 @@ pub enum CreateFailure {
 }
 
 pub fn create_failure(error: &str) -> CreateFailure {
-    if error.contains("is already in use by container") {
+    // A container's name conflict, a Swarm config's (`rpc error: code = AlreadyExists`).
+    if error.contains("is already in use by container") || error.contains("AlreadyExists") {
         CreateFailure::Taken
     } else if error.contains("No such image") {
         CreateFailure::NoImage
@@ -144,7 +183,9 @@ pub fn create_failure(error: &str) -> CreateFailure {
 
 /// A removal that found nothing: the object was already gone (released, or replaced by a `--force`).
 pub fn already_gone(error: &str) -> bool {
-    error.contains("No such container")
+    ["No such container", "No such config", "code = NotFound"]
+        .iter()
+        .any(|k| error.contains(k))
 }
 
 #[cfg(test)]
@@ -173,7 +214,8 @@ mod tests {
 
     #[test]
     fn the_lock_object_is_created_by_name_with_the_holder_as_labels_and_removed_by_id() {
-        let create = create_cmd("drydock-prod", &holder());
+        let content = Path::new("/tmp/holder.json");
+        let create = create_cmd(Object::Container, "drydock-prod", &holder(), content);
         let argv = create.argv();
         assert_eq!(
             argv[..9],
@@ -211,13 +253,13 @@ mod tests {
             ..holder()
         };
         assert!(
-            !create_cmd("t", &no_message)
+            !create_cmd(Object::Container, "t", &no_message, content)
                 .args
                 .iter()
                 .any(|a| a.contains(".message="))
         );
         assert_eq!(
-            inspect_cmd("drydock-prod").argv(),
+            inspect_cmd(Object::Container, "drydock-prod").argv(),
             [
                 "docker",
                 "container",
@@ -227,7 +269,10 @@ mod tests {
                 "drydock-deploy-lock-drydock-prod"
             ]
         );
-        assert_eq!(remove_cmd("abc123").argv(), ["docker", "container", "rm", "abc123"]);
+        assert_eq!(
+            remove_cmd(Object::Container, "abc123").argv(),
+            ["docker", "container", "rm", "abc123"]
+        );
         assert_eq!(
             import_cmd().argv(),
             [
@@ -240,6 +285,46 @@ mod tests {
                 "drydock/deploy-lock:1"
             ]
         );
+    }
+
+    #[test]
+    fn a_swarm_stack_s_lock_is_a_swarm_config_of_the_cluster() {
+        assert_eq!(Object::for_target(true), Object::SwarmConfig);
+        assert_eq!(Object::for_target(false), Object::Container);
+        let create = create_cmd(
+            Object::SwarmConfig,
+            "drydock-prod-swarm",
+            &holder(),
+            Path::new("/tmp/holder.json"),
+        );
+        let argv = create.argv();
+        assert_eq!(argv[..3], ["docker", "config", "create"]);
+        assert_eq!(
+            argv[argv.len() - 2..],
+            ["drydock-deploy-lock-drydock-prod-swarm", "/tmp/holder.json"]
+        );
+        assert!(argv.contains(&"drydock.deploy-lock.machine=laptop-a"));
+        assert_eq!(
+            inspect_cmd(Object::SwarmConfig, "drydock-prod-swarm").argv(),
+            [
+                "docker",
+                "config",
+                "inspect",
+                "--format",
+                "{{.ID}} {{json .Spec.Labels}}",
+                "drydock-deploy-lock-drydock-prod-swarm"
+            ]
+        );
+        assert_eq!(
+            remove_cmd(Object::SwarmConfig, "k2j4").argv(),
+            ["docker", "config", "rm", "k2j4"]
+        );
+        let taken = "Error response from daemon: rpc error: code = AlreadyExists desc = config drydock-deploy-lock-x already exists";
+        assert_eq!(create_failure(taken), CreateFailure::Taken);
+        assert!(already_gone(
+            "Error response from daemon: rpc error: code = NotFound desc = config k2j4 not found"
+        ));
+        assert!(!already_gone("exec: \"ssh\": executable file not found in $PATH"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The lock lives on the target engine, where every operator of it sees it: a container
 //! `drydock-deploy-lock-<target>` that is created (never started) with the holder in its labels — user, git
-//! identity, operator machine, pid, since, action, tag, `--message` (`engine_lock.rs`). The engine reserves
+//! identity, operator machine, pid, since, action, tag, `--message` (`engine_lock.rs`); for a Swarm stack a
+//! Swarm config of that name, one for the whole cluster. The engine reserves
 //! names atomically, so a second taker, from this machine or another, is refused at once naming the holder
 //! and how long it has held the lock. Beside it, the operator's checkout keeps `.drydock/lock-<target>`:
 //! an advisory file lock (the kernel's, released when the process ends however it ends) whose file names the
@@ -27,7 +28,7 @@ use crate::context::Ctx;
 use crate::flags::LockFlags;
 use crate::interrupt;
 use crate::prod::audit::Who;
-use crate::prod::engine_lock::{self, CreateFailure};
+use crate::prod::engine_lock::{self, CreateFailure, Object};
 pub use crate::prod::lock_holder::Holder;
 use crate::prod::lock_holder::{Here, Verdict, start_of};
 use crate::runner::Runner;
@@ -49,6 +50,7 @@ pub struct DeployLock {
 #[derive(Debug, Clone)]
 pub struct Release {
     runner: Runner,
+    object: Object,
     id: String,
     target: String,
     engine: String,
@@ -62,7 +64,7 @@ impl Release {
         if self.done.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let Err(err) = self.runner.output(&engine_lock::remove_cmd(&self.id)) {
+        if let Err(err) = self.runner.output(&engine_lock::remove_cmd(self.object, &self.id)) {
             let err = format!("{err:#}");
             let text = if engine_lock::already_gone(&err) {
                 format!(
@@ -71,11 +73,11 @@ impl Release {
                 )
             } else {
                 format!(
-                    "warning: the deploy lock of `{}` on {} was not released: {}\n  fix: the next command from this checkout takes it over; others need --force, or run `docker container rm {}` on that engine",
+                    "warning: the deploy lock of `{}` on {} was not released: {}\n  fix: the next command from this checkout takes it over; others need --force, or run `{}` on that engine",
                     self.target,
                     self.engine,
                     err.lines().next().unwrap_or_default(),
-                    engine_lock::name(&self.target)
+                    engine_lock::remove_cmd(self.object, &engine_lock::name(&self.target))
                 )
             };
             crate::term::say(false, &text);
@@ -103,12 +105,15 @@ pub fn path(ctx: &Ctx, target: &str) -> PathBuf {
         .join(format!("lock-{}", ctx.engine.key(target)))
 }
 
-/// Takes the target's lock for `action` of `tag`, or refuses naming its holder (see the module docs).
-pub fn acquire(ctx: &Ctx, target: &str, action: &str, tag: &str, flags: &LockFlags) -> Result<DeployLock> {
+/// Takes the lock of `target` (a Swarm stack when `swarm`) for `action` of `tag`, or refuses naming its holder
+/// (see the module docs).
+pub fn acquire(ctx: &Ctx, target: &str, swarm: bool, action: &str, tag: &str, flags: &LockFlags) -> Result<DeployLock> {
     let path = path(ctx, target);
     let me = holder_now(ctx, &path, action, tag, flags.message.as_deref());
+    let object = Object::for_target(swarm);
     if ctx.run.dry_run {
-        ctx.run.run(&engine_lock::create_cmd(target, &me))?;
+        ctx.run
+            .run(&engine_lock::create_cmd(object, target, &me, Path::new("holder.json")))?;
         return Ok(DeployLock {
             file: None,
             engine: None,
@@ -120,7 +125,7 @@ pub fn acquire(ctx: &Ctx, target: &str, action: &str, tag: &str, flags: &LockFla
     // Armed before the object exists, so an interrupt between its creation and the return releases it.
     let guard = interrupt::Guard::arm();
     let mine = file.as_ref().map(|_| path.as_path());
-    let (release, took_over) = take_on_engine(ctx, target, &me, mine, flags.force, &mut asked)?;
+    let (release, took_over) = take_on_engine(ctx, object, target, &me, mine, flags.force, &mut asked)?;
     let undo = release.clone();
     guard.set(move || undo.release());
     if let (Some(dead), false) = (stale, took_over) {
@@ -145,8 +150,10 @@ pub fn acquire(ctx: &Ctx, target: &str, action: &str, tag: &str, flags: &LockFla
 
 /// Who holds the target's lock on the engine now (`None`: free, or the engine did not answer; a dry run asks
 /// nothing).
-pub fn holder_on_engine(ctx: &Ctx, target: &str) -> Option<Holder> {
-    let probe = ctx.run.probe(&engine_lock::inspect_cmd(target))?;
+pub fn holder_on_engine(ctx: &Ctx, target: &str, swarm: bool) -> Option<Holder> {
+    let probe = ctx
+        .run
+        .probe(&engine_lock::inspect_cmd(Object::for_target(swarm), target))?;
     if !probe.success {
         return None;
     }
@@ -221,6 +228,7 @@ fn lock_file(
 /// Creates the engine object (see the module docs): the release, and whether a dead holder's was taken over.
 fn take_on_engine(
     ctx: &Ctx,
+    object: Object,
     target: &str,
     me: &Holder,
     mine: Option<&Path>,
@@ -228,14 +236,24 @@ fn take_on_engine(
     asked: &mut bool,
 ) -> Result<(Release, bool)> {
     let engine = &ctx.engine.label;
-    let fix_engine = "  fix: check that the engine answers (`docker info`, `cargo xtask doctor`)";
+    let fix_engine = match object {
+        Object::Container => "  fix: check that the engine answers (`docker info`, `cargo xtask doctor`)",
+        Object::SwarmConfig => {
+            "  fix: a Swarm stack's lock is a Swarm config: address a manager of the swarm (`docker node ls` answers there)"
+        }
+    };
     let mut imported = false;
     let mut took_over = false;
+    // A Swarm config's content: the holder, as the local file has it.
+    let dir = tempfile::Builder::new().prefix("drydock-lock-").tempdir()?;
+    let content = dir.path().join("holder.json");
+    std::fs::write(&content, serde_json::to_string(me)? + "\n")?;
     for _ in 0..ATTEMPTS {
-        let err = match ctx.run.output(&engine_lock::create_cmd(target, me)) {
+        let err = match ctx.run.output(&engine_lock::create_cmd(object, target, me, &content)) {
             Ok((stdout, _)) => {
                 let release = Release {
                     runner: ctx.run,
+                    object,
                     id: stdout.trim().to_string(),
                     target: target.to_string(),
                     engine: engine.clone(),
@@ -259,7 +277,7 @@ fn take_on_engine(
                 )));
             }
         }
-        let Some(probe) = ctx.run.probe(&engine_lock::inspect_cmd(target)) else {
+        let Some(probe) = ctx.run.probe(&engine_lock::inspect_cmd(object, target)) else {
             continue;
         };
         if !probe.success {
@@ -301,7 +319,7 @@ fn take_on_engine(
                 ));
             }
         }
-        if let Err(err) = ctx.run.output(&engine_lock::remove_cmd(&id))
+        if let Err(err) = ctx.run.output(&engine_lock::remove_cmd(object, &id))
             && !engine_lock::already_gone(&format!("{err:#}"))
         {
             return Err(err.context(format!("cannot remove the stale deploy lock of `{target}` on {engine}")));
@@ -406,7 +424,7 @@ mod tests {
             force: false,
             message: Some("m".into()),
         };
-        let lock = acquire(&ctx, "drydock-prod", "prod-deploy", "sha-1", &flags).unwrap();
+        let lock = acquire(&ctx, "drydock-prod", false, "prod-deploy", "sha-1", &flags).unwrap();
         assert!(lock.file.is_none() && lock.engine.is_none());
         assert!(!path(&ctx, "drydock-prod").exists(), "a dry run writes nothing");
     }
