@@ -113,3 +113,17 @@ fn parse_message(value: &str) -> Result<String, String> {
         Ok(value.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_message_is_one_short_line() {
+        assert_eq!(parse_message("  hotfix #12 "), Ok("hotfix #12".to_string()));
+        for bad in ["", "   ", "two\nlines", &"x".repeat(201)] {
+            let err = parse_message(bad).unwrap_err();
+            assert!(err.contains("fix: --message"), "{bad:?}: {err}");
+        }
+    }
+}

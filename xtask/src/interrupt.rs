@@ -4,14 +4,34 @@
 //! Armed once: the signals are blocked in this thread (and so in every thread started later) and one thread
 //! waits for them (`sigwait`). Children are not affected: the standard library empties the signal mask of
 //! every child it starts, so a Ctrl-C still stops `docker compose` at once (then the command fails and
-//! releases by itself; whichever comes first releases, once).
+//! releases by itself; whichever comes first releases, once). Once interrupted, no other thread starts a
+//! new command ([`hold_if_interrupted`], called by the runner before every start): a deploy whose
+//! `docker compose` the Ctrl-C ended must not begin its automatic rollback while the process is ending.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
 type Undo = Box<dyn FnOnce() + Send>;
 
 static UNDO: Mutex<Option<Undo>> = Mutex::new(None);
 static START: Once = Once::new();
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set in the thread that undoes: its commands still run.
+    static UNDOING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Never returns once an interrupt is being handled (the process ends from the handling thread), except in
+/// that thread.
+pub fn hold_if_interrupted() {
+    if INTERRUPTED.load(Ordering::SeqCst) && !UNDOING.with(Cell::get) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 fn signal_set() -> libc::sigset_t {
@@ -41,6 +61,8 @@ impl Guard {
                 let mut sig: libc::c_int = 0;
                 // SAFETY: the set is valid and blocked in this thread too (inherited).
                 while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+                UNDOING.with(|u| u.set(true));
+                INTERRUPTED.store(true, Ordering::SeqCst);
                 let undo = UNDO.lock().ok().and_then(|mut u| u.take());
                 if let Some(undo) = undo {
                     eprintln!("\ninterrupted (signal {sig}): releasing the deploy lock first");

@@ -90,6 +90,10 @@ pub enum Verdict {
 impl Holder {
     /// `alice (Alice <a@x>) on laptop-a, pid 42, since …: prod-deploy sha-1 on ssh://…, "why"`.
     pub fn describe(&self) -> String {
+        if self.pid == 0 && self.who.user.is_empty() {
+            // An object of that name that drydock did not make (or made by hand).
+            return "an unknown holder (its lock object carries no drydock.deploy-lock labels)".into();
+        }
         let mut text = format!(
             "{} ({}) on {}, pid {}, since {}: {} {} on {}",
             self.who.user,
@@ -195,6 +199,11 @@ mod tests {
         assert!(
             matches!(h.judge(&here("laptop-a", "b-1", "pid:[1]"), mine, running), Verdict::Dead(w) if w.contains("is free again"))
         );
+        // --force went past a live holder of this checkout (its file is not ours): its pid decides.
+        assert!(matches!(
+            h.judge(&here("laptop-a", "b-1", "pid:[1]"), None, running),
+            Verdict::Alive(_)
+        ));
         // Another machine, another boot (a reboot, or the same hostname elsewhere), another container: unproven.
         for place in [
             here("laptop-b", "b-1", "pid:[1]"),
@@ -228,6 +237,12 @@ mod tests {
             }
             .age(now),
             "?"
+        );
+        let unknown = crate::prod::engine_lock::holder_of(&Default::default());
+        assert!(
+            unknown.describe().starts_with("an unknown holder"),
+            "{}",
+            unknown.describe()
         );
     }
 
