@@ -39,6 +39,8 @@ impl Drop for World {
             format!("lock-{}@context-samehost", self.project),
             format!("audit-{}.jsonl", self.project),
             format!("audit-{}@context-samehost.jsonl", self.project),
+            // prod-ps through the context renders the compose file for that (remote-looking) engine.
+            format!("remote-{}@context-samehost.json", self.project),
         ] {
             let _ = std::fs::remove_file(root().join(".drydock").join(f));
         }
