@@ -122,7 +122,9 @@ pub fn acquire(ctx: &Ctx, target: &str, swarm: bool, action: &str, tag: &str, fl
     }
     let mut asked = false;
     let (mut file, stale) = lock_file(ctx, target, &path, action, flags.force, &mut asked)?;
-    // Armed before the object exists, so an interrupt between its creation and the return releases it.
+    // Armed (signals held for the waiting thread) before the object exists. A Ctrl-C in the moment between its
+    // creation and `set` leaves it behind, naming this process: the next command of this checkout takes it over
+    // (its lock file is free then).
     let guard = interrupt::Guard::arm();
     let mine = file.as_ref().map(|_| path.as_path());
     let (release, took_over) = take_on_engine(ctx, object, target, &me, mine, flags.force, &mut asked)?;
