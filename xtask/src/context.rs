@@ -68,6 +68,9 @@ pub struct Vars {
     /// `AWS_CA_BUNDLE`: a CA bundle for S3 over TLS; handed to rclone as `--ca-cert` (its AWS SDK cannot load
     /// one from the environment).
     pub aws_ca_bundle: Option<PathBuf>,
+    /// `DRYDOCK_OPERATOR_MACHINE`: the name of this operator machine in deploy locks and the audit log (default:
+    /// the hostname). Says which runner a CI job was; a lock naming another machine is never taken over as dead.
+    pub operator_machine: Option<String>,
 }
 
 impl Vars {
@@ -90,6 +93,7 @@ impl Vars {
             age_identity: text("DRYDOCK_AGE_IDENTITY_FILE").map(PathBuf::from),
             offsite_access_key: text("DRYDOCK_OFFSITE_ACCESS_KEY_ID").zip(text("DRYDOCK_OFFSITE_SECRET_ACCESS_KEY")),
             aws_ca_bundle: text("AWS_CA_BUNDLE").map(PathBuf::from),
+            operator_machine: text("DRYDOCK_OPERATOR_MACHINE"),
         }
     }
 }

@@ -92,3 +92,38 @@ impl RestoreArgs {
         }
     }
 }
+
+/// `--force` and `--message`: how `prod-deploy`, `prod-rollback` and `prod-scale` take the target's deploy lock.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LockFlags {
+    /// Take the target's deploy lock although another command holds it: asks first, then replaces it.
+    #[arg(long)]
+    pub force: bool,
+    /// Why: recorded in the deploy lock (whoever it blocks reads it) and in the audit log.
+    #[arg(long, value_name = "TEXT", value_parser = parse_message)]
+    pub message: Option<String>,
+}
+
+/// A lock message: one line of at most 200 characters (it travels as a container label and in refusals).
+fn parse_message(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
+        Err("a message is one line of 1 to 200 characters; fix: --message \"hotfix for the login bug\"".to_string())
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_message_is_one_short_line() {
+        assert_eq!(parse_message("  hotfix #12 "), Ok("hotfix #12".to_string()));
+        for bad in ["", "   ", "two\nlines", &"x".repeat(201)] {
+            let err = parse_message(bad).unwrap_err();
+            assert!(err.contains("fix: --message"), "{bad:?}: {err}");
+        }
+    }
+}

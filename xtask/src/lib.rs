@@ -1,7 +1,8 @@
 //! drydock's typed operations CLI (`cargo xtask <command>`), as a library so the integration tests use the
 //! crate's own types. The modules are layered, and imports only go down (DESIGN.md, "The xtask"):
 //!
-//! 1. command data, runner, terminal, files, time, HTTP: `cmd`, `runner`, `term`, `files`, `time`, `http`
+//! 1. command data, runner, terminal, files, time, HTTP, signals: `cmd`, `runner`, `term`, `files`, `time`, `http`,
+//!    `interrupt`
 //! 2. the stack description, the engine acted on and what every command gets: `config` (with `offsite_config`),
 //!    `target`, `context`
 //! 3. Docker and the machine: `docker`, `compose`, `images`, `stack`, `provision`
@@ -12,6 +13,7 @@
 pub mod cmd;
 pub mod files;
 pub mod http;
+pub mod interrupt;
 pub mod runner;
 pub mod term;
 pub mod time;

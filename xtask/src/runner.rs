@@ -487,6 +487,8 @@ fn pump(
 impl Runner {
     /// The duct expression of `cmd`, with `DOCKER_HOST` of `--host` for docker (a plan that sets its own wins).
     fn expression(&self, cmd: &Cmd) -> duct::Expression {
+        // After Ctrl-C nothing new starts (e.g. a rollback half run): only the interrupt's own undo.
+        crate::interrupt::hold_if_interrupted();
         let expr = expression(cmd);
         match self.remote(cmd) {
             // Compose opens one SSH connection per concurrent API call: sshd's default `MaxStartups 10:30:100`

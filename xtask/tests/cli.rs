@@ -65,7 +65,7 @@ fn ci_dry_run_lists_named_steps() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     for line in [
-        "step 1/26: fmt",
+        "step 1/27: fmt",
         "[dry-run] $ cargo fmt --all -- --check",
         "[dry-run] $ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings",
         "[dry-run] $ cargo test --workspace --locked",
@@ -78,6 +78,7 @@ fn ci_dry_run_lists_named_steps() {
         "[dry-run] $ cargo test -p xtask --locked --test pitr_real -- --ignored --test-threads=1 --nocapture",
         "[dry-run] $ cargo test -p xtask --locked --test dev_real -- --ignored --test-threads=1",
         "[dry-run] $ cargo test -p xtask --locked --test proxy_real -- --ignored --test-threads=1 --nocapture",
+        "[dry-run] $ cargo test -p xtask --locked --test lock_real -- --ignored --test-threads=1 --nocapture",
         "[dry-run] $ cargo test -p xtask --locked --test swarm_nodes -- --ignored --test-threads=1 --nocapture",
         "[dry-run] $ cargo xtask dev-down --volumes --yes --offline",
     ] {

@@ -4,6 +4,11 @@
 //! has no checkout and no Rust: images stream to it over SSH, the operator's files travel in volumes, backups
 //! stream back into the operator's backups directory and restores stream the other way.
 //!
+//! A second test takes the deploy lock on the node as two operators: one names it `--host node`, the other by its
+//! `ssh://` address (other records in the checkout, as another checkout's) and another machine name; the second
+//! is refused naming the first, the lock being only on the node: a container for the compose target, a Swarm
+//! config once the node is a one-node swarm (no release images needed, about 17 s).
+//!
 //! Host-side traffic goes only to 127.0.0.1 (the node publishes its SSH and proxy ports on loopback); the key
 //! is made per run; the node, its engine volume and every file the test writes are removed at the end.
 //!
@@ -254,6 +259,33 @@ impl Remote {
         out
     }
 
+    /// The xtask as an operator that names the node `host` (`node`, or its `ssh://` address: another record key,
+    /// as another checkout would have), with `env` on top; not started.
+    fn command_as(&self, host: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
+        let config = self.dir.join("stack.toml");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.arg("--offline")
+            .arg("--config")
+            .arg(&config)
+            .args(["--host", host])
+            .args(args)
+            .env("CARGO", "cargo")
+            .env("NO_COLOR", "1")
+            .env("PATH", self.path_env())
+            .env("DRYDOCK_PROJECT", PROJECT)
+            .env("DRYDOCK_SECRETS_DIR", self.dir.join("secrets"))
+            .env("DRYDOCK_HOOKS_DIR", self.dir.join("hooks"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     fn xtask_ok(&self, args: &[&str]) -> String {
         let out = self.xtask(args);
         assert!(
@@ -437,4 +469,151 @@ fn production_on_a_remote_host_over_ssh() {
         &format!("label=com.docker.compose.project={PROJECT}"),
     ]);
     assert!(left.trim().is_empty(), "volumes left on the node: {left}");
+}
+
+#[test]
+#[ignore = "needs Docker; starts a Docker-in-Docker node and takes deploy locks on it as two operators (about a minute)"]
+fn the_deploy_lock_lives_on_the_remote_host() {
+    let _lock = prodtest_lock();
+    assert!(
+        image_exists(NODE_IMAGE),
+        "{NODE_IMAGE} is missing\n  fix: cargo test -p xtask --test swarm_nodes -- --ignored (builds it)"
+    );
+    let node = Remote::start();
+    let address = format!("ssh://root@127.0.0.1:{}", node.ssh_port);
+    let _records = Records(vec![
+        format!("{PROJECT}@root_127.0.0.1_{}", node.ssh_port),
+        format!("{PROJECT}-swarm@root_127.0.0.1_{}", node.ssh_port),
+        format!("{PROJECT}-swarm@node"),
+    ]);
+    // A pre-deploy hook that holds the lock until `go` exists, then fails: nothing is deployed, no stack needed.
+    std::fs::create_dir_all(node.dir.join("hooks")).unwrap();
+    let d = node.dir.display();
+    write_mode(
+        &node.dir.join("hooks/pre-deploy"),
+        &format!(
+            "#!/bin/sh\nif [ -n \"$LOCKTEST_HOLD\" ]; then\n  touch '{d}/held'\n  i=0\n  while [ ! -e '{d}/go' ] && [ $i -lt 1500 ]; do sleep 0.2; i=$((i+1)); done\nfi\nexit 3\n"
+        ),
+        0o755,
+    );
+    let on_node = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &address)
+            .env("PATH", node.path_env())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    // The compose target (a container on the node), then the Swarm stack (a Swarm config of the node's swarm).
+    for swarm in [false, true] {
+        let (target, noun, labels_of, flag) = if swarm {
+            // The node's own engine becomes a one-node swarm (never this machine's engine).
+            ok_status(
+                "docker swarm init (on the node)",
+                &on_node(&["swarm", "init", "--advertise-addr", "127.0.0.1"]),
+            );
+            (
+                format!("{PROJECT}-swarm"),
+                "config",
+                "{{json .Spec.Labels}}",
+                vec!["--swarm"],
+            )
+        } else {
+            (PROJECT.to_string(), "container", "{{json .Config.Labels}}", vec![])
+        };
+        let name = format!("drydock-deploy-lock-{target}");
+        let _ = std::fs::remove_file(node.dir.join("held"));
+        let _ = std::fs::remove_file(node.dir.join("go"));
+
+        // Operator A, one checkout (`--host node`), holds the lock on the node (for the container: its image
+        // travels over SSH the first time; the node has no registry, no checkout, nothing of drydock).
+        let started = Instant::now();
+        eprintln!("+ [laptop-a] cargo xtask --host node prod-deploy {flag:?} (holds the lock, in the background)");
+        let mut args = vec!["prod-deploy", "--tag", "sha-remote-lock", "--message", "release 7"];
+        args.extend(&flag);
+        let a = node
+            .command_as(
+                "node",
+                &[("DRYDOCK_OPERATOR_MACHINE", "laptop-a"), ("LOCKTEST_HOLD", "1")],
+                &args,
+            )
+            .spawn()
+            .unwrap();
+        while !node.dir.join("held").exists() {
+            assert!(started.elapsed() < Duration::from_secs(120), "A never reached its hook");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took = started.elapsed().as_secs_f64();
+        let labels = ok_status(
+            &format!("docker {noun} inspect (the lock on the node)"),
+            &on_node(&[noun, "inspect", "--format", labels_of, &name]),
+        );
+        assert!(
+            labels.contains("\"drydock.deploy-lock.machine\":\"laptop-a\"")
+                && labels.contains("\"drydock.deploy-lock.message\":\"release 7\""),
+            "{labels}"
+        );
+
+        // Operator B, another checkout and machine (`--host ssh://…`: other records), same host: refused at once.
+        let mut args = vec!["prod-deploy", "--tag", "sha-other"];
+        args.extend(&flag);
+        let started = Instant::now();
+        let out = node
+            .command_as(&address, &[("DRYDOCK_OPERATOR_MACHINE", "laptop-b")], &args)
+            .output()
+            .unwrap();
+        let refused_in = started.elapsed().as_secs_f64();
+        let t = text(&out);
+        eprintln!("{t}");
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(
+            t.contains(&format!("`{target}` on {address} is locked by"))
+                && t.contains(&format!("on laptop-a, pid {}", a.id()))
+                && t.contains("\"release 7\", for ")
+                && !t.contains("pre-deploy"),
+            "{t}"
+        );
+
+        // A ends (its hook fails): the lock object is removed from the node.
+        std::fs::write(node.dir.join("go"), "").unwrap();
+        let out = a.wait_with_output().unwrap();
+        let t = text(&out);
+        eprintln!("{t}");
+        assert!(t.contains("the pre-deploy hook failed"), "{t}");
+        let gone = on_node(&[noun, "inspect", &name]);
+        assert!(
+            !gone.status.success(),
+            "the lock is still on the node after the release"
+        );
+
+        // Now B takes it (and its deploy stops at the hook, releasing it again).
+        let out = node
+            .command_as(&address, &[("DRYDOCK_OPERATOR_MACHINE", "laptop-b")], &args)
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert!(
+            t.contains("the pre-deploy hook failed") && !t.contains("locked by"),
+            "{t}"
+        );
+        assert!(!on_node(&[noun, "inspect", &name]).status.success());
+        println!(
+            "REMOTE deploy lock ({noun}): taken over SSH in {took:.1} s (wall time until the holder's hook ran), a second operator refused in {refused_in:.1} s"
+        );
+    }
+}
+
+/// Removes the records of the other views of the node (`<target>@root_127.0.0.1_<port>`, the Swarm stack's).
+struct Records(Vec<String>);
+
+impl Drop for Records {
+    fn drop(&mut self) {
+        for key in &self.0 {
+            for f in [format!("lock-{key}"), format!("audit-{key}.jsonl")] {
+                let _ = std::fs::remove_file(root().join(".drydock").join(f));
+            }
+        }
+    }
 }

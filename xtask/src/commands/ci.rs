@@ -148,6 +148,8 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         base.clone(),
     );
     add("dev stack checks", real_tests("dev_real", &[]), vec![images]);
+    // The deploy lock on this engine, taken by separate processes as different operators (no stack needed).
+    add("deploy lock test", real_tests("lock_real", &["--nocapture"]), vec![]);
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
         "production tests",

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::context::Ctx;
-use crate::flags::HooksFlag;
+use crate::flags::{HooksFlag, LockFlags};
 use crate::prod::audit::Audit;
 use crate::prod::hooks::{self, Event, Hook};
 use crate::prod::tags::{check_tag, head_tag, parse_tag};
@@ -24,9 +24,8 @@ pub struct ProdDeployArgs {
     /// Seconds the new replicas get to become healthy before the deploy is rolled back.
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub timeout: u32,
-    /// Go ahead although another command holds the target's deploy lock (asks first).
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub lock: LockFlags,
     #[command(flatten)]
     pub hooks: HooksFlag,
 }
@@ -40,8 +39,8 @@ impl ProdDeployArgs {
         check_tag(&tag)?;
         let timeout = Duration::from_secs(u64::from(self.timeout));
         let target = crate::prod::stack_name(ctx, self.swarm)?;
-        let _lock = lock::acquire(ctx, &target, "prod-deploy", &tag, self.force)?;
-        let audit = Audit::start(&target, "prod-deploy", &tag);
+        let _lock = lock::acquire(ctx, &target, self.swarm, "prod-deploy", &tag, &self.lock)?;
+        let audit = Audit::start(&target, "prod-deploy", &tag).message(self.lock.message.as_deref());
         let event = Event {
             command: "prod-deploy",
             target: &target,

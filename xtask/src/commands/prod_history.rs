@@ -77,6 +77,9 @@ fn print_entries(target: &str, entries: &[Entry], path: &str) {
             "  {}  {:<14} {:<20} {:>7.1} s  {} ({}) from {} on {}  {}",
             e.at, e.command, e.tag, e.seconds, e.who.user, e.who.git, e.who.machine, e.engine, e.result
         );
+        if let Some(why) = &e.message {
+            println!("      why: {why}");
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `cargo xtask prod-ps`: the production services with state, health and which API replicas get traffic.
+//! `cargo xtask prod-ps`: the production services with state, health and which API replicas get traffic, and
+//! who holds the deploy lock.
 
 use anyhow::Result;
 use clap::Args;
@@ -8,7 +9,9 @@ use crate::context::Ctx;
 use crate::flags::JsonFlag;
 use crate::prod::compose::current_compose;
 use crate::prod::containers::{LIVE_ALIAS, live_containers};
+use crate::prod::lock;
 use crate::stack;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Args)]
 pub struct ProdPsArgs {
@@ -43,6 +46,12 @@ impl ProdPsArgs {
             stack::print_states(&states);
             if !live.is_empty() {
                 println!("\nreceiving traffic ({LIVE_ALIAS}): {}", live.join(", "));
+            }
+        }
+        if !self.json.json && !ctx.run.dry_run {
+            match lock::holder_on_engine(ctx, &compose.project, false) {
+                Some(h) => println!("deploy lock: held for {} by {}", h.age(Timestamp::now()), h.describe()),
+                None => println!("deploy lock: free"),
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::context::Ctx;
-use crate::flags::HooksFlag;
+use crate::flags::{HooksFlag, LockFlags};
 use crate::prod::audit::Audit;
 use crate::prod::hooks::{self, Event, Hook};
 use crate::prod::state::DeployState;
@@ -24,9 +24,8 @@ pub struct ProdRollbackArgs {
     /// The API tag to return to (default: the one before the last deploy); its image must still exist.
     #[arg(long, value_name = "TAG", value_parser = parse_tag)]
     pub to: Option<String>,
-    /// Go ahead although another command holds the target's deploy lock (asks first).
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub lock: LockFlags,
     #[command(flatten)]
     pub hooks: HooksFlag,
 }
@@ -48,10 +47,10 @@ impl ProdRollbackArgs {
                 "cannot roll back to {previous}: its API image is not on this engine any more\n  fix: `cargo xtask prod-history` lists the versions and which images remain"
             ))
         })?;
-        let _lock = lock::acquire(ctx, &project, "prod-rollback", &previous, self.force)?;
+        let _lock = lock::acquire(ctx, &project, self.swarm, "prod-rollback", &previous, &self.lock)?;
         ctx.say(&format!("rolling the API back to {previous}"));
         let timeout = Duration::from_secs(u64::from(self.timeout));
-        let audit = Audit::start(&project, "prod-rollback", &previous);
+        let audit = Audit::start(&project, "prod-rollback", &previous).message(self.lock.message.as_deref());
         let event = Event {
             command: "prod-rollback",
             target: &project,

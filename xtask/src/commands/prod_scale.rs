@@ -5,6 +5,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::context::Ctx;
+use crate::flags::LockFlags;
 use crate::prod::audit::Audit;
 use crate::prod::compose::{current_compose, scale_cmd};
 use crate::prod::containers::{container_ids, promote};
@@ -19,9 +20,8 @@ pub struct ProdScaleArgs {
     /// Seconds to wait for new replicas to become healthy.
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub timeout: u32,
-    /// Go ahead although another command holds the target's deploy lock (asks first).
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub lock: LockFlags,
 }
 
 impl ProdScaleArgs {
@@ -40,31 +40,18 @@ impl ProdScaleArgs {
 
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         let (service, replicas) = self.parse(&ctx.config.services.api)?;
+        // Refused before the lock is taken: a wrong service or count changes nothing and blocks nobody.
+        check(ctx, &service, replicas)?;
         let what = format!("{service}={replicas}");
         let target = crate::prod::stack_name(ctx, false)?;
-        let _lock = lock::acquire(ctx, &target, "prod-scale", &what, self.force)?;
-        let audit = Audit::start(&target, "prod-scale", &what);
+        let _lock = lock::acquire(ctx, &target, false, "prod-scale", &what, &self.lock)?;
+        let audit = Audit::start(&target, "prod-scale", &what).message(self.lock.message.as_deref());
         let outcome = self.scale(ctx, service, replicas);
         audit.finish(ctx, outcome)
     }
 
     fn scale(&self, ctx: &Ctx, service: String, replicas: u32) -> Result<()> {
         let s = &ctx.config.services;
-        if ![s.api.as_str(), s.frontend.as_str()].contains(&service.as_str()) {
-            bail!(
-                "`{}` cannot be scaled: only `{}` and `{}` are stateless replicas (the databases hold data; the proxy owns the published ports)\n  fix: cargo xtask prod-scale {} <n>",
-                service,
-                s.api,
-                s.frontend,
-                s.api
-            );
-        }
-        if replicas == 0 {
-            bail!(
-                "0 replicas would take `{}` offline\n  fix: use prod-down to stop the stack, or at least 1",
-                service
-            );
-        }
         let compose = current_compose(ctx)?;
         let project = compose.project.clone();
         let before = container_ids(ctx, &project, &service)?;
@@ -93,4 +80,25 @@ impl ProdScaleArgs {
         }
         Ok(())
     }
+}
+
+/// Only the stateless services, and never to 0.
+fn check(ctx: &Ctx, service: &str, replicas: u32) -> Result<()> {
+    let s = &ctx.config.services;
+    if ![s.api.as_str(), s.frontend.as_str()].contains(&service) {
+        bail!(
+            "`{}` cannot be scaled: only `{}` and `{}` are stateless replicas (the databases hold data; the proxy owns the published ports)\n  fix: cargo xtask prod-scale {} <n>",
+            service,
+            s.api,
+            s.frontend,
+            s.api
+        );
+    }
+    if replicas == 0 {
+        bail!(
+            "0 replicas would take `{}` offline\n  fix: use prod-down to stop the stack, or at least 1",
+            service
+        );
+    }
+    Ok(())
 }

@@ -22,7 +22,7 @@ pub struct Who {
     pub user: String,
     /// `git config user.name <user.email>` of the checkout, or "unknown".
     pub git: String,
-    /// This machine's hostname.
+    /// This machine's hostname (or `DRYDOCK_OPERATOR_MACHINE`).
     pub machine: String,
 }
 
@@ -47,9 +47,11 @@ impl Who {
             (None, Some(email)) => format!("<{email}>"),
             (None, None) => "unknown".into(),
         };
-        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into());
+        let machine = ctx.vars.operator_machine.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into())
+        });
         Who { user, git, machine }
     }
 }
@@ -83,6 +85,9 @@ pub struct Entry {
     pub tag: String,
     pub result: String,
     pub seconds: f64,
+    /// Why, as the operator said it (`--message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 pub fn path(ctx: &Ctx, target: &str) -> PathBuf {
@@ -104,6 +109,7 @@ pub struct Audit {
     target: String,
     command: String,
     tag: String,
+    message: Option<String>,
     started: Instant,
 }
 
@@ -113,8 +119,15 @@ impl Audit {
             target: target.to_string(),
             command: command.to_string(),
             tag: tag.to_string(),
+            message: None,
             started: Instant::now(),
         }
+    }
+
+    /// Records why (`--message`) with the entry.
+    pub fn message(mut self, message: Option<&str>) -> Audit {
+        self.message = message.map(String::from);
+        self
     }
 
     /// Appends the entry (not in a dry run) and hands the outcome back unchanged.
@@ -128,6 +141,7 @@ impl Audit {
             tag: self.tag,
             result,
             seconds: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            message: self.message,
         };
         if !ctx.run.dry_run {
             // The action's own outcome wins; a log that cannot be written is said, not hidden.

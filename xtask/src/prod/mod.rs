@@ -6,8 +6,10 @@
 pub mod audit;
 pub mod compose;
 pub mod containers;
+pub mod engine_lock;
 pub mod hooks;
 pub mod lock;
+pub mod lock_holder;
 pub mod release;
 pub mod remote;
 pub mod rolling;
