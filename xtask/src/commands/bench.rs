@@ -1,7 +1,8 @@
 //! `cargo xtask bench api`: the API's throughput and latency under a real load tool (wrk), a report and not a
 //! timed test. It runs on its own throwaway stack: PostgreSQL and Redis from the compose files (project
-//! `<name>-bench`, ports on 127.0.0.1), and the release API image on the host network bound to 127.0.0.1, so
-//! the load goes over loopback without Docker's userland proxy in the way. Writes are measured with the rate
+//! `<name>-bench`, which the API reaches on its bridge network, as over a compose network), and the release API
+//! image on the host network bound to 127.0.0.1, so the load goes over loopback and no byte of the API's traffic,
+//! in or out, goes through Docker's userland proxy. Writes are measured with the rate
 //! limit disabled (RATE_LIMIT_WRITES=0), and the access log is left on (the default), as in production.
 
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::Env;
 use crate::context::Ctx;
-use crate::{http, images, stack};
+use crate::{http, images, prod};
 
 const BENCH_PASSWORD: &str = "bench-only-throwaway-password";
 const API_CONTAINER: &str = "drydock-bench-api";
@@ -111,6 +112,27 @@ fn bench_compose(ctx: &Ctx) -> Result<Compose> {
     Ok(compose)
 }
 
+/// `ip:port` of `service`'s container on the bench stack's own bridge network. The API (on the host network)
+/// talks to PostgreSQL and Redis there, as it does over a compose network in dev and production, and not through
+/// their published loopback ports: those go through docker-proxy, a userland copy of every byte, whose CPU (one
+/// Redis round trip per cached read) would be charged to the API.
+fn bridge_address(ctx: &Ctx, compose: &Compose, service: &str, port: u16) -> Result<String> {
+    let ids = prod::containers::container_ids(ctx, &compose.project, service)?;
+    let id = ids
+        .first()
+        .with_context(|| format!("the bench stack has no running {service} container"))?;
+    let sh = shell();
+    let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}";
+    let out = ctx
+        .run
+        .read(&Cmd::from(cmd!(sh, "docker inspect --format {format} {id}")))?;
+    let ip = out
+        .split_whitespace()
+        .next()
+        .with_context(|| format!("{service}'s container {id} has no address on a network"))?;
+    Ok(format!("{ip}:{port}"))
+}
+
 /// `docker run` of the API image on the host network with the bench stack's databases.
 fn api_run(image: &str, args: &ApiBenchArgs, pg: &str, redis: &str, detach: bool, command: &str) -> Cmd {
     let (pg_host, pg_port) = pg.rsplit_once(':').unwrap_or(("127.0.0.1", "5432"));
@@ -195,9 +217,8 @@ fn measure(ctx: &Ctx, compose: &Compose, image: &str, args: &ApiBenchArgs) -> Re
         ("127.0.0.1:5432".to_string(), "127.0.0.1:6379".to_string())
     } else {
         (
-            stack::published(ctx, compose, &ctx.config.services.postgres, 5432)
-                .context("postgres publishes no port")?,
-            stack::published(ctx, compose, &ctx.config.services.redis, 6379).context("redis publishes no port")?,
+            bridge_address(ctx, compose, &ctx.config.services.postgres, 5432)?,
+            bridge_address(ctx, compose, &ctx.config.services.redis, 6379)?,
         )
     };
     ctx.run.run(&api_run(image, args, &pg, &redis, false, "migrate"))?;
