@@ -313,10 +313,7 @@ fn production_on_a_remote_host_over_ssh() {
     {
         prepare_release_images();
     }
-    assert!(
-        image_exists(NODE_IMAGE),
-        "{NODE_IMAGE} is missing\n  fix: cargo test -p xtask --test swarm_nodes -- --ignored (builds it)"
-    );
+    common::ensure_offline_image("swarm-node", NODE_IMAGE);
     let node = Remote::start();
     let host = format!("ssh://root@127.0.0.1:{}", node.ssh_port);
 
@@ -475,10 +472,7 @@ fn production_on_a_remote_host_over_ssh() {
 #[ignore = "needs Docker; starts a Docker-in-Docker node and takes deploy locks on it as two operators (about a minute)"]
 fn the_deploy_lock_lives_on_the_remote_host() {
     let _lock = prodtest_lock();
-    assert!(
-        image_exists(NODE_IMAGE),
-        "{NODE_IMAGE} is missing\n  fix: cargo test -p xtask --test swarm_nodes -- --ignored (builds it)"
-    );
+    common::ensure_offline_image("swarm-node", NODE_IMAGE);
     let node = Remote::start();
     let address = format!("ssh://root@127.0.0.1:{}", node.ssh_port);
     let _records = Records(vec![
