@@ -62,13 +62,27 @@ pub struct StepReport {
     pub reason: Option<String>,
 }
 
+impl StepReport {
+    /// A failed step's command line (`$ ...`) and the tail of its stderr, one line each.
+    fn failure_text(&self) -> String {
+        std::iter::once(format!("$ {}", self.command.as_deref().unwrap_or_default()))
+            .chain(self.stderr_tail.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// How many of `steps` have `result` (`passed`, `failed`, `skipped`).
+fn count(steps: &[StepReport], result: &str) -> usize {
+    steps.iter().filter(|s| s.result == result).count()
+}
+
 /// The JSON report: every step, and the totals of the closing line.
 pub fn json_report(steps: &[StepReport], seconds: f64) -> Result<String> {
-    let count = |r: &str| steps.iter().filter(|s| s.result == r).count();
     let report = serde_json::json!({
-        "passed": count("passed"),
-        "failed": count("failed"),
-        "skipped": count("skipped"),
+        "passed": count(steps, "passed"),
+        "failed": count(steps, "failed"),
+        "skipped": count(steps, "skipped"),
         "seconds": seconds,
         "steps": steps,
     });
@@ -77,8 +91,7 @@ pub fn json_report(steps: &[StepReport], seconds: f64) -> Result<String> {
 
 /// The JUnit XML report: one `<testcase>` per step, `<failure>` with the command and its stderr tail.
 pub fn junit_report(steps: &[StepReport], seconds: f64) -> String {
-    let count = |r: &str| steps.iter().filter(|s| s.result == r).count();
-    let (failed, skipped) = (count("failed"), count("skipped"));
+    let (failed, skipped) = (count(steps, "failed"), count(steps, "skipped"));
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo xtask ci\" tests=\"{n}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{seconds:.1}\">\n  <testsuite name=\"cargo xtask ci\" tests=\"{n}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{seconds:.1}\">\n",
         n = steps.len()
@@ -90,18 +103,11 @@ pub fn junit_report(steps: &[StepReport], seconds: f64) -> String {
             step.seconds
         );
         match step.result {
-            "failed" => {
-                let command = step.command.as_deref().unwrap_or_default();
-                let body = std::iter::once(format!("$ {command}"))
-                    .chain(step.stderr_tail.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                xml.push_str(&format!(
-                    "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                    markup_escape(step.reason.as_deref().unwrap_or("failed")),
-                    markup_escape(&body)
-                ));
-            }
+            "failed" => xml.push_str(&format!(
+                "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                markup_escape(step.reason.as_deref().unwrap_or("failed")),
+                markup_escape(&step.failure_text())
+            )),
             "skipped" => xml.push_str(&format!(
                 "{head}>\n      <skipped message=\"{}\"/>\n    </testcase>\n",
                 markup_escape(step.reason.as_deref().unwrap_or("skipped"))
@@ -129,8 +135,7 @@ pub fn stderr_tail(report: &str) -> Vec<String> {
 /// The Markdown report (a GitHub Actions job summary): the closing line, a table of every step, and each
 /// failure's command and stderr tail in a code block.
 pub fn markdown_report(steps: &[StepReport], seconds: f64) -> String {
-    let count = |r: &str| steps.iter().filter(|s| s.result == r).count();
-    let (passed, failed, skipped) = (count("passed"), count("failed"), count("skipped"));
+    let (passed, failed, skipped) = (count(steps, "passed"), count(steps, "failed"), count(steps, "skipped"));
     let mut md = format!("## cargo xtask ci: {passed} passed, {failed} failed");
     if skipped > 0 {
         md.push_str(&format!(", {skipped} skipped"));
@@ -155,10 +160,7 @@ pub fn markdown_report(steps: &[StepReport], seconds: f64) -> String {
     }
     for step in steps.iter().filter(|s| s.result == "failed") {
         // A fence longer than any run of backticks in the text, so stderr cannot close it.
-        let text = std::iter::once(format!("$ {}", step.command.as_deref().unwrap_or_default()))
-            .chain(step.stderr_tail.iter().cloned())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = step.failure_text();
         let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
         let fence = "`".repeat(longest.max(2) + 1);
         md.push_str(&format!("\n### {} failed\n\n{fence}\n{text}\n{fence}\n", step.name));

@@ -87,6 +87,20 @@ impl Stack {
         cmd.output().unwrap()
     }
 
+    /// `pgbackrest --stanza=main <command>` as postgres in the stack's postgres container.
+    fn pgbackrest(&self, command: &str) -> Output {
+        self.compose(&[
+            "exec",
+            "-T",
+            "-u",
+            "postgres",
+            "postgres",
+            "pgbackrest",
+            "--stanza=main",
+            command,
+        ])
+    }
+
     fn xtask(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
         cmd.args(["--offline", "--config"])
@@ -379,16 +393,7 @@ fn the_offsite_repository_recovers_a_point_in_time_after_the_local_one_is_lost()
 
     // Every write up to now reaches both repositories (a WAL switch, archived), then the machine is lost:
     // data, repository and settings volumes go, and a new, empty server starts in their place.
-    let out = s.compose(&[
-        "exec",
-        "-T",
-        "-u",
-        "postgres",
-        "postgres",
-        "pgbackrest",
-        "--stanza=main",
-        "check",
-    ]);
+    let out = s.pgbackrest("check");
     assert!(out.status.success(), "{}", text(&out));
     let out = s.compose(&["down", "--volumes", "--timeout", "10"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -403,16 +408,7 @@ fn the_offsite_repository_recovers_a_point_in_time_after_the_local_one_is_lost()
     // another database system than the one recovered. Made explicit (stanza, then a WAL switch that `check`
     // waits to see archived): the first-start WAL is not archived, so otherwise it depends on timing.
     for command in ["stanza-create", "check"] {
-        let out = s.compose(&[
-            "exec",
-            "-T",
-            "-u",
-            "postgres",
-            "postgres",
-            "pgbackrest",
-            "--stanza=main",
-            command,
-        ]);
+        let out = s.pgbackrest(command);
         assert!(
             out.status.success(),
             "pgbackrest {command} on the new server: {}",
