@@ -8,17 +8,30 @@
 //!
 //! Values are the exact response bodies, so a hit is served without deserialising anything.
 //! Every failure is a miss: the caller falls back to PostgreSQL.
+//!
+//! In front of Redis sits each replica's `NearCache` (see there why it stays correct across replicas); every
+//! invalidation clears this replica's copy at once and is published to the others.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use crate::redis_conn::RedisConn;
+use axum::body::Bytes;
+
+use crate::{
+    cache_invalidation,
+    near_cache::{Generation, NearCache},
+    redis_conn::RedisConn,
+};
 
 #[derive(Clone)]
 pub struct Cache {
     redis: RedisConn,
+    near: Arc<NearCache>,
     item_ttl: Duration,
     list_ttl: Duration,
 }
+
+/// What a read needs to store what it fetched: the near cache's generation from before the fetch.
+pub struct Miss(Generation);
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -39,13 +52,36 @@ fn count(kind: Kind, result: &'static str) {
     metrics::counter!("cache_requests_total", "cache" => kind.label(), "result" => result).increment(1);
 }
 
+/// A hit from the near cache is a hit (dashboards' hit ratio stays what it was); this says how many were near.
+fn count_near(kind: Kind) {
+    count(kind, "hit");
+    metrics::counter!("near_cache_hits_total", "cache" => kind.label()).increment(1);
+}
+
 impl Cache {
-    pub fn new(redis: RedisConn, item_ttl: Duration, list_ttl: Duration) -> Self {
+    /// Starts the invalidation listener, so it needs a Tokio runtime; it touches no network before its first
+    /// attempt, and the API starts whether Redis is there or not.
+    pub fn new(redis: RedisConn, item_ttl: Duration, list_ttl: Duration, local_ttl: Duration) -> Self {
+        let near = Arc::new(NearCache::new(local_ttl));
+        if !local_ttl.is_zero() {
+            cache_invalidation::spawn_listener(
+                redis.client().clone(),
+                cache_invalidation::channel(redis.prefix()),
+                redis.timeout().max(Duration::from_secs(1)),
+                near.clone(),
+            );
+        }
         Self {
             redis,
+            near,
             item_ttl,
             list_ttl,
         }
+    }
+
+    /// Whether this replica serves from its near cache (its invalidation subscription is live).
+    pub fn near_is_live(&self) -> bool {
+        self.near.is_live()
     }
 
     fn item_key(&self, id: i64) -> String {
@@ -74,15 +110,43 @@ impl Cache {
         }
     }
 
-    pub async fn get_item(&self, id: i64) -> Option<String> {
-        let result = self
-            .redis
-            .query(redis::cmd("GET").arg(self.item_key(id)).to_owned())
-            .await;
-        Self::observe(Kind::Item, result)
+    fn near_item_key(id: i64) -> String {
+        format!("item:{id}")
     }
 
-    pub async fn put_item(&self, id: i64, json: &str) {
+    fn near_list_key(field: &str) -> String {
+        format!("list:{field}")
+    }
+
+    /// Near cache, then Redis; a Redis hit is kept near too. The miss carries the generation from before the
+    /// Redis read, for the caller's `put_*` after it read PostgreSQL.
+    async fn lookup(&self, kind: Kind, near_key: &str, cmd: redis::Cmd) -> Result<Bytes, Miss> {
+        if let Some(body) = self.near.get(near_key) {
+            count_near(kind);
+            return Ok(body);
+        }
+        let seen = self.near.generation();
+        match Self::observe(kind, self.redis.query(cmd).await) {
+            Some(body) => {
+                let body = Bytes::from(body);
+                self.near.put(near_key, body.clone(), seen);
+                Ok(body)
+            }
+            None => Err(Miss(seen)),
+        }
+    }
+
+    pub async fn get_item(&self, id: i64) -> Result<Bytes, Miss> {
+        let cmd = redis::cmd("GET").arg(self.item_key(id)).to_owned();
+        self.lookup(Kind::Item, &Self::near_item_key(id), cmd).await
+    }
+
+    pub async fn put_item(&self, id: i64, json: &str, miss: Miss) {
+        self.near.put(
+            &Self::near_item_key(id),
+            Bytes::copy_from_slice(json.as_bytes()),
+            miss.0,
+        );
         let cmd = redis::cmd("SET")
             .arg(self.item_key(id))
             .arg(json)
@@ -94,15 +158,17 @@ impl Cache {
         }
     }
 
-    pub async fn get_list(&self, field: &str) -> Option<String> {
-        let result = self
-            .redis
-            .query(redis::cmd("HGET").arg(self.list_key()).arg(field).to_owned())
-            .await;
-        Self::observe(Kind::List, result)
+    pub async fn get_list(&self, field: &str) -> Result<Bytes, Miss> {
+        let cmd = redis::cmd("HGET").arg(self.list_key()).arg(field).to_owned();
+        self.lookup(Kind::List, &Self::near_list_key(field), cmd).await
     }
 
-    pub async fn put_list(&self, field: &str, json: &str) {
+    pub async fn put_list(&self, field: &str, json: &str, miss: Miss) {
+        self.near.put(
+            &Self::near_list_key(field),
+            Bytes::copy_from_slice(json.as_bytes()),
+            miss.0,
+        );
         let key = self.list_key();
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -131,8 +197,19 @@ impl Cache {
         self.delete(vec![self.list_key()]).await;
     }
 
+    /// Deletes the Redis entries, then tells every replica (this one first, at once) to drop its near copy:
+    /// in that order, a replica that refills after the message reads the fresh value from PostgreSQL.
     async fn delete(&self, keys: Vec<String>) {
-        if let Err(e) = self.redis.query::<()>(redis::cmd("DEL").arg(keys).to_owned()).await {
+        self.near.clear();
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL")
+            .arg(keys)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(cache_invalidation::channel(self.redis.prefix()))
+            .arg("all")
+            .ignore();
+        if let Err(e) = self.redis.query_pipe::<()>(pipe).await {
             // The write is already committed; entries expire by TTL. Worth a warning: reads may be stale until then.
             tracing::warn!(error = %e, "cache invalidation failed; entries expire by TTL");
         }

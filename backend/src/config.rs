@@ -119,6 +119,8 @@ pub struct CacheSettings {
     pub item_ttl: Duration,
     /// List pages are invalidated on every write; the TTL only bounds the cache-aside race window.
     pub list_ttl: Duration,
+    /// How long a replica serves its own in-memory copy (invalidated by pub/sub on every write; 0 turns it off).
+    pub local_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -358,6 +360,7 @@ impl Settings {
         let cache = CacheSettings {
             item_ttl: Duration::from_secs(env.parse_or("CACHE_ITEM_TTL_SECS", 300u64, "seconds")),
             list_ttl: Duration::from_secs(env.parse_or("CACHE_LIST_TTL_SECS", 30u64, "seconds")),
+            local_ttl: millis(env.parse_or("CACHE_LOCAL_TTL_MS", 1000u64, "milliseconds (0 turns it off)")),
         };
         let settings = Settings {
             api_host,

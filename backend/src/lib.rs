@@ -2,6 +2,7 @@
 //! limit). The binary (`main.rs`) only parses the command line; everything is here so tests can drive it.
 
 pub mod cache;
+pub mod cache_invalidation;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod healthcheck;
 pub mod metrics;
+pub mod near_cache;
 pub mod rate_limit;
 pub mod readiness;
 pub mod redis_conn;

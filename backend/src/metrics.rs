@@ -13,6 +13,8 @@ use axum::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
+use crate::cache::Cache;
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -58,6 +60,14 @@ fn describe() {
         "cache_requests_total",
         "Redis cache lookups by cache and result (hit, miss, error)"
     );
+    metrics::describe_counter!(
+        "near_cache_hits_total",
+        "Cache hits served from this replica's memory (also counted as hits in cache_requests_total)"
+    );
+    metrics::describe_gauge!(
+        "cache_invalidation_subscribed",
+        "1 while this replica is subscribed to cache invalidations (its near cache is in use), else 0"
+    );
     metrics::describe_counter!("rate_limited_total", "Writes rejected by the rate limit");
 }
 
@@ -83,15 +93,17 @@ pub async fn track(request: Request, next: Next) -> Response {
 struct MetricsState {
     handle: PrometheusHandle,
     db: PgPool,
+    cache: Cache,
 }
 
-/// Pool gauges are sampled at scrape time: exact when Prometheus looks, and no background task to manage.
+/// Pool and subscription gauges are sampled at scrape time: exact when Prometheus looks, and no background task to manage.
 async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     let size = state.db.size();
     let idle = state.db.num_idle() as u32;
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
     metrics::gauge!("db_pool_connections", "state" => "max").set(f64::from(state.db.options().get_max_connections()));
+    metrics::gauge!("cache_invalidation_subscribed").set(if state.cache.near_is_live() { 1.0 } else { 0.0 });
     // Histograms are kept in summaries that need periodic upkeep; doing it per scrape is enough.
     state.handle.run_upkeep();
     (
@@ -100,8 +112,8 @@ async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     )
 }
 
-pub fn router(handle: PrometheusHandle, db: PgPool) -> Router {
+pub fn router(handle: PrometheusHandle, db: PgPool, cache: Cache) -> Router {
     Router::new()
         .route("/metrics", get(render))
-        .with_state(MetricsState { handle, db })
+        .with_state(MetricsState { handle, db, cache })
 }

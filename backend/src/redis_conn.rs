@@ -77,6 +77,19 @@ impl RedisConn {
         })
     }
 
+    /// For the invalidation subscription, which needs a connection of its own (pub/sub mode).
+    pub fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
     /// A key in this service's namespace.
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.inner.prefix)

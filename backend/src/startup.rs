@@ -55,7 +55,12 @@ impl Application {
             .with_context(|| format!("cannot listen on {metrics_addr} (METRICS_PORT)"))?;
         let db = db::pool::lazy_pool(&settings.database);
         let redis = RedisConn::new(&settings.redis).context("invalid Redis settings")?;
-        let cache = Cache::new(redis.clone(), settings.cache.item_ttl, settings.cache.list_ttl);
+        let cache = Cache::new(
+            redis.clone(),
+            settings.cache.item_ttl,
+            settings.cache.list_ttl,
+            settings.cache.local_ttl,
+        );
         let state = AppState {
             settings: Arc::new(settings),
             db,
@@ -99,7 +104,7 @@ impl Application {
         let api_addr = self.api_listener.local_addr()?;
         let metrics_addr = self.metrics_listener.local_addr()?;
         let handle = metrics::recorder();
-        let metrics_app = metrics::router(handle, self.state.db.clone());
+        let metrics_app = metrics::router(handle, self.state.db.clone(), self.state.cache.clone());
         let metrics_server =
             axum::serve(self.metrics_listener, metrics_app).with_graceful_shutdown(stopped(stop_rx.clone()));
 

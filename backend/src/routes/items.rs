@@ -18,24 +18,26 @@ use crate::{
 pub async fn list(State(state): State<AppState>, ApiQuery(raw): ApiQuery<RawListQuery>) -> Result<Response, AppError> {
     let query = raw.item_query()?;
     let field = query.cache_field();
-    if let Some(body) = state.cache.get_list(&field).await {
-        return Ok(raw_json(StatusCode::OK, body));
-    }
+    let miss = match state.cache.get_list(&field).await {
+        Ok(body) => return Ok(raw_json(StatusCode::OK, body)),
+        Err(miss) => miss,
+    };
     let page = db::items::list(&state.db, &query).await?;
     let body = to_json(&page)?;
-    state.cache.put_list(&field, &body).await;
+    state.cache.put_list(&field, &body, miss).await;
     Ok(raw_json(StatusCode::OK, body))
 }
 
 pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Response, AppError> {
-    if let Some(body) = state.cache.get_item(id).await {
-        return Ok(raw_json(StatusCode::OK, body));
-    }
+    let miss = match state.cache.get_item(id).await {
+        Ok(body) => return Ok(raw_json(StatusCode::OK, body)),
+        Err(miss) => miss,
+    };
     let item = db::items::get(&state.db, id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("item {id} not found")))?;
     let body = to_json(&item)?;
-    state.cache.put_item(id, &body).await;
+    state.cache.put_item(id, &body, miss).await;
     Ok(raw_json(StatusCode::OK, body))
 }
 

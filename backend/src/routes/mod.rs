@@ -10,8 +10,13 @@ use axum::response::{IntoResponse, Response};
 use crate::error::AppError;
 
 /// A JSON body that is already serialised (e.g. straight from the cache).
-pub fn raw_json(status: axum::http::StatusCode, body: String) -> Response {
-    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+pub fn raw_json(status: axum::http::StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.into(),
+    )
+        .into_response()
 }
 
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, AppError> {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use backend::{config::Settings, redis_conn::RedisConn, startup::Application};
+use backend::{cache::Cache, config::Settings, redis_conn::RedisConn, startup::Application};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -15,10 +15,14 @@ pub struct TestApp {
     /// A pool on this test's database, for arranging and inspecting data behind the API's back.
     pub db: PgPool,
     pub redis: RedisConn,
+    /// The app's own cache (to see whether its near cache is live).
+    pub cache: Cache,
     /// Sending (or dropping) this is the app's SIGTERM.
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     settings: Settings,
+    /// What the app was started with, for `spawn_replica`.
+    app_settings: Settings,
     db_name: Option<String>,
 }
 
@@ -106,10 +110,12 @@ async fn start(app_settings: Settings, settings: Settings, db: PgPool, db_name: 
     if std::env::var_os("TEST_LOG").is_some() {
         backend::telemetry::init(backend::config::LogFormat::Pretty);
     }
+    let app_settings_copy = app_settings.clone();
     let app = Application::build(app_settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.api_port());
     let metrics_address = format!("http://127.0.0.1:{}", app.metrics_port());
     let redis = app.state().redis.clone();
+    let cache = app.state().cache.clone();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop.await;
@@ -123,8 +129,10 @@ async fn start(app_settings: Settings, settings: Settings, db: PgPool, db_name: 
             .unwrap(),
         db,
         redis,
+        cache,
         shutdown: Some(shutdown),
         server: Some(server),
+        app_settings: app_settings_copy,
         settings,
         db_name,
     }
@@ -138,6 +146,24 @@ fn nanos() -> u128 {
 }
 
 impl TestApp {
+    /// A second replica of this app: same database, same Redis key prefix, its own ports and near cache. It does
+    /// not own the database (the first app drops it).
+    pub async fn spawn_replica(&self) -> TestApp {
+        start(self.app_settings.clone(), self.settings.clone(), self.db.clone(), None).await
+    }
+
+    /// Waits until this replica's near cache is live (its invalidation subscription confirmed).
+    pub async fn near_cache_live(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.cache.near_is_live() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the near cache did not go live in 10 s (invalidation subscription)"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// What SIGTERM does to the real process.
     pub fn signal_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -3,6 +3,7 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn metrics_are_served_on_their_own_port() {
     let app = spawn_app().await;
+    app.near_cache_live().await;
     let id = app.create_item("Measured").await["id"].as_i64().unwrap();
     app.get(&format!("/api/v1/items/{id}")).await;
     app.get(&format!("/api/v1/items/{id}")).await;
@@ -23,6 +24,9 @@ async fn metrics_are_served_on_their_own_port() {
         r#"db_pool_connections{state="idle"}"#,
         r#"cache_requests_total{cache="item",result="hit"}"#,
         r#"cache_requests_total{cache="item",result="miss"}"#,
+        // Live (awaited above), and the second read of the item came from this replica's memory.
+        "cache_invalidation_subscribed 1",
+        r#"near_cache_hits_total{cache="item"}"#,
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
