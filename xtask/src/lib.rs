@@ -6,7 +6,7 @@
 //! 2. the stack description, the engine acted on and what every command gets: `config` (with `offsite_config`),
 //!    `target`, `context`
 //! 3. Docker and the machine: `docker`, `compose`, `images`, `stack`, `provision`
-//! 4. domains: `dev`, `backup`, `ci_report`, `prod`, `lint`
+//! 4. domains: `dev`, `backup`, `ci_report`, `ci_schedule`, `prod`, `lint`
 //! 5. one module per command: `commands::<name>` (the code of `cargo xtask foo-bar` is `commands/foo_bar.rs`)
 //! 6. the command line: `cli` (and `main.rs` above it)
 
@@ -34,6 +34,7 @@ pub mod stack;
 
 pub mod backup;
 pub mod ci_report;
+pub mod ci_schedule;
 pub mod lint;
 pub mod prod;
 

@@ -140,12 +140,7 @@ impl Runner {
             .run()
             .with_context(|| not_started(cmd))?;
         let stderr = mask(&String::from_utf8_lossy(&out.stderr), &cmd.secrets);
-        let lines: Vec<&str> = stderr.lines().collect();
-        let tail: Vec<String> = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
-            .iter()
-            .map(|l| l.to_string())
-            .collect();
-        check(cmd, out.status, &tail)?;
+        check(cmd, out.status, &last_lines(&stderr))?;
         Ok((String::from_utf8_lossy(&out.stdout).into_owned(), stderr))
     }
 
@@ -509,6 +504,28 @@ impl Runner {
             .filter(|_| docker && !cmd.env.iter().any(|(k, _)| k == "DOCKER_HOST"))
     }
 
+    /// Runs the command with its stdout and stderr, in the order written, into `log` (created or truncated;
+    /// the first line is the echo) instead of the terminal: for commands that run side by side, whose output
+    /// is shown whole once they end (`cargo xtask ci --jobs`). Fails like [`Runner::run`], with the log's tail.
+    pub fn run_to_log(&self, cmd: &Cmd, log: &Path) -> Result<()> {
+        if self.dry_run {
+            self.echo(cmd, Some(log));
+            return Ok(());
+        }
+        let mut file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        writeln!(file, "$ {cmd}").with_context(|| format!("writing {}", log.display()))?;
+        let out = self
+            .expression(cmd)
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_file(file)
+            .run()
+            .with_context(|| not_started(cmd))?;
+        let text = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
+        let text = mask(&String::from_utf8_lossy(&text), &cmd.secrets);
+        check(cmd, out.status, &last_lines(&text))
+    }
+
     /// Starts a long-running daemon (e.g. `dockerd` on a machine without an init system) in its own process
     /// group, so a Ctrl-C aimed at the xtask does not stop it, with stdout and stderr appended to `log`.
     /// It is not waited for: the caller checks that it answers.
@@ -618,6 +635,15 @@ fn tee_stderr(expr: duct::Expression, cmd: &Cmd) -> Result<(duct::Expression, Jo
         tail.into()
     });
     Ok((expr.stderr_file(writer), tee))
+}
+
+/// The last [`STDERR_TAIL_LINES`] lines of `text`, for a failure report.
+fn last_lines(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }
 
 fn join(tee: JoinHandle<Vec<String>>) -> Vec<String> {

@@ -4,12 +4,14 @@
 //! a child process, so "green here" means "green in CI". The stack steps run on their own compose project
 //! (`<name>-ci`) with ephemeral host ports, so `ci` never touches a developer's running dev stack or its data.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::ci_report::{self, StepReport};
+use crate::ci_schedule::{self, Event, Node, Outcome, Ran};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::ci_project;
 use crate::context::Ctx;
@@ -39,7 +41,15 @@ pub struct Step {
     pub always: bool,
     /// Skipped when a step it needs failed: the indexes of those steps.
     pub needs: Vec<usize>,
+    /// Steps that share something (a compose project, a deploy lock) name one lane: they never overlap.
+    pub lane: Option<&'static str>,
 }
+
+/// The CI stack's compose project (`<name>-ci`): its images, test databases, running stack and tear-down.
+const CI_STACK: Option<&str> = Some("the CI stack");
+/// Production on this engine: the prod, proxy, prod-exec and deploy lock tests share project names, loopback
+/// ports, image tags and the target's deploy lock.
+const THIS_ENGINE_PROD: Option<&str> = Some("production on this engine");
 
 /// The plan, as data: tests assert on it and `--dry-run` prints it.
 ///
@@ -69,17 +79,20 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         })
     };
     let mut steps: Vec<Step> = Vec::new();
-    let mut add = |name: &'static str, cmd: Cmd, needs: Vec<usize>| {
+    // `lane`: None for a step that shares nothing with any other step.
+    let mut add = |lane: Option<&'static str>, name: &'static str, cmd: Cmd, needs: Vec<usize>| {
         steps.push(Step {
             name,
             cmd,
             always: false,
             needs,
+            lane,
         });
         steps.len() - 1
     };
-    add("fmt", cargo_cmd(cmd!(sh, "fmt --all -- --check")), vec![]);
+    add(None, "fmt", cargo_cmd(cmd!(sh, "fmt --all -- --check")), vec![]);
     add(
+        None,
         "clippy",
         cargo_cmd(cmd!(
             sh,
@@ -87,12 +100,18 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         )),
         vec![],
     );
-    add("cargo test", cargo_cmd(cmd!(sh, "test --workspace --locked")), vec![]);
+    add(
+        None,
+        "cargo test",
+        cargo_cmd(cmd!(sh, "test --workspace --locked")),
+        vec![],
+    );
     let base = if ctx.images().source == Source::Offline {
-        let built = add("offline images", xtask(cmd!(sh, "images build-offline")), vec![]);
+        let built = add(None, "offline images", xtask(cmd!(sh, "images build-offline")), vec![]);
         // The contracts the offline images promise (postgres init and auth, redis persistence, runtime without
         // a shell, read-only nginx...), checked on containers that publish nothing.
         add(
+            None,
             "offline image contracts",
             Cmd::from(cmd!(sh, "bash infra/images/smoke-test.sh")).cwd(&root),
             vec![built],
@@ -101,86 +120,111 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     } else {
         vec![]
     };
-    let images = add("image builds", xtask(cmd!(sh, "dev-build")), base.clone());
-    add("lint", xtask(cmd!(sh, "lint")), vec![images]);
-    add("test", xtask(cmd!(sh, "test")), base.clone());
-    let up = add("dev-up", xtask(cmd!(sh, "dev-up")), vec![images]);
-    add("health", xtask(cmd!(sh, "health")), vec![up]);
-    add("test-e2e", xtask(cmd!(sh, "test-e2e")), vec![up]);
-    let backup = add("backup-all", xtask(cmd!(sh, "backup-all")), vec![up]);
+    let images = add(CI_STACK, "image builds", xtask(cmd!(sh, "dev-build")), base.clone());
+    add(None, "lint", xtask(cmd!(sh, "lint")), vec![images]);
+    add(CI_STACK, "test", xtask(cmd!(sh, "test")), base.clone());
+    let up = add(CI_STACK, "dev-up", xtask(cmd!(sh, "dev-up")), vec![images]);
+    add(CI_STACK, "health", xtask(cmd!(sh, "health")), vec![up]);
+    add(CI_STACK, "test-e2e", xtask(cmd!(sh, "test-e2e")), vec![up]);
+    let backup = add(CI_STACK, "backup-all", xtask(cmd!(sh, "backup-all")), vec![up]);
     add(
+        CI_STACK,
         "restore-postgres",
         xtask(cmd!(sh, "restore-postgres --latest --yes")),
         vec![backup],
     );
     add(
+        CI_STACK,
         "restore-redis",
         xtask(cmd!(sh, "restore-redis --latest --yes")),
         vec![backup],
     );
     add(
+        CI_STACK,
         "backups verify",
         xtask(cmd!(sh, "backups verify --latest")),
         vec![backup],
     );
     // The real fault-injection and production tests run their own compose projects; `filter` goes to the
-    // test harness.
+    // test harness. Longest first, so that with `--jobs` the last to end is a short one.
     let real_tests = |test: &str, filter: &[&str]| {
         isolated(cargo_cmd(cmd!(
             sh,
             "test -p xtask --locked --test {test} -- --ignored --test-threads=1 {filter...}"
         )))
     };
-    add("backup fault tests", real_tests("backup_real", &[]), base.clone());
-    // S3 (moto) and SFTP servers of its own on 127.0.0.1, encryption with age.
-    add("off-site backup tests", real_tests("offsite_real", &[]), base.clone());
-    // A schedule installed on this host really fires (cron or a systemd timer), and node-exporter serves the
-    // freshness metric; --nocapture: how long the ticks took.
-    add(
-        "schedule tests",
-        real_tests("schedule_real", &["--nocapture"]),
-        base.clone(),
-    );
-    // --nocapture: the PITR figures (round-trip time, measured RPO) belong in the CI log.
-    add(
-        "point-in-time recovery tests",
-        real_tests("pitr_real", &["--nocapture"]),
-        base.clone(),
-    );
-    add("dev stack checks", real_tests("dev_real", &[]), vec![images]);
-    // The deploy lock on this engine, taken by separate processes as different operators (no stack needed).
-    add("deploy lock test", real_tests("lock_real", &["--nocapture"]), vec![]);
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
+        THIS_ENGINE_PROD,
         "production tests",
         real_tests("prod_real", &["--nocapture"]),
         vec![images],
     );
     add(
+        THIS_ENGINE_PROD,
         "edge proxy tests",
         real_tests("proxy_real", &["--nocapture"]),
         vec![images],
     );
     add(
+        THIS_ENGINE_PROD,
         "prod-exec test",
         real_tests("prod_exec_real", &["--nocapture"]),
+        vec![images],
+    );
+    // The deploy lock on this engine, taken by separate processes as different operators (no stack needed).
+    add(
+        THIS_ENGINE_PROD,
+        "deploy lock test",
+        real_tests("lock_real", &["--nocapture"]),
+        vec![],
+    );
+    // S3 (moto) and SFTP servers of its own on 127.0.0.1, encryption with age.
+    add(
+        None,
+        "off-site backup tests",
+        real_tests("offsite_real", &[]),
+        base.clone(),
+    );
+    // --nocapture: the PITR figures (round-trip time, measured RPO) belong in the CI log.
+    add(
+        None,
+        "point-in-time recovery tests",
+        real_tests("pitr_real", &["--nocapture"]),
+        base.clone(),
+    );
+    // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
+    add(
+        None,
+        "swarm test",
+        real_tests("swarm_nodes", &["--nocapture"]),
         vec![images],
     );
     // Production on a remote host over SSH (a Docker-in-Docker node of its own): images streamed, operator
     // files in volumes, backups streamed back.
     add(
+        None,
         "remote host test",
         real_tests("remote_real", &["--nocapture"]),
         vec![images],
     );
-    // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
-    add("swarm test", real_tests("swarm_nodes", &["--nocapture"]), vec![images]);
+    add(None, "backup fault tests", real_tests("backup_real", &[]), base.clone());
+    // A schedule installed on this host really fires (cron or a systemd timer), and node-exporter serves the
+    // freshness metric; --nocapture: how long the ticks took.
+    add(
+        None,
+        "schedule tests",
+        real_tests("schedule_real", &["--nocapture"]),
+        base.clone(),
+    );
+    add(None, "dev stack checks", real_tests("dev_real", &[]), vec![images]);
     if !args.keep_stack {
         steps.push(Step {
             name: "dev-down",
             cmd: xtask(cmd!(sh, "dev-down --volumes --yes")),
             always: true,
             needs: vec![],
+            lane: CI_STACK,
         });
     }
     steps
@@ -194,13 +238,6 @@ fn stack_logs(step: &Cmd) -> Cmd {
         args: Cmd::from(cmd!(sh, "{cargo} xtask dev-logs --tail 80")).args,
         ..step.clone()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Passed,
-    Failed,
-    Skipped,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,6 +255,26 @@ pub struct CiArgs {
     /// step makes (images, a running stack) to be there already.
     #[arg(long, value_name = "STEP")]
     pub only: Vec<String>,
+    /// How many steps may run at once (default: the cores + 1, as most steps wait on containers more than
+    /// they compute). With more than one, each step's output goes to its log under target/drydock/ci-logs/
+    /// and is shown whole when the step ends; with `--jobs 1` it streams live and the plan runs in order.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
+}
+
+/// `--jobs` when it is not given: one more than the cores.
+pub fn default_jobs(cores: usize) -> usize {
+    cores + 1
+}
+
+/// `target/drydock/ci-logs/07-lint.log`: step `i`'s log when steps run side by side.
+fn log_path(root: &Path, i: usize, name: &str) -> PathBuf {
+    let slug: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    root.join("target/drydock/ci-logs")
+        .join(format!("{:02}-{slug}.log", i + 1))
 }
 
 /// The steps `--only` names, in plan order, their `needs` renumbered and those on unselected steps dropped.
@@ -260,73 +317,143 @@ impl CiArgs {
             &[Tool::Browser, Tool::Lint, Tool::TestHosts, Tool::Rclone, Tool::Age],
         )?;
         let style = Style::stderr();
-        let mut results: Vec<(Outcome, f64)> = Vec::new();
-        let mut details: Vec<StepReport> = Vec::new();
-        let started = Instant::now();
-        for (i, step) in steps.iter().enumerate() {
-            let blocked = step
-                .needs
-                .iter()
-                .any(|&n| results.get(n).is_some_and(|(o, _)| *o != Outcome::Passed));
-            if blocked && !step.always {
-                ctx.say(&format!(
-                    "step {}/{}: {} — skipped (a step it needs did not pass)",
-                    i + 1,
-                    steps.len(),
-                    step.name
-                ));
-                results.push((Outcome::Skipped, 0.0));
-                details.push(StepReport {
-                    name: step.name.to_string(),
-                    result: "skipped",
-                    seconds: 0.0,
-                    command: None,
-                    stderr_tail: Vec::new(),
-                    reason: Some("a step it needs did not pass".into()),
-                });
-                continue;
+        // A dry run prints the plan in order.
+        let jobs = match self.jobs {
+            _ if ctx.run.dry_run => 1,
+            Some(n) => usize::from(n),
+            None => default_jobs(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        };
+        let logged = jobs > 1;
+        if logged {
+            let dir = ctx.root.join("target/drydock/ci-logs");
+            // Only this run's logs: a step that did not run this time has none.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
             }
-            ctx.say(&format!("step {}/{}: {}", i + 1, steps.len(), step.name));
-            let t = Instant::now();
-            let (outcome, failure) = match ctx.run.run(&step.cmd) {
-                Ok(_) => (Outcome::Passed, None),
-                Err(err) => {
-                    let report = format!("{err:#}");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            ctx.say(&format!(
+                "{} steps, up to {jobs} at a time (--jobs); each step's log is shown whole when it ends",
+                steps.len()
+            ));
+        }
+        let nodes: Vec<Node> = steps
+            .iter()
+            .map(|s| Node {
+                needs: s.needs.clone(),
+                lane: s.lane,
+                always: s.always,
+            })
+            .collect();
+        let total_steps = steps.len();
+        // Only the runner and the root go to the steps' threads (the context is not shared between threads).
+        let (runner, root) = (ctx.run, ctx.root.as_path());
+        let run_step = |i: usize| {
+            let step = &steps[i];
+            let result = if logged {
+                runner.run_to_log(&step.cmd, &log_path(root, i, step.name))
+            } else {
+                runner.run(&step.cmd).map(|_| ())
+            };
+            result.map_err(|err| format!("{err:#}"))
+        };
+        let started = Instant::now();
+        let show = |event: Event| match event {
+            Event::Started(i) if logged => ctx.say(&format!(
+                "step {}/{total_steps}: {} — started ({:.0} s in)",
+                i + 1,
+                steps[i].name,
+                started.elapsed().as_secs_f64()
+            )),
+            Event::Started(i) => ctx.say(&format!("step {}/{total_steps}: {}", i + 1, steps[i].name)),
+            Event::Skipped(i) => ctx.say(&format!(
+                "step {}/{total_steps}: {} — skipped (a step it needs did not pass)",
+                i + 1,
+                steps[i].name
+            )),
+            Event::Finished(i, secs, failure) => {
+                let step = &steps[i];
+                if logged {
+                    let path = log_path(root, i, step.name);
+                    let verdict = if failure.is_some() { "FAILED" } else { "passed" };
+                    let rule = format!(
+                        "── step {}/{total_steps}: {} {verdict} in {secs:.1} s",
+                        i + 1,
+                        step.name
+                    );
+                    eprintln!("{}", style.dim(&format!("{rule} ── its log ({}):", path.display())));
+                    match std::fs::read(&path) {
+                        Ok(text) => eprint!("{}", String::from_utf8_lossy(&text)),
+                        Err(err) => eprintln!("(no log: {err})"),
+                    }
+                    eprintln!("{}", style.dim(&format!("{rule} ── end of its log")));
+                }
+                if let Some(report) = failure {
                     eprintln!("{}", style.red(&format!("step {} failed: {report}", step.name)));
                     if step.name == "dev-up" || step.name == "health" {
                         // The stack's own words are the fastest way to the cause.
                         let _ = ctx.run.run(&stack_logs(&step.cmd));
                     }
-                    (Outcome::Failed, Some(report))
                 }
-            };
-            let seconds = t.elapsed().as_secs_f64();
-            results.push((outcome, seconds));
-            details.push(StepReport {
-                name: step.name.to_string(),
-                result: if failure.is_some() { "failed" } else { "passed" },
-                seconds,
-                command: failure.as_ref().map(|_| step.cmd.display()),
-                stderr_tail: failure.as_deref().map(ci_report::stderr_tail).unwrap_or_default(),
-                reason: failure.as_deref().and_then(|r| r.lines().next()).map(String::from),
-            });
-        }
+            }
+        };
+        let results = ci_schedule::run_all(&nodes, jobs, run_step, show);
+        let details: Vec<StepReport> = steps
+            .iter()
+            .zip(&results)
+            .map(
+                |(
+                    step,
+                    Ran {
+                        outcome,
+                        seconds,
+                        failure,
+                        ..
+                    },
+                )| match outcome {
+                    Outcome::Skipped => StepReport {
+                        name: step.name.to_string(),
+                        result: "skipped",
+                        seconds: 0.0,
+                        command: None,
+                        stderr_tail: Vec::new(),
+                        reason: Some("a step it needs did not pass".into()),
+                    },
+                    _ => StepReport {
+                        name: step.name.to_string(),
+                        result: if failure.is_some() { "failed" } else { "passed" },
+                        seconds: *seconds,
+                        command: failure.as_ref().map(|_| step.cmd.display()),
+                        stderr_tail: failure.as_deref().map(ci_report::stderr_tail).unwrap_or_default(),
+                        reason: failure.as_deref().and_then(|r| r.lines().next()).map(String::from),
+                    },
+                },
+            )
+            .collect();
         if ctx.run.dry_run {
             return Ok(());
         }
-        let passed = results.iter().filter(|(o, _)| *o == Outcome::Passed).count();
-        let failed = results.iter().filter(|(o, _)| *o == Outcome::Failed).count();
-        let skipped = results.iter().filter(|(o, _)| *o == Outcome::Skipped).count();
+        let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+        let (passed, failed, skipped) = (count(Outcome::Passed), count(Outcome::Failed), count(Outcome::Skipped));
         println!();
-        println!("ci summary ({:.0} s):", started.elapsed().as_secs_f64());
+        println!(
+            "ci summary ({:.0} s, up to {jobs} step(s) at a time):",
+            started.elapsed().as_secs_f64()
+        );
         let out = Style::stdout();
-        for (step, (outcome, secs)) in steps.iter().zip(&results) {
-            let (mark, line) = match outcome {
-                Outcome::Passed => (out.green("passed "), format!("{secs:>7.1} s")),
-                Outcome::Failed => (out.red("FAILED "), format!("{secs:>7.1} s")),
+        for (step, ran) in steps.iter().zip(&results) {
+            let secs = ran.seconds;
+            // Side by side, when each step began tells where the time went.
+            let from = if logged {
+                format!("   from {:>6.1} s", ran.started_at)
+            } else {
+                String::new()
+            };
+            let (mark, line) = match ran.outcome {
+                Outcome::Passed => (out.green("passed "), format!("{secs:>7.1} s{from}")),
+                Outcome::Failed => (out.red("FAILED "), format!("{secs:>7.1} s{from}")),
                 Outcome::Skipped => (out.yellow("skipped"), String::new()),
             };
-            println!("  {mark} {:<24} {line}", step.name);
+            println!("  {mark} {:<28} {line}", step.name);
         }
         let total = started.elapsed().as_secs_f64();
         for (format, file) in &reports {
@@ -365,6 +492,7 @@ mod tests {
                 keep_stack: false,
                 report: vec![],
                 only: vec![],
+                jobs: None,
             },
         );
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -423,6 +551,7 @@ mod tests {
             keep_stack: false,
             report: vec![],
             only: vec![],
+            jobs: None,
         };
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let steps = select(plan(&ctx, &args), &names(&["test-e2e", "dev-up", "dev-down"])).unwrap();
