@@ -68,7 +68,7 @@ fn ci_dry_run_lists_named_steps() {
         "step 1/27: fmt",
         "[dry-run] $ cargo fmt --all -- --check",
         "[dry-run] $ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings",
-        "[dry-run] $ cargo test --workspace --locked",
+        "[dry-run] $ cargo test -p xtask --locked",
         "[dry-run] $ cargo xtask dev-up --offline",
         "[dry-run] $ cargo xtask health --offline",
         "[dry-run] $ cargo xtask test-e2e --offline",
