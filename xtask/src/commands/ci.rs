@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::ci_report::{self, StepReport};
-use crate::ci_schedule::{self, Event, Node, Outcome, Ran};
+use crate::ci_schedule::{self, Event, Node, Outcome};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::ci_project;
 use crate::context::Ctx;
@@ -269,14 +269,18 @@ pub fn default_jobs(cores: usize) -> usize {
     cores + 1
 }
 
+/// Where the steps' logs go when steps run side by side.
+fn logs_dir(root: &Path) -> PathBuf {
+    root.join("target/drydock/ci-logs")
+}
+
 /// `target/drydock/ci-logs/07-lint.log`: step `i`'s log when steps run side by side.
 fn log_path(root: &Path, i: usize, name: &str) -> PathBuf {
     let slug: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    root.join("target/drydock/ci-logs")
-        .join(format!("{:02}-{slug}.log", i + 1))
+    logs_dir(root).join(format!("{:02}-{slug}.log", i + 1))
 }
 
 /// The steps `--only` names, in plan order, their `needs` renumbered and those on unselected steps dropped.
@@ -327,7 +331,7 @@ impl CiArgs {
         };
         let logged = jobs > 1;
         if logged {
-            let dir = ctx.root.join("target/drydock/ci-logs");
+            let dir = logs_dir(&ctx.root);
             // Only this run's logs: a step that did not run this time has none.
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
@@ -402,34 +406,24 @@ impl CiArgs {
         let details: Vec<StepReport> = steps
             .iter()
             .zip(&results)
-            .map(
-                |(
-                    step,
-                    Ran {
-                        outcome,
-                        seconds,
-                        failure,
-                        ..
+            .map(|(step, ran)| {
+                let failure = ran.failure.as_deref();
+                StepReport {
+                    name: step.name.to_string(),
+                    result: match ran.outcome {
+                        Outcome::Passed => "passed",
+                        Outcome::Failed => "failed",
+                        Outcome::Skipped => "skipped",
                     },
-                )| match outcome {
-                    Outcome::Skipped => StepReport {
-                        name: step.name.to_string(),
-                        result: "skipped",
-                        seconds: 0.0,
-                        command: None,
-                        stderr_tail: Vec::new(),
-                        reason: Some("a step it needs did not pass".into()),
+                    seconds: ran.seconds,
+                    command: failure.map(|_| step.cmd.display()),
+                    stderr_tail: failure.map(ci_report::stderr_tail).unwrap_or_default(),
+                    reason: match ran.outcome {
+                        Outcome::Skipped => Some("a step it needs did not pass".into()),
+                        _ => failure.and_then(|r| r.lines().next()).map(String::from),
                     },
-                    _ => StepReport {
-                        name: step.name.to_string(),
-                        result: if failure.is_some() { "failed" } else { "passed" },
-                        seconds: *seconds,
-                        command: failure.as_ref().map(|_| step.cmd.display()),
-                        stderr_tail: failure.as_deref().map(ci_report::stderr_tail).unwrap_or_default(),
-                        reason: failure.as_deref().and_then(|r| r.lines().next()).map(String::from),
-                    },
-                },
-            )
+                }
+            })
             .collect();
         if ctx.run.dry_run {
             return Ok(());
