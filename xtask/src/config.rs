@@ -145,6 +145,10 @@ pub struct Pitr {
     /// The off-site store's `host[:port]` as the database server reaches it, when that differs from the
     /// address in `[backups.remote]` (a private endpoint, another network); default: the same.
     pub offsite_address: Option<String>,
+    /// MB of WAL waiting to be archived beyond which pgBackRest drops segments instead of letting them fill
+    /// the data volume (`archive-push-queue-max`): a repository that stays unreachable then costs the
+    /// point-in-time window from there on (a new base backup restores it), never the database itself.
+    pub archive_queue_max_mb: u32,
 }
 
 impl Default for Pitr {
@@ -155,6 +159,7 @@ impl Default for Pitr {
             retention_full: 2,
             offsite: false,
             offsite_address: None,
+            archive_queue_max_mb: 2048,
         }
     }
 }
@@ -169,6 +174,10 @@ impl Pitr {
             ),
             ("DRYDOCK_PITR_ARCHIVE_TIMEOUT".into(), self.archive_timeout.to_string()),
             ("DRYDOCK_PITR_RETENTION_FULL".into(), self.retention_full.to_string()),
+            (
+                "DRYDOCK_PITR_ARCHIVE_QUEUE_MAX".into(),
+                format!("{}MB", self.archive_queue_max_mb),
+            ),
         ]
     }
 }
@@ -386,6 +395,12 @@ impl Config {
         if pitr.retention_full == 0 {
             bail!(
                 "{file}: key `backups.pitr.retention_full` is 0, which would expire every base backup\n  fix: keep at least 1"
+            );
+        }
+        if !(32..=1_048_576).contains(&pitr.archive_queue_max_mb) {
+            bail!(
+                "{file}: key `backups.pitr.archive_queue_max_mb` = {} is out of range: it is the MB of WAL kept while archiving fails\n  fix: set 32 (two WAL segments) to 1048576; size it below the free space of the data volume",
+                pitr.archive_queue_max_mb
             );
         }
         if self.backups.retention.keep_last == 0 {

@@ -354,6 +354,38 @@ pub fn info_plan(compose: &Compose, service: &str) -> Cmd {
     pgbackrest(compose, service, cmd!(sh, "info --output=json"))
 }
 
+/// Where the image's archive command records the WAL segments pgBackRest dropped because more than
+/// `archive-push-queue-max` waited (`<time> <segment>` lines, in the local repository's volume; see
+/// infra/images/postgres/drydock-pgbackrest-archive).
+pub const DROPPED_WAL_RECORD: &str = "/var/lib/pgbackrest/drydock-wal-dropped";
+
+/// Prints the record of dropped WAL segments; nothing when there is none.
+pub fn dropped_wal_plan(compose: &Compose, service: &str) -> Cmd {
+    let sh = shell();
+    let script = "if [ -e \"$1\" ]; then cat \"$1\"; fi";
+    compose.cmd(cmd!(
+        sh,
+        "exec -T -u postgres {service} sh -c {script} dropped {DROPPED_WAL_RECORD}"
+    ))
+}
+
+/// Removes the record of dropped WAL segments (after a base backup: the window starts again there).
+pub fn clear_dropped_wal_plan(compose: &Compose, service: &str) -> Cmd {
+    let sh = shell();
+    compose.cmd(cmd!(sh, "exec -T -u postgres {service} rm -f {DROPPED_WAL_RECORD}"))
+}
+
+/// The warning about dropped WAL segments for `backups list` (pure), or `None` when none was dropped.
+pub fn describe_dropped(record: &str) -> Option<String> {
+    let drops: Vec<(&str, &str)> = record.lines().filter_map(|l| l.trim().split_once(' ')).collect();
+    let (first, _) = drops.first()?;
+    let (last, segment) = drops.last()?;
+    Some(format!(
+        "  WARNING: pgBackRest dropped {} WAL segment(s) between {first} and {last} (the last {segment}): more than backups.pitr.archive_queue_max_mb waited while a repository was unreachable, so no point in time after {first} can be recovered until the next base backup\n    fix: make the repository reachable, then `cargo xtask backups base`",
+        drops.len()
+    ))
+}
+
 /// Forces a WAL switch and waits until that segment is in the archive: afterwards every write so far is
 /// recoverable (and a broken archive_command is an error here, before anything else).
 pub fn check_plan(compose: &Compose, service: &str) -> Cmd {
@@ -570,6 +602,14 @@ pub fn summary(ctx: &Ctx) -> Vec<String> {
             if pitr.offsite {
                 lines.push(describe_offsite(&in_repo(&backups, 2)));
             }
+            match ask(ctx, &compose, &service, &dropped_wal_plan(&compose, &service)) {
+                Ok(Some(record)) => lines.extend(describe_dropped(&record)),
+                Ok(None) => {}
+                Err(e) => lines.push(format!(
+                    "  dropped WAL segments: unknown ({})",
+                    format!("{e:#}").lines().next().unwrap_or_default()
+                )),
+            }
             lines
         }
     }
@@ -677,6 +717,8 @@ pub fn base_backup(ctx: &Ctx, env: crate::config::Env, full: bool) -> Result<()>
             Timestamp(held[0].timestamp.stop + 1).rfc3339()
         ));
     }
+    // Segments dropped before this backup do not matter to the times after it.
+    ctx.run.run(&clear_dropped_wal_plan(&compose, &service))?;
     Ok(())
 }
 
@@ -1022,6 +1064,20 @@ mod tests {
 
     fn t(text: &str) -> Target {
         Target::parse(text).unwrap()
+    }
+
+    #[test]
+    fn dropped_wal_segments_are_a_warning_with_the_fix() {
+        assert_eq!(describe_dropped(""), None);
+        let record = "2026-12-03T12:00:01Z 000000010000000000000007\n2026-12-03T12:00:09Z 000000010000000000000009\n";
+        let line = describe_dropped(record).unwrap();
+        assert!(
+            line.contains("dropped 2 WAL segment(s) between 2026-12-03T12:00:01Z and 2026-12-03T12:00:09Z")
+                && line.contains("(the last 000000010000000000000009)")
+                && line.contains("no point in time after 2026-12-03T12:00:01Z")
+                && line.contains("fix: make the repository reachable, then `cargo xtask backups base`"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The off-site servers of the backup tests: an S3-compatible store (moto's server) or an OpenSSH SFTP server,
+//! The off-site servers of the backup tests: an S3-compatible store (moto's server, over HTTP or, role `s3-tls`,
+//! HTTPS only) or an OpenSSH SFTP server,
 //! each a container of `drydock/offsite-test:trixie` (infra/images/offsite-test/, built offline when missing)
 //! published on 127.0.0.1 only. Containers carry the label `drydock.test=offsite` and go when dropped.
 
@@ -46,12 +47,21 @@ impl Server {
         server
     }
 
-    /// Waits until the server really answers: an HTTP status line from the S3 server, the SSH banner from
-    /// sshd (docker's proxy accepts connections before the server inside listens).
+    /// Waits until the server really answers: an HTTP status line from the S3 server, a finished TLS handshake
+    /// from the HTTPS one, the SSH banner from sshd (docker's proxy accepts connections before the server inside
+    /// listens).
     pub fn wait_listening(&self) {
         use std::io::{Read, Write};
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            if self.role == "s3-tls" {
+                if tls_handshake(self.port) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{} did not answer within 60 s", self.name);
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
             let answer = std::net::TcpStream::connect(("127.0.0.1", self.port))
                 .ok()
                 .and_then(|mut c| {
@@ -74,6 +84,16 @@ impl Server {
     pub fn logs(&self) -> String {
         text(&docker(&["logs", &self.name]))
     }
+}
+
+/// Whether a TLS handshake with 127.0.0.1:`port` completes (`openssl s_client`; the certificate is checked by
+/// the clients under test, not here).
+fn tls_handshake(port: u16) -> bool {
+    std::process::Command::new("openssl")
+        .args(["s_client", "-brief", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success())
 }
 
 impl Drop for Server {
