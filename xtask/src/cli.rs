@@ -99,6 +99,8 @@ pub enum Command {
     ProdExec(commands::prod_exec::ProdExecArgs),
     /// Maintenance mode at the edge: `on` answers 503 with a page (health checks pass), `off` serves again.
     ProdMaintenance(commands::prod_maintenance::ProdMaintenanceArgs),
+    /// Make a Docker Swarm from SSH hosts (managers, workers) and label the node the databases live on.
+    SwarmSetup(commands::swarm_setup::SwarmSetupArgs),
     /// Show each service's state and the API's readiness (exit 1 when something is unhealthy).
     Health(commands::health::HealthArgs),
     /// Remove this project's containers, networks and dangling images (volumes only with --volumes).
@@ -158,6 +160,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "prod-history",
             "prod-maintenance",
             "prod-exec",
+            "swarm-setup",
         ],
     ),
     (
@@ -269,6 +272,7 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
         Command::ProdPs(args) => args.run(&ctx),
         Command::ProdLogs(args) => args.run(&ctx),
         Command::ProdScale(args) => args.run(&ctx),
+        Command::SwarmSetup(args) => args.run(&ctx),
         Command::ProdDeploy(args) => args.run(&ctx),
         Command::ProdRollback(args) => args.run(&ctx),
         Command::ProdHistory(args) => args.run(&ctx),

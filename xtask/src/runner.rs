@@ -66,9 +66,17 @@ impl Runner {
         }
         let style = Style::stderr();
         let prefix = if self.dry_run { "[dry-run] $" } else { "$" };
+        // The engine a docker command addresses: `--host`'s, or the one the plan names itself (a command that
+        // drives several hosts, e.g. swarm-setup).
+        let own = cmd
+            .env
+            .iter()
+            .find(|(k, _)| k == "DOCKER_HOST")
+            .map(|(_, v)| v.as_str());
         let engine = self
             .remote(cmd)
-            .map(|host| format!("DOCKER_HOST={} ", shell_quote(host)))
+            .or(own)
+            .map(|host| format!("DOCKER_HOST={} ", shell_quote(&cmd.mask(host))))
             .unwrap_or_default();
         let mut line = format!("{prefix} {engine}{cmd}");
         if let Some(target) = redirect {

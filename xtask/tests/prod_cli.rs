@@ -657,3 +657,95 @@ fn setup_host_dry_run_installs_docker_over_ssh() {
     );
     assert!(t.contains("systemctl enable --now docker"), "{t}");
 }
+
+#[test]
+fn swarm_setup_dry_run_shows_init_join_and_label_per_host() {
+    let out = xtask(&[
+        "swarm-setup",
+        "--dry-run",
+        "--manager",
+        "ssh://root@m1",
+        "--worker",
+        "ssh://root@w1:2222",
+        "--worker",
+        "ssh://root@w2",
+        "--db-node",
+        "ssh://root@w1:2222",
+        "--advertise-addr",
+        "eth1",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for line in [
+        "$ DOCKER_HOST=ssh://root@m1 docker swarm init --advertise-addr eth1",
+        "$ DOCKER_HOST=ssh://root@m1 docker swarm join-token --quiet worker",
+        "$ DOCKER_HOST=ssh://root@w1:2222 docker system dial-stdio < ",
+        "$ DOCKER_HOST=ssh://root@w2 docker system dial-stdio < ",
+        "$ DOCKER_HOST=ssh://root@m1 docker node update --label-add drydock.db=true '<node id of ssh://root@w1:2222>'",
+    ] {
+        assert!(t.contains(line), "missing {line:?}:\n{t}");
+    }
+    // The token goes in a request body on stdin, never as `swarm join --token`.
+    assert!(!t.contains("swarm join ") && !t.contains("--token"), "{t}");
+}
+
+#[test]
+fn swarm_setup_refuses_hosts_that_do_not_fit_and_changes_nothing() {
+    for (args, expected) in [
+        (
+            &[
+                "--manager",
+                "ssh://root@m1",
+                "--worker",
+                "ssh://root@m1",
+                "--db-node",
+                "ssh://root@m1",
+            ][..],
+            "are the same host",
+        ),
+        (
+            &[
+                "--manager",
+                "ssh://root@m1",
+                "--worker",
+                "ssh://root@w1",
+                "--db-node",
+                "ssh://root@db",
+            ][..],
+            "--db-node ssh://root@db is not one of the hosts given",
+        ),
+        (
+            &[
+                "--manager",
+                "ssh://root@m1",
+                "--worker",
+                "ssh://root@w1",
+                "--db-node",
+                "ssh://root@w1",
+                "--advertise-addr",
+                "10.0.0.2",
+            ][..],
+            "fits one host only",
+        ),
+        (
+            &["--manager", "http://m1", "--db-node", "http://m1"][..],
+            "is not an SSH address",
+        ),
+        (
+            &["--manager", "nosuchhost", "--db-node", "nosuchhost"][..],
+            "no host `nosuchhost`",
+        ),
+    ] {
+        let mut all = vec!["swarm-setup"];
+        all.extend(args);
+        let out = xtask(&all);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(
+            t.contains(expected) && t.contains("nothing was changed"),
+            "{args:?}: {t}"
+        );
+        // Refused before any engine was asked: no command ran.
+        assert!(!t.contains("$ "), "{args:?} ran something: {t}");
+    }
+}

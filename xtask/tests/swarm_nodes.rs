@@ -326,42 +326,6 @@ impl Cluster {
             assert!(version.starts_with("26."), "{}: engine {version}", node.name);
         }
 
-        // The swarm, over the private network: init on the manager, the workers join its private address.
-        let manager = &c.nodes[0];
-        c.remote_ok(
-            manager,
-            &[
-                "swarm",
-                "init",
-                "--advertise-addr",
-                &manager.ip,
-                "--listen-addr",
-                &format!("{}:2377", manager.ip),
-            ],
-        );
-        let token = c.remote_ok(manager, &["swarm", "join-token", "-q", "worker"]);
-        for worker in &c.nodes[1..] {
-            c.remote_ok(
-                worker,
-                &[
-                    "swarm",
-                    "join",
-                    "--token",
-                    token.trim(),
-                    "--advertise-addr",
-                    &worker.ip,
-                    &format!("{}:2377", manager.ip),
-                ],
-            );
-        }
-        let nodes = c.remote_ok(
-            manager,
-            &["node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Availability}}"],
-        );
-        println!("SWARM nodes:\n{}", nodes.trim_end());
-        let ready = nodes.lines().filter(|l| l.ends_with(" Ready Active")).count();
-        assert_eq!(ready, 3, "{nodes}");
-
         // The images: saved once here, loaded over SSH into the nodes that run them (the databases' images
         // only where the databases may run).
         let release: Vec<String> = [
@@ -416,6 +380,19 @@ impl Cluster {
 
     fn manager(&self) -> &Node {
         &self.nodes[0]
+    }
+
+    /// `cargo xtask swarm-setup` over the nodes' SSH ports: the first a manager, the others workers, the
+    /// databases on [`DB_NODE`]; every node advertises its interface on the private network (eth0; the nested
+    /// engine's docker0 is a second address, so Docker cannot pick by itself).
+    fn swarm_setup(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(Self::docker_host).collect();
+        let mut args = vec!["swarm-setup", "--manager", &urls[0]];
+        for url in &urls[1..] {
+            args.extend(["--worker", url.as_str()]);
+        }
+        args.extend(["--db-node", urls[DB_NODE].as_str(), "--advertise-addr", "eth0"]);
+        self.xtask_ok(&args)
     }
 
     fn path_env(&self) -> String {
@@ -640,7 +617,48 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     let manager = cluster.manager();
     let db_node = cluster.nodes[DB_NODE].name.clone();
 
+    // The swarm, made by the xtask from the SSH hosts: one manager creates it, the workers join over the
+    // private network, the database node gets its label; the join token appears in no output.
+    let started = Instant::now();
+    let out = cluster.swarm_setup();
+    println!("SWARM-SETUP of 3 nodes: {:.1} s", started.elapsed().as_secs_f64());
+    let token = cluster.remote_ok(manager, &["swarm", "join-token", "-q", "worker"]);
+    assert!(!out.contains(token.trim()), "the join token leaked:\n{out}");
+    assert!(
+        out.contains("creates the swarm") && out.matches(" joins").count() == 2,
+        "{out}"
+    );
+    let nodes = cluster.remote_ok(
+        manager,
+        &["node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Availability}}"],
+    );
+    println!("SWARM nodes:\n{}", nodes.trim_end());
+    let ready = nodes.lines().filter(|l| l.ends_with(" Ready Active")).count();
+    assert_eq!(ready, 3, "{nodes}");
+    for node in &cluster.nodes {
+        let addr = cluster.remote_ok(node, &["info", "--format", "{{.Swarm.NodeAddr}}"]);
+        assert_eq!(
+            addr.trim(),
+            node.ip,
+            "{} advertises its private-network address",
+            node.name
+        );
+    }
+    let db_nodes = cluster.remote_ok(
+        manager,
+        &[
+            "node",
+            "ls",
+            "--filter",
+            &format!("node.label={DB_LABEL}"),
+            "--format",
+            "{{.Hostname}}",
+        ],
+    );
+    assert_eq!(db_nodes.trim(), db_node, "only the database node is labelled");
+
     // 0. without a node labelled for the databases the deploy refuses (their volumes would have no home)
+    cluster.remote_ok(manager, &["node", "update", "--label-rm", "drydock.db", &db_node]);
     let out = cluster.xtask(&["prod-deploy", "--swarm", "--tag", V1]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("labelled drydock.db=true"), "{}", text(&out));
@@ -649,7 +667,11 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
         services.trim().is_empty(),
         "a refused deploy created services: {services}"
     );
-    cluster.remote_ok(manager, &["node", "update", "--label-add", DB_LABEL, &db_node]);
+    // A second swarm-setup changes no membership and puts the label back.
+    let out = cluster.swarm_setup();
+    assert_eq!(out.matches("left as it is").count(), 3, "{out}");
+    assert!(!out.contains("swarm init") && !out.contains("dial-stdio"), "{out}");
+    assert!(out.contains("--label-add drydock.db=true"), "{out}");
 
     // 1. the first deploy: every service runs, the databases on their node, the API on two nodes
     let started = Instant::now();

@@ -46,5 +46,6 @@ pub mod restore_mongodb;
 pub mod restore_postgres;
 pub mod restore_redis;
 pub mod setup;
+pub mod swarm_setup;
 pub mod test;
 pub mod test_e2e;
