@@ -749,3 +749,21 @@ fn swarm_setup_refuses_hosts_that_do_not_fit_and_changes_nothing() {
         assert!(!t.contains("$ "), "{args:?} ran something: {t}");
     }
 }
+
+#[test]
+fn prod_scale_swarm_dry_run_scales_the_stack_service_under_the_swarm_lock() {
+    let out = xtask(&["prod-scale", "--swarm", "3", "--dry-run"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("docker config create") && t.contains("drydock-deploy-lock-drydock-prod-swarm"),
+        "{t}"
+    );
+    assert!(
+        t.contains("$ docker service scale --detach drydock-prod-swarm_api=3"),
+        "{t}"
+    );
+    let out = xtask(&["prod-scale", "--swarm", "postgres", "3", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("service scale"), "{}", text(&out));
+}

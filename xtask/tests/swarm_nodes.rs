@@ -700,6 +700,21 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     println!("PROXY on {} (127.0.0.1:{port})", proxy.name);
     wait_for_200(port, "/api/v1/items", Duration::from_secs(120));
 
+    // prod-scale --swarm: a third API task (healthy, on some node), then back to two; the lock and the audit
+    // log are the Swarm stack's.
+    let started = Instant::now();
+    let out = cluster.xtask_ok(&["prod-scale", "--swarm", "3", "--timeout", "120"]);
+    assert!(out.contains("runs 3 healthy replica(s)"), "{out}");
+    assert_eq!(cluster.tasks("api").len(), 3, "{:?}", cluster.tasks("api"));
+    let out = cluster.xtask_ok(&["prod-scale", "--swarm", "2", "--timeout", "120"]);
+    assert!(out.contains("runs 2 healthy replica(s)"), "{out}");
+    println!(
+        "SCALE api 2 -> 3 -> 2 on the swarm: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let history = cluster.xtask_ok(&["prod-history", "--swarm"]);
+    assert!(history.contains("prod-scale"), "the scaling is audited:\n{history}");
+
     // 2. v1 -> v2 under load: start-first, not one failed request
     let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
     load.wait_for(50, Duration::from_secs(30));

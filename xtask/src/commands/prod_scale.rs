@@ -1,5 +1,5 @@
-//! `cargo xtask prod-scale [service] <n>`: scale a stateless production service; new API replicas get
-//! traffic once healthy.
+//! `cargo xtask prod-scale [service] <n> [--swarm]`: scale a stateless production service; new API replicas get
+//! traffic once healthy (on Swarm, `prod::swarm::swarm_scale`).
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -9,7 +9,7 @@ use crate::flags::LockFlags;
 use crate::prod::audit::Audit;
 use crate::prod::compose::{current_compose, scale_cmd};
 use crate::prod::containers::{container_ids, promote};
-use crate::prod::lock;
+use crate::prod::{lock, swarm};
 
 #[derive(Debug, Clone, Args)]
 pub struct ProdScaleArgs {
@@ -20,6 +20,9 @@ pub struct ProdScaleArgs {
     /// Seconds to wait for new replicas to become healthy.
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub timeout: u32,
+    /// Scale the service of the Swarm stack (`prod-deploy --swarm`) instead of the compose project.
+    #[arg(long)]
+    pub swarm: bool,
     #[command(flatten)]
     pub lock: LockFlags,
 }
@@ -43,10 +46,15 @@ impl ProdScaleArgs {
         // Refused before the lock is taken: a wrong service or count changes nothing and blocks nobody.
         check(ctx, &service, replicas)?;
         let what = format!("{service}={replicas}");
-        let target = crate::prod::stack_name(ctx, false)?;
-        let _lock = lock::acquire(ctx, &target, false, "prod-scale", &what, &self.lock)?;
+        let target = crate::prod::stack_name(ctx, self.swarm)?;
+        let _lock = lock::acquire(ctx, &target, self.swarm, "prod-scale", &what, &self.lock)?;
         let audit = Audit::start(&target, "prod-scale", &what).message(self.lock.message.as_deref());
-        let outcome = self.scale(ctx, service, replicas);
+        let outcome = if self.swarm {
+            let timeout = std::time::Duration::from_secs(self.timeout.into());
+            swarm::swarm_scale(ctx, &service, replicas, timeout)
+        } else {
+            self.scale(ctx, service, replicas)
+        };
         audit.finish(ctx, outcome)
     }
 

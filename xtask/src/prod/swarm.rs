@@ -118,6 +118,56 @@ pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Re
     }
 }
 
+/// `prod-scale --swarm`: sets the replicas of a service of the stack `<project>-swarm` and waits, bounded by
+/// `timeout`, until exactly that many of its tasks run (Running comes after the healthcheck passed) and no other
+/// service of the stack lags.
+pub fn swarm_scale(ctx: &Ctx, service: &str, replicas: u32, timeout: Duration) -> Result<()> {
+    let stack = crate::prod::stack_name(ctx, true)?;
+    let full = format!("{stack}_{service}");
+    let sh = shell();
+    let target = format!("{full}={replicas}");
+    ctx.say(&format!("scaling {full} to {replicas} replica(s)"));
+    ctx.run
+        .run(&Cmd::from(cmd!(sh, "docker service scale --detach {target}")))
+        .with_context(|| {
+            format!("`{full}` cannot be scaled\n  fix: deploy the stack first (cargo xtask prod-deploy --swarm)")
+        })?;
+    if ctx.run.dry_run {
+        return Ok(());
+    }
+    let started = Instant::now();
+    loop {
+        // Every task that should run, whatever its image (`""` matches all).
+        let running = running_tasks(ctx, &full, "");
+        let lagging: Vec<String> = lagging_services(ctx, &stack)
+            .into_iter()
+            .filter(|l| !l.starts_with(&format!("{service} ")))
+            .collect();
+        if running == u64::from(replicas) && lagging.is_empty() {
+            ctx.say(&format!(
+                "{full} runs {running} healthy replica(s) after {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            let why = last_task_error(ctx, &full)
+                .map(|e| format!("\n  last task: {e}"))
+                .unwrap_or_default();
+            bail!(
+                "{full} did not reach {replicas} running replica(s) within {} s ({running} running){}{why}\n  fix: docker service ps --no-trunc {full}",
+                timeout.as_secs(),
+                if lagging.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not yet running: {}", lagging.join(", "))
+                }
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// `UpdateStatus.StartedAt` of a service (None before its first update or when it does not exist).
 fn update_started_at(ctx: &Ctx, service: &str) -> Option<String> {
     let sh = shell();
