@@ -767,3 +767,15 @@ fn prod_scale_swarm_dry_run_scales_the_stack_service_under_the_swarm_lock() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(!text(&out).contains("service scale"), "{}", text(&out));
 }
+
+#[test]
+fn prod_ps_swarm_dry_run_lists_the_stack_services_and_tasks() {
+    let out = xtask(&["prod-ps", "--swarm", "--dry-run"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("$ docker stack services drydock-prod-swarm"), "{t}");
+    assert!(
+        t.contains("$ docker stack ps drydock-prod-swarm --filter desired-state=running"),
+        "{t}"
+    );
+}

@@ -714,6 +714,11 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     );
     let history = cluster.xtask_ok(&["prod-history", "--swarm"]);
     assert!(history.contains("prod-scale"), "the scaling is audited:\n{history}");
+    let ps = cluster.xtask_ok(&["prod-ps", "--swarm"]);
+    assert!(
+        ps.contains(&format!("{STACK}_api")) && ps.contains("2/2") && ps.contains("deploy lock: free"),
+        "prod-ps --swarm shows the services, their replicas and the lock:\n{ps}"
+    );
 
     // 2. v1 -> v2 under load: start-first, not one failed request
     let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));

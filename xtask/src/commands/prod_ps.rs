@@ -1,5 +1,5 @@
 //! `cargo xtask prod-ps`: the production services with state, health and which API replicas get traffic, and
-//! who holds the deploy lock.
+//! who holds the deploy lock; `--swarm`: the Swarm stack's services and tasks per node (`prod::swarm::swarm_ps`).
 
 use anyhow::Result;
 use clap::Args;
@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::flags::JsonFlag;
 use crate::prod::compose::current_compose;
 use crate::prod::containers::{LIVE_ALIAS, live_containers};
-use crate::prod::lock;
+use crate::prod::{lock, swarm};
 use crate::stack;
 use crate::time::Timestamp;
 
@@ -17,10 +17,24 @@ use crate::time::Timestamp;
 pub struct ProdPsArgs {
     #[command(flatten)]
     pub json: JsonFlag,
+    /// The Swarm stack (`prod-deploy --swarm`): its services, and each task with its node and state.
+    #[arg(long)]
+    pub swarm: bool,
 }
 
 impl ProdPsArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        if self.swarm {
+            swarm::swarm_ps(ctx, self.json.json)?;
+            if !self.json.json && !ctx.run.dry_run {
+                let stack = crate::prod::stack_name(ctx, true)?;
+                match lock::holder_on_engine(ctx, &stack, true) {
+                    Some(h) => println!("deploy lock: held for {} by {}", h.age(Timestamp::now()), h.describe()),
+                    None => println!("deploy lock: free"),
+                }
+            }
+            return Ok(());
+        }
         let compose = current_compose(ctx)?;
         let states = stack::services(ctx, &compose)?;
         let live = if ctx.run.dry_run {

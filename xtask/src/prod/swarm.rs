@@ -168,6 +168,39 @@ pub fn swarm_scale(ctx: &Ctx, service: &str, replicas: u32, timeout: Duration) -
     }
 }
 
+/// `prod-ps --swarm`: the stack's services with their replicas, then every task that should run with its node
+/// and state (or, with `json`, the services as a JSON array).
+pub fn swarm_ps(ctx: &Ctx, json: bool) -> Result<()> {
+    let stack = crate::prod::stack_name(ctx, true)?;
+    let sh = shell();
+    if json {
+        let format = "{{json .}}";
+        let lines = ctx
+            .run
+            .read(&Cmd::from(cmd!(sh, "docker stack services {stack} --format {format}")))?;
+        let rows: Vec<Value> = lines
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).context("parsing `docker stack services --format json`"))
+            .collect::<Result<_>>()?;
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let services = "table {{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}";
+    ctx.run
+        .run(&Cmd::from(cmd!(
+            sh,
+            "docker stack services {stack} --format {services}"
+        )))
+        .with_context(|| format!("no Swarm stack {stack} to show\n  fix: cargo xtask prod-deploy --swarm"))?;
+    let tasks = "table {{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.Error}}";
+    ctx.run.run(&Cmd::from(cmd!(
+        sh,
+        "docker stack ps {stack} --filter desired-state=running --format {tasks}"
+    )))?;
+    Ok(())
+}
+
 /// `UpdateStatus.StartedAt` of a service (None before its first update or when it does not exist).
 fn update_started_at(ctx: &Ctx, service: &str) -> Option<String> {
     let sh = shell();
