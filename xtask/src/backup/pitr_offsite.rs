@@ -71,6 +71,10 @@ pub fn render(
     let mut secrets = Vec::new();
     let mut set = |key: &str, value: &str| conf.push_str(&format!("repo2-{key}={value}\n"));
     set("retention-full", &retention_full.to_string());
+    // Small files bundled into larger objects: a base backup of a small cluster is a few dozen requests to the
+    // store instead of one per file (about a thousand), which decides its time on an object store or a far
+    // SFTP server.
+    set("bundle", "y");
     let describe = match (remote, credentials) {
         (
             Remote::S3 {
@@ -309,6 +313,7 @@ mod tests {
             "repo2-s3-region=us-east-1",
             "repo2-s3-uri-style=path",
             "repo2-retention-full=3",
+            "repo2-bundle=y",
             "repo2-storage-ca-file=/etc/pgbackrest/conf.d/offsite-ca.pem",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");
