@@ -70,6 +70,36 @@ impl Drop for Cluster {
     }
 }
 
+/// The 127.0.0.1 port a node container publishes for its port `p` (loopback only, checked).
+fn published_port(name: &str, p: u16) -> u16 {
+    let out = docker_ok(&["port", name, &p.to_string()]);
+    let addr = out.lines().next().unwrap_or("").trim().to_string();
+    let (host, port) = addr
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("no port {p} on {name}: {out}"));
+    assert_eq!(host, "127.0.0.1", "{name} publishes {p} beyond loopback: {out}");
+    port.parse().unwrap()
+}
+
+/// The known_hosts line of a node's SSH port, from its host key read through the engine (not over the
+/// network it is meant to authenticate).
+fn known_host(node: &Node) -> String {
+    let host_key = docker_ok(&["exec", &node.name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
+    let mut words = host_key.split_whitespace();
+    let (kind, value) = (words.next().unwrap(), words.next().unwrap());
+    format!("[127.0.0.1]:{} {kind} {value}\n", node.ssh_port)
+}
+
+/// The host's cgroup directories of a nested container: under each v1 controller, or the unified tree.
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join("docker").join(id)];
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        dirs.push(entry.path().join("docker").join(id));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
 fn ok_status(what: &str, out: &Output) -> String {
     assert!(out.status.success(), "{what} failed ({}):\n{}", out.status, text(out));
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -273,15 +303,7 @@ impl Cluster {
 
         let mut known_hosts = String::new();
         for name in c.containers.clone() {
-            let port = |p: u16| -> u16 {
-                let out = docker_ok(&["port", &name, &p.to_string()]);
-                let addr = out.lines().next().unwrap_or("").trim().to_string();
-                let (host, port) = addr
-                    .rsplit_once(':')
-                    .unwrap_or_else(|| panic!("no port {p} on {name}: {out}"));
-                assert_eq!(host, "127.0.0.1", "{name} publishes {p} beyond loopback: {out}");
-                port.parse().unwrap()
-            };
+            let port = |p: u16| published_port(&name, p);
             let ip_format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
             let ip = docker_ok(&["inspect", "--format", &ip_format, &name])
                 .trim()
@@ -293,11 +315,7 @@ impl Cluster {
                 ip,
                 name: name.clone(),
             };
-            // The host key, read through the engine (not over the network it is meant to authenticate).
-            let host_key = docker_ok(&["exec", &name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
-            let mut words = host_key.split_whitespace();
-            let (kind, value) = (words.next().unwrap(), words.next().unwrap());
-            known_hosts.push_str(&format!("[127.0.0.1]:{} {kind} {value}\n", node.ssh_port));
+            known_hosts.push_str(&known_host(&node));
             c.nodes.push(node);
         }
         write_mode(&dir.join("known_hosts"), &known_hosts, 0o600);
@@ -380,6 +398,58 @@ impl Cluster {
 
     fn manager(&self) -> &Node {
         &self.nodes[0]
+    }
+
+    /// Waits until `count` API tasks run and none of them on `node`; returns the seconds since `since`.
+    fn wait_api_without(&self, node: &str, count: usize, since: Instant, within: Duration) -> f64 {
+        loop {
+            let api = self.tasks("api");
+            if api.len() == count && api.iter().all(|(n, _)| n != node) {
+                return since.elapsed().as_secs_f64();
+            }
+            assert!(
+                since.elapsed() < within,
+                "the API did not get to {count} tasks without {node} within {} s: {api:?}",
+                within.as_secs()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Starts a stopped node again and waits until its engine answers over SSH. Docker gives its published
+    /// ports new numbers, so they are read again, and its (unchanged) host key is trusted on the new SSH port.
+    fn restart_node(&mut self, i: usize) {
+        let name = self.nodes[i].name.clone();
+        docker_ok(&["start", &name]);
+        let started = Instant::now();
+        while docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.Health.Status}}",
+            &name,
+        ])
+        .trim()
+            != "running healthy"
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{name} did not come back:\n{}",
+                text(&docker(&["logs", "--tail", "30", &name]))
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let node = &mut self.nodes[i];
+        node.ssh_port = published_port(&name, 22);
+        node.http_port = published_port(&name, HTTP_PORT);
+        node.https_port = published_port(&name, HTTPS_PORT);
+        let line = known_host(&self.nodes[i]);
+        let path = self.dir.join("known_hosts");
+        let known = std::fs::read_to_string(&path).unwrap() + &line;
+        write_mode(&path, &known, 0o600);
+        while !self.remote(&self.nodes[i], &["info"]).status.success() {
+            assert!(started.elapsed() < Duration::from_secs(120), "{name} did not come back");
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// `cargo xtask swarm-setup` over the nodes' SSH ports: the first a manager, the others workers, the
@@ -753,7 +823,78 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     assert_eq!(api.len(), 2, "{api:?}");
     assert!(api.iter().all(|(_, i)| i == &format!("drydock/api:{V2}")), "{api:?}");
 
-    // 4. the operator's TLS files reach the proxy on whatever node it runs (a config and a secret)
+    // 4. draining a node moves its API task to the others without one failed request. Four replicas, so that
+    //    worker2 (neither the manager, where the proxy runs, nor the database node) surely runs one (spread).
+    let victim_index = 2;
+    assert!(victim_index != DB_NODE);
+    let victim = cluster.nodes[victim_index].name.clone();
+    let proxy = cluster.proxy_node(Duration::from_secs(60));
+    assert_eq!(proxy.name, manager.name, "the proxy runs on the manager");
+    let port = proxy.http_port;
+    cluster.xtask_ok(&["prod-scale", "--swarm", "4", "--timeout", "120"]);
+    let on_victim = |c: &Cluster| c.tasks("api").iter().filter(|(n, _)| n == &victim).count();
+    assert!(
+        on_victim(&cluster) > 0,
+        "no API task on {victim}: {:?}",
+        cluster.tasks("api")
+    );
+    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
+    load.wait_for(50, Duration::from_secs(30));
+    let started = Instant::now();
+    cluster.remote_ok(manager, &["node", "update", "--availability", "drain", &victim]);
+    let moved = cluster.wait_api_without(&victim, 4, started, Duration::from_secs(120));
+    load.wait_for(50, Duration::from_secs(30));
+    let s = load.finish();
+    report("swarm (3 nodes): drain of a node running an API task", &s);
+    println!("DRAIN: 4 API tasks running again, none on {victim}, {moved:.1} s after the drain");
+    assert!(s.total > 100, "too little load: {}", s.total);
+    assert_eq!(s.failed, 0, "requests failed while a node was drained");
+    cluster.remote_ok(manager, &["node", "update", "--availability", "active", &victim]);
+
+    // 5. the same node stopped abruptly (SIGKILL to its container: its engine and tasks die at once). At most
+    //    the requests in flight to its task fail (the load has 4 workers, one request each at a time); Swarm
+    //    brings the API back to full count on the other nodes. Six replicas after the drain: the two new
+    //    ones go to the emptiest node, worker2.
+    cluster.xtask_ok(&["prod-scale", "--swarm", "6", "--timeout", "120"]);
+    assert!(
+        on_victim(&cluster) > 0,
+        "no API task on {victim}: {:?}",
+        cluster.tasks("api")
+    );
+    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
+    load.wait_for(50, Duration::from_secs(30));
+    let doomed = cluster.remote_ok(&cluster.nodes[victim_index], &["ps", "-q", "--no-trunc"]);
+    let killed = Instant::now();
+    docker_ok(&["kill", &victim]);
+    let back = cluster.wait_api_without(&victim, 6, killed, Duration::from_secs(180));
+    load.wait_for(50, Duration::from_secs(30));
+    let s = load.finish();
+    report("swarm (3 nodes): a node killed abruptly", &s);
+    println!("KILL: {victim} killed; 6 API tasks running on the other nodes {back:.1} s later");
+    assert!(s.total > 100, "too little load: {}", s.total);
+    assert!(
+        s.failed <= 4,
+        "{} requests failed: more than the 4 that can be in flight to the killed node",
+        s.failed
+    );
+    // The node comes back (its engine restarts and rejoins), so the clean-up below reaches every engine.
+    cluster.restart_node(victim_index);
+    let manager = cluster.manager();
+    // An engine killed outright never deleted its containers' cgroups (runc delete never ran): on the host
+    // they stay as empty directories. They are removed here; one that still held a process would be a leak.
+    for id in doomed.split_whitespace() {
+        for dir in cgroup_dirs(id) {
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                panic!(
+                    "the cgroup {} of a container of the killed node is not empty: {e}",
+                    dir.display()
+                );
+            }
+        }
+    }
+
+    // 6. the operator's TLS files reach the proxy (HTTP then redirects to HTTPS: the last step under load is
+    //    above) on whatever node it runs (a config and a secret)
     let tls = cluster.dir.join("tls");
     let out = Command::new("openssl")
         .args([
@@ -818,7 +959,7 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     );
     println!("TLS: the proxy serves HTTPS with the certificate sent as a Swarm config + secret");
 
-    // 5. everything goes: no node, volume, network or temporary file stays; the nested engines' containers
+    // 7. everything goes: no node, volume, network or temporary file stays; the nested engines' containers
     //    are gone with their cgroups; the host engine's swarm state is what it was
     let nested = cluster.nested_containers();
     let cgroup = |id: &String| {

@@ -22,5 +22,8 @@ install -d -m 0755 /run/sshd
 /usr/sbin/sshd -t || fail "the sshd configuration is invalid"
 # In the foreground of a background job: its log goes to the container's stderr, beside dockerd's.
 /usr/sbin/sshd -D -e &
+# A start after an abrupt stop (the container killed) finds the killed engine's runtime state, which a real
+# machine's reboot would have cleared with /run: dockerd refuses to start over a stale pid file.
+rm -rf /run/docker /run/docker.pid /run/containerd
 echo "docker-entrypoint.sh: sshd on 22 (key-only root login); starting dockerd $*"
 exec dockerd "$@"

@@ -119,8 +119,8 @@ pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Re
 }
 
 /// `prod-scale --swarm`: sets the replicas of a service of the stack `<project>-swarm` and waits, bounded by
-/// `timeout`, until exactly that many of its tasks run (Running comes after the healthcheck passed) and no other
-/// service of the stack lags.
+/// `timeout`, until exactly that many of its tasks run (Running comes after the healthcheck passed), the ones
+/// scaled away have stopped (gracefully), and no other service of the stack lags.
 pub fn swarm_scale(ctx: &Ctx, service: &str, replicas: u32, timeout: Duration) -> Result<()> {
     let stack = crate::prod::stack_name(ctx, true)?;
     let full = format!("{stack}_{service}");
@@ -137,12 +137,10 @@ pub fn swarm_scale(ctx: &Ctx, service: &str, replicas: u32, timeout: Duration) -
     }
     let started = Instant::now();
     loop {
-        // Every task that should run, whatever its image (`""` matches all).
+        // Every task that should run, whatever its image (`""` matches all); and no service whose running
+        // tasks differ from its replicas, this one included: a task scaled away counts until it has stopped.
         let running = running_tasks(ctx, &full, "");
-        let lagging: Vec<String> = lagging_services(ctx, &stack)
-            .into_iter()
-            .filter(|l| !l.starts_with(&format!("{service} ")))
-            .collect();
+        let lagging = lagging_services(ctx, &stack);
         if running == u64::from(replicas) && lagging.is_empty() {
             ctx.say(&format!(
                 "{full} runs {running} healthy replica(s) after {:.1} s",

@@ -53,8 +53,11 @@ pub struct Membership {
     pub state: String,
     pub node_id: String,
     pub node_addr: String,
+    /// The cluster's id: only a manager knows it (a worker's `Cluster` is empty).
     pub cluster_id: String,
     pub is_manager: bool,
+    /// The node ids of the managers this node talks to (how a worker's swarm is told).
+    pub remote_managers: Vec<String>,
 }
 
 impl Membership {
@@ -71,6 +74,15 @@ impl Membership {
                 .unwrap_or_default()
                 .to_string(),
             is_manager: v.get("ControlAvailable").and_then(Value::as_bool).unwrap_or(false),
+            remote_managers: v
+                .get("RemoteManagers")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|m| m.get("NodeID")?.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -151,9 +163,10 @@ pub fn plan(nodes: &[Node], members: &[Membership]) -> Result<Vec<Step>> {
             );
         }
     }
+    // Only managers know their cluster's id; a worker is told by the managers it talks to.
     let mut clusters: Vec<&str> = members
         .iter()
-        .filter(|m| m.active())
+        .filter(|m| m.active() && m.is_manager)
         .map(|m| m.cluster_id.as_str())
         .collect();
     clusters.sort_unstable();
@@ -162,7 +175,7 @@ pub fn plan(nodes: &[Node], members: &[Membership]) -> Result<Vec<Step>> {
         let listed: Vec<String> = nodes
             .iter()
             .zip(members)
-            .filter(|(_, m)| m.active())
+            .filter(|(_, m)| m.active() && m.is_manager)
             .map(|(n, m)| format!("{} in {}", n.given, short(&m.cluster_id)))
             .collect();
         bail!(
@@ -186,14 +199,19 @@ pub fn plan(nodes: &[Node], members: &[Membership]) -> Result<Vec<Step>> {
         }
     }
     let any_active = members.iter().any(Membership::active);
-    let manager_active = nodes
+    let managers: Vec<&str> = members
         .iter()
-        .zip(members)
-        .any(|(n, m)| n.role == Role::Manager && m.active());
-    if any_active && !manager_active {
-        bail!(
-            "the hosts in a swarm are all workers, and none of its managers is among the hosts given; {unchanged}\n  fix: add one of that swarm's managers with --manager (it gives the join tokens)"
-        );
+        .filter(|m| m.active() && m.is_manager)
+        .map(|m| m.node_id.as_str())
+        .collect();
+    for (node, m) in nodes.iter().zip(members) {
+        if m.active() && !m.is_manager && !m.remote_managers.iter().any(|id| managers.contains(&id.as_str())) {
+            bail!(
+                "{} is a worker of a swarm none of whose managers is among the hosts given; {unchanged}\n  fix: add one of that swarm's managers with --manager (it gives the join tokens), or `docker swarm leave` on {}",
+                node.given,
+                node.given
+            );
+        }
     }
     let mut steps = Vec::new();
     for (i, m) in members.iter().enumerate() {
@@ -320,9 +338,16 @@ pub fn setup(ctx: &Ctx, managers: &[String], workers: &[String], db_node: &str, 
         ctx.say(&format!("{} ({}) {what}", nodes[i].given, nodes[i].role.name()));
     }
     if let Some(Step::Init(i)) = steps.first() {
-        ctx.run.run(&init_plan(&nodes[*i].url, advertise))?;
+        // Captured, never shown: `swarm init` prints the worker join command with its token.
+        ctx.run.read(&init_plan(&nodes[*i].url, advertise))?;
         if !ctx.run.dry_run {
             members[*i] = look(&nodes[*i])?;
+            ctx.say(&format!(
+                "swarm created on {} (node {}, address {})",
+                nodes[*i].given,
+                short(&members[*i].node_id),
+                members[*i].node_addr
+            ));
         }
     }
     // The manager that gives the tokens and the address the others join.
@@ -414,14 +439,15 @@ mod tests {
             state: state.into(),
             node_id: format!("id-{cluster}"),
             node_addr: "10.0.0.2".into(),
-            cluster_id: cluster.into(),
+            cluster_id: if manager { cluster.into() } else { String::new() },
             is_manager: manager,
+            remote_managers: vec![format!("id-{cluster}")],
         }
     }
 
     #[test]
     fn membership_parses_docker_info() {
-        let json = r#"{"NodeID":"n1","NodeAddr":"10.0.0.2","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":null,"Cluster":{"ID":"c1","Version":{}}}"#;
+        let json = r#"{"NodeID":"n1","NodeAddr":"10.0.0.2","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":[{"NodeID":"n1","Addr":"10.0.0.2:2377"}],"Cluster":{"ID":"c1","Version":{}}}"#;
         let m = Membership::parse(json).unwrap();
         assert_eq!(
             m,
@@ -430,7 +456,8 @@ mod tests {
                 node_id: "n1".into(),
                 node_addr: "10.0.0.2".into(),
                 cluster_id: "c1".into(),
-                is_manager: true
+                is_manager: true,
+                remote_managers: vec!["n1".into()],
             }
         );
         let idle = Membership::parse(r#"{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null}"#).unwrap();
@@ -488,7 +515,10 @@ mod tests {
             "{e}"
         );
         let e = err(&two, &[member("inactive", "", false), member("active", "c", false)]);
-        assert!(e.contains("none of its managers"), "{e}");
+        assert!(e.contains("none of whose managers"), "{e}");
+        // A worker of another swarm (its managers are not this one's), beside an active manager.
+        let e = err(&two, &[member("active", "c", true), member("active", "other", false)]);
+        assert!(e.contains("none of whose managers"), "{e}");
         let e = err(&two, &[member("locked", "c", true), member("inactive", "", false)]);
         assert!(e.contains("swarm state `locked`"), "{e}");
     }

@@ -16,7 +16,8 @@ pub const DB_NODE_LABEL: &str = "drydock.db";
 /// Made for engines that are not this machine: the operator's files that services bind-mount (read-only)
 /// become file-based Swarm configs (secrets for `*.key` files), which `docker stack deploy` reads here and
 /// sends to the manager; the `databases` are pinned to the node labelled `DB_NODE_LABEL=true` (their named
-/// volumes live there) and the `api` replicas are spread over the nodes.
+/// volumes live there), the `api` replicas are spread over the nodes, and the proxy runs on a manager (the
+/// nodes an operator points DNS or a load balancer at, and the ones that stay when workers come and go).
 pub fn swarm_stack(mut config: Value, publish: bool, api: &str, databases: &[&str]) -> Result<Value> {
     let obj = config.as_object_mut().context("compose config is not an object")?;
     obj.retain(|k, _| !k.starts_with("x-") && k != "name");
@@ -145,6 +146,10 @@ pub fn swarm_stack(mut config: Value, publish: bool, api: &str, databases: &[&st
         if name == api {
             // Even over the nodes (a preference, not a limit: a start-first update still fits on one node).
             deploy["placement"]["preferences"] = json!([{"spread": "node.id"}]);
+        }
+        if name == "proxy" {
+            // Its ports are published in host mode on the node it runs on: keep that on the managers.
+            deploy["placement"]["constraints"] = json!(["node.role==manager"]);
         }
         let proxy_env = if name == "proxy" {
             s.get_mut("environment").and_then(Value::as_object_mut)
@@ -399,7 +404,10 @@ mod tests {
             out["services"]["api"]["deploy"]["placement"],
             json!({"preferences": [{"spread": "node.id"}]})
         );
-        assert!(out["services"]["proxy"]["deploy"].get("placement").is_none());
+        assert_eq!(
+            out["services"]["proxy"]["deploy"]["placement"],
+            json!({"constraints": ["node.role==manager"]})
+        );
     }
 
     #[test]
