@@ -480,16 +480,6 @@ impl Offsite {
                 S3_ALIAS,
             ],
         );
-        let offsite = Offsite {
-            kind: Kind::S3,
-            pitr: format!("offsite = true\noffsite_address = \"{S3_ALIAS}:9000\"\n"),
-            remote: String::new(),
-            describe: format!("s3://{S3_BUCKET}/team/pitr at https://{S3_ALIAS}:9000"),
-            conf_file: "offsite-ca.pem",
-            secret: S3_SECRET.to_string(),
-            server,
-        };
-        offsite.boto3(&format!("s3.create_bucket(Bucket={S3_BUCKET:?})"));
         let credentials = s.dir.join("s3.credentials");
         std::fs::write(
             &credentials,
@@ -497,15 +487,22 @@ impl Offsite {
         )
         .unwrap();
         std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
-        Offsite {
+        let offsite = Offsite {
+            kind: Kind::S3,
+            pitr: format!("offsite = true\noffsite_address = \"{S3_ALIAS}:9000\"\n"),
             remote: format!(
                 "\n[backups.remote]\ntype = \"s3\"\nendpoint = \"https://127.0.0.1:{}\"\nbucket = \"{S3_BUCKET}\"\npath = \"team\"\ncredentials_file = {:?}\nca_file = {:?}\npush_after_backup = false\n",
-                offsite.server.port,
+                server.port,
                 credentials.display().to_string(),
                 tls.join("ca.pem").display().to_string()
             ),
-            ..offsite
-        }
+            describe: format!("s3://{S3_BUCKET}/team/pitr at https://{S3_ALIAS}:9000"),
+            conf_file: "offsite-ca.pem",
+            secret: S3_SECRET.to_string(),
+            server,
+        };
+        offsite.boto3(&format!("s3.create_bucket(Bucket={S3_BUCKET:?})"));
+        offsite
     }
 
     /// Runs `statement` with `s3`, a boto3 client of the store, inside the server's container (over HTTPS,

@@ -27,11 +27,7 @@ impl ProdPsArgs {
         if self.swarm {
             swarm::swarm_ps(ctx, self.json.json)?;
             if !self.json.json && !ctx.run.dry_run {
-                let stack = crate::prod::stack_name(ctx, true)?;
-                match lock::holder_on_engine(ctx, &stack, true) {
-                    Some(h) => println!("deploy lock: held for {} by {}", h.age(Timestamp::now()), h.describe()),
-                    None => println!("deploy lock: free"),
-                }
+                print_lock(ctx, &crate::prod::stack_name(ctx, true)?, true);
             }
             return Ok(());
         }
@@ -63,11 +59,16 @@ impl ProdPsArgs {
             }
         }
         if !self.json.json && !ctx.run.dry_run {
-            match lock::holder_on_engine(ctx, &compose.project, false) {
-                Some(h) => println!("deploy lock: held for {} by {}", h.age(Timestamp::now()), h.describe()),
-                None => println!("deploy lock: free"),
-            }
+            print_lock(ctx, &compose.project, false);
         }
         Ok(())
+    }
+}
+
+/// Who holds the deploy lock of `target` (a compose project, or with `swarm` a Swarm stack), or that it is free.
+fn print_lock(ctx: &Ctx, target: &str, swarm: bool) {
+    match lock::holder_on_engine(ctx, target, swarm) {
+        Some(h) => println!("deploy lock: held for {} by {}", h.age(Timestamp::now()), h.describe()),
+        None => println!("deploy lock: free"),
     }
 }

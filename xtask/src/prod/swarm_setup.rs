@@ -357,11 +357,19 @@ pub fn setup(ctx: &Ctx, managers: &[String], workers: &[String], db_node: &str, 
         .position(|(n, m)| n.role == Role::Manager && m.active())
         .unwrap_or(0);
     let manager_url = nodes[manager].url.clone();
+    // One token per role, read when the first node of that role joins.
+    let (mut manager_token, mut worker_token) = (None, None);
     for step in &steps {
         let Step::Join(i) = step else { continue };
         let node = &nodes[*i];
-        let token_cmd = token_plan(&manager_url, node.role);
-        let token = ctx.run.read(&token_cmd)?.trim().to_string();
+        let slot = match node.role {
+            Role::Manager => &mut manager_token,
+            Role::Worker => &mut worker_token,
+        };
+        if slot.is_none() {
+            *slot = Some(ctx.run.read(&token_plan(&manager_url, node.role))?.trim().to_string());
+        }
+        let token = slot.clone().unwrap_or_default();
         let request = join_request(&members[manager].node_addr, advertise, &token);
         let mut file = tempfile::Builder::new()
             .prefix("drydock-swarm-join-")
