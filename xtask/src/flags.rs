@@ -22,6 +22,15 @@ pub struct HooksFlag {
     pub skip_hooks: bool,
 }
 
+/// `--registry host[:port]` of a Swarm deploy: every node pulls the stack's images from there.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryFlag {
+    /// With --swarm: push every image of the stack to this registry (`host[:port]`) from this machine, and let
+    /// each node pull it there (default: the registry the stack's last deploy used).
+    #[arg(long, value_name = "HOST", requires = "swarm", value_parser = crate::prod::release::parse_registry)]
+    pub registry: Option<String>,
+}
+
 /// `--env dev|prod`: which stack a command addresses.
 #[derive(Debug, Clone, Args)]
 pub struct EnvFlag {

@@ -252,6 +252,82 @@ fn prod_deploy_swarm_dry_run_uses_stack_deploy() {
 }
 
 #[test]
+fn prod_deploy_swarm_with_a_registry_pushes_from_this_machine_and_pins_digests() {
+    let out = xtask(&[
+        "--offline",
+        "--dry-run",
+        "prod-deploy",
+        "--swarm",
+        "--tag",
+        "sha-7654321",
+        "--registry",
+        "127.0.0.1:5000",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    // Tagged and pushed on this machine's engine (DOCKER_HOST emptied), whatever engine the deploy goes to.
+    for name in ["api", "frontend", "proxy"] {
+        for step in [
+            format!("DOCKER_HOST='' docker tag drydock/{name}:sha-7654321 127.0.0.1:5000/drydock/{name}:sha-7654321"),
+            format!("DOCKER_HOST='' docker push --quiet 127.0.0.1:5000/drydock/{name}:sha-7654321"),
+        ] {
+            assert!(t.contains(&step), "missing {step:?} in\n{t}");
+        }
+    }
+    let push = t.find("docker push").unwrap();
+    let deploy = t
+        .find("docker stack deploy --prune --resolve-image always --with-registry-auth --compose-file")
+        .unwrap_or_else(|| panic!("no digest-resolving deploy in\n{t}"));
+    assert!(
+        push < deploy,
+        "the images must be in the registry before the deploy:\n{t}"
+    );
+}
+
+#[test]
+fn a_registry_needs_the_swarm_and_a_bare_host() {
+    for (args, needle) in [
+        (&["prod-deploy", "--registry", "127.0.0.1:5000"][..], "--swarm"),
+        (&["prod-rollback", "--registry", "127.0.0.1:5000"][..], "--swarm"),
+        (&["prod-up", "--registry", "127.0.0.1:5000"][..], "--swarm"),
+        (
+            &["prod-deploy", "--swarm", "--registry", "https://r.example.com"][..],
+            "not a registry host",
+        ),
+    ] {
+        let out = xtask(&[&["--offline"][..], args].concat());
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(needle), "{args:?}: {t}");
+        assert!(!t.contains("$ docker"), "{args:?} ran something:\n{t}");
+    }
+}
+
+#[test]
+fn prod_up_swarm_dry_run_deploys_the_stack_under_its_lock() {
+    let out = xtask(&["--offline", "--dry-run", "prod-up", "--swarm", "--tag", "v3"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let lock = t
+        .find("drydock-deploy-lock-drydock-prod-swarm")
+        .unwrap_or_else(|| panic!("no lock in\n{t}"));
+    let deploy = t
+        .find("$ docker stack deploy --prune --resolve-image never --compose-file")
+        .unwrap_or_else(|| panic!("no stack deploy in\n{t}"));
+    assert!(lock < deploy, "{t}");
+    assert!(t.contains("with API v3"), "{t}");
+}
+
+#[test]
+fn prod_up_swarm_refuses_monitoring_and_changes_nothing() {
+    let out = xtask(&["--offline", "prod-up", "--swarm", "--monitoring"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("not supported with --swarm") && t.contains("fix:"), "{t}");
+    assert!(!t.contains("$ docker"), "nothing may run before the refusal:\n{t}");
+}
+
+#[test]
 fn prod_scale_refuses_stateful_services() {
     let out = xtask(&["--offline", "prod-scale", "postgres", "2"]);
     let t = text(&out);

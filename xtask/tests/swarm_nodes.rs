@@ -3,8 +3,11 @@
 //! private container network, reached over SSH with a key made for the run. The xtask talks to the manager
 //! as a remote engine (`DOCKER_HOST=ssh://root@127.0.0.1:<port>`), like an operator's laptop talks to a
 //! server, so nothing of this checkout exists on the nodes: the stack's files travel as Swarm configs and
-//! secrets, the images by `docker save` here and `docker load` over SSH into each node (no registry: the
-//! release images are local, and `--resolve-image never` deploys exactly those).
+//! secrets, the images through a registry (`prod-deploy --swarm --registry`): the xtask pushes them from this
+//! machine's engine, and each node pulls what its tasks need. The registry (`drydock/registry:2.8`) runs on
+//! the private network and is published on 127.0.0.1:<P> for this machine; inside each node a `socat` on its
+//! own 127.0.0.1:<P> forwards to it, so the registry has the same name everywhere (and, on loopback, counts
+//! as an insecure registry that needs no TLS on every engine).
 //!
 //!   cargo test -p xtask --test swarm_nodes -- --ignored --nocapture
 //!
@@ -33,6 +36,7 @@ const PROJECT: &str = "drydock-swarmtest";
 /// `prod-deploy --swarm` names the stack `<project>-swarm`.
 const STACK: &str = "drydock-swarmtest-swarm";
 const NODE_IMAGE: &str = "drydock/swarm-node:trixie";
+const REGISTRY_IMAGE: &str = "drydock/registry:2.8";
 const LABEL: &str = "drydock.test=swarm-nodes";
 const OWNER_LABEL: &str = "drydock.test.owner";
 /// The proxy's host-mode ports inside each node (each node's own network namespace).
@@ -55,6 +59,8 @@ struct Node {
 /// The nodes and everything around them; removed when dropped (see [`Cluster::teardown`]).
 struct Cluster {
     dir: PathBuf,
+    /// `127.0.0.1:<P>`: the registry, by the same name on this machine and in every node.
+    registry: String,
     network: Option<String>,
     volumes: Vec<String>,
     containers: Vec<String>,
@@ -165,6 +171,7 @@ fn sweep_leftovers() {
 /// The node image, built offline from drydock/base:trixie when missing (infra/images/compose.yaml).
 fn ensure_node_image() {
     common::ensure_offline_image("swarm-node", NODE_IMAGE);
+    common::ensure_offline_image("registry", REGISTRY_IMAGE);
 }
 
 /// The program's path on PATH.
@@ -203,6 +210,7 @@ impl Cluster {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let mut c = Cluster {
             dir: dir.clone(),
+            registry: String::new(),
             network: None,
             volumes: Vec::new(),
             containers: Vec::new(),
@@ -344,43 +352,39 @@ impl Cluster {
             assert!(version.starts_with("26."), "{}: engine {version}", node.name);
         }
 
-        // The images: saved once here, loaded over SSH into the nodes that run them (the databases' images
-        // only where the databases may run).
-        let release: Vec<String> = [
-            format!("drydock/api:{V1}"),
-            format!("drydock/api:{V2}"),
-            format!("drydock/api:{CRASHING}"),
-            format!("drydock/frontend:{V1}"),
-            format!("drydock/proxy:{V1}"),
-        ]
-        .into();
-        let databases = ["drydock/postgres:17".to_string(), "drydock/redis:8".to_string()];
-        let started = Instant::now();
-        for (archive, images) in [("release.tar", &release[..]), ("databases.tar", &databases[..])] {
-            let path = dir.join(archive).display().to_string();
-            let mut args = vec!["save", "-o", path.as_str()];
-            args.extend(images.iter().map(String::as_str));
-            docker_ok(&args);
-            let targets: Vec<&Node> = if archive == "databases.tar" {
-                vec![&c.nodes[DB_NODE]]
-            } else {
-                c.nodes.iter().collect()
-            };
-            // One stream per node, side by side (each `docker load` waits mostly on its node's disk).
-            let c = &c;
-            std::thread::scope(|scope| {
-                for node in targets {
-                    let path = &path;
-                    scope.spawn(move || c.remote_ok(node, &["load", "-i", path]));
-                }
-            });
-            std::fs::remove_file(&path).unwrap();
+        // The registry every node reaches: on the private network as `registry:5000`, on 127.0.0.1:<P> here,
+        // and on 127.0.0.1:<P> in each node through its socat (see the module docs).
+        let name = format!("{run}-registry");
+        let volume = format!("{name}-data");
+        docker_ok(&["volume", "create", "--label", LABEL, "--label", &owner, &volume]);
+        c.volumes.push(volume.clone());
+        let storage = format!("{volume}:/var/lib/registry");
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            LABEL,
+            "--label",
+            &owner,
+            "--network",
+            &network,
+            "--network-alias",
+            "registry",
+            "-p",
+            "127.0.0.1::5000",
+            "-v",
+            &storage,
+            REGISTRY_IMAGE,
+        ]);
+        c.containers.push(name.clone());
+        let port = published_port(&name, 5000);
+        c.registry = format!("127.0.0.1:{port}");
+        wait_for_200(port, "/v2/", Duration::from_secs(60));
+        for i in 0..c.nodes.len() {
+            c.forward_registry(i);
         }
-        println!(
-            "IMAGES: release images on 3 nodes, database images on {} ({:.1} s, docker save | docker load over SSH)",
-            c.nodes[DB_NODE].name,
-            started.elapsed().as_secs_f64()
-        );
 
         // What the xtask reads on the operator's side: random secrets, an (empty) TLS directory.
         std::fs::create_dir_all(dir.join("secrets")).unwrap();
@@ -398,6 +402,37 @@ impl Cluster {
 
     fn manager(&self) -> &Node {
         &self.nodes[0]
+    }
+
+    /// Starts the node's forwarder 127.0.0.1:<P> -> registry:5000 (again after a restart) and waits until the
+    /// registry answers through it.
+    fn forward_registry(&self, i: usize) {
+        let node = &self.nodes[i].name;
+        let port = self.registry.rsplit(':').next().unwrap();
+        let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr");
+        docker_ok(&["exec", "-d", node, "socat", &listen, "TCP:registry:5000"]);
+        let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
+        let started = Instant::now();
+        while !docker(&["exec", node, "bash", "-c", &probe]).status.success() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the registry forwarder in {node} does not answer"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The registry's name of a local image (`drydock/api:v1` -> `127.0.0.1:<P>/drydock/api:v1`).
+    fn pulled(&self, image: &str) -> String {
+        format!("{}/{image}", self.registry)
+    }
+
+    /// The repositories of the images a node's engine has.
+    fn node_images(&self, node: &Node) -> Vec<String> {
+        self.remote_ok(node, &["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+            .lines()
+            .map(String::from)
+            .collect()
     }
 
     /// Waits until `count` API tasks run and none of them on `node`; returns the seconds since `since`.
@@ -450,6 +485,7 @@ impl Cluster {
             assert!(started.elapsed() < Duration::from_secs(120), "{name} did not come back");
             std::thread::sleep(Duration::from_millis(500));
         }
+        self.forward_registry(i);
     }
 
     /// `cargo xtask swarm-setup` over the nodes' SSH ports: the first a manager, the others workers, the
@@ -743,13 +779,61 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     assert!(!out.contains("swarm init") && !out.contains("dial-stdio"), "{out}");
     assert!(out.contains("--label-add drydock.db=true"), "{out}");
 
-    // 1. the first deploy: every service runs, the databases on their node, the API on two nodes
+    // 0b. without a registry the deploy refuses too: only this machine has the images
+    let out = cluster.xtask(&["prod-deploy", "--swarm", "--tag", V1]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no registry was given"), "{}", text(&out));
+    let services = cluster.remote_ok(manager, &["service", "ls", "-q"]);
+    assert!(
+        services.trim().is_empty(),
+        "a refused deploy created services: {services}"
+    );
+    for node in &cluster.nodes {
+        let images = cluster.node_images(node);
+        assert!(
+            images.is_empty(),
+            "{} has images before the deploy: {images:?}",
+            node.name
+        );
+    }
+
+    // 1. the first deploy: the images go through the registry; every service runs, the databases on their
+    //    node, the API on two nodes
     let started = Instant::now();
-    cluster.xtask_ok(&["prod-deploy", "--swarm", "--tag", V1, "--timeout", "240"]);
+    let registry = cluster.registry.clone();
+    let out = cluster.xtask_ok(&[
+        "prod-deploy",
+        "--swarm",
+        "--tag",
+        V1,
+        "--registry",
+        &registry,
+        "--timeout",
+        "240",
+    ]);
     println!(
-        "DEPLOY v1 to the 3-node swarm: converged after {:.1} s",
+        "DEPLOY v1 to the 3-node swarm through the registry: converged after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    assert!(out.contains(&format!("registry {registry}: pushing")), "{out}");
+    // Pinned to the digest just pushed: every node runs the same bytes.
+    let spec = cluster.service_image("api");
+    assert!(
+        spec.starts_with(&format!("{}@sha256:", cluster.pulled(&format!("drydock/api:{V1}")))),
+        "{spec}"
+    );
+    // Each node pulled what its tasks run, from the registry: the databases' images only on their node.
+    for node in &cluster.nodes {
+        let images = cluster.node_images(node);
+        println!("PULLED by {}: {images:?}", node.name);
+        assert!(
+            images.iter().all(|i| i.starts_with(&registry)),
+            "{}: {images:?}",
+            node.name
+        );
+        let has_postgres = images.iter().any(|i| i.contains("/drydock/postgres:"));
+        assert_eq!(has_postgres, node.name == db_node, "{}: {images:?}", node.name);
+    }
     for db in ["postgres", "redis"] {
         let tasks = cluster.tasks(db);
         assert_eq!(
@@ -799,10 +883,11 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     report("swarm (3 nodes): prod-deploy --swarm v1 -> v2", &s);
     assert!(s.total > 100, "too little load: {}", s.total);
     assert_eq!(s.failed, 0, "requests failed during the deploy");
-    assert_eq!(cluster.service_image("api"), format!("drydock/api:{V2}"));
+    let v2 = cluster.pulled(&format!("drydock/api:{V2}"));
+    assert!(cluster.service_image("api").starts_with(&format!("{v2}@sha256:")));
     let api = cluster.tasks("api");
     assert_eq!(api.len(), 2, "{api:?}");
-    assert!(api.iter().all(|(_, i)| i == &format!("drydock/api:{V2}")), "{api:?}");
+    assert!(api.iter().all(|(_, i)| i == &v2), "{api:?}");
 
     // 3. an image that crashes at start: Swarm rolls the API back by itself, no request fails
     let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
@@ -814,14 +899,31 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("rolled the API back"), "{}", text(&out));
     assert_eq!(s.failed, 0, "requests failed during the rolled-back deploy");
-    assert_eq!(
-        cluster.service_image("api"),
-        format!("drydock/api:{V2}"),
+    assert!(
+        cluster.service_image("api").starts_with(&format!("{v2}@sha256:")),
         "after the rollback the service runs v2"
     );
     let api = cluster.tasks("api");
     assert_eq!(api.len(), 2, "{api:?}");
-    assert!(api.iter().all(|(_, i)| i == &format!("drydock/api:{V2}")), "{api:?}");
+    assert!(api.iter().all(|(_, i)| i == &v2), "{api:?}");
+
+    // 3b. prod-rollback --swarm under load: back to v1, the one before the last good deploy, with no request
+    //     failed; the registry is the one the stack's deploys used (no --registry needed)
+    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
+    load.wait_for(50, Duration::from_secs(30));
+    let out = cluster.xtask_ok(&["prod-rollback", "--swarm", "--timeout", "240"]);
+    load.wait_for(50, Duration::from_secs(30));
+    let s = load.finish();
+    report("swarm (3 nodes): prod-rollback --swarm v2 -> v1", &s);
+    assert!(out.contains(&format!("registry: {registry}")), "{out}");
+    assert_eq!(s.failed, 0, "requests failed during the rollback");
+    let v1 = cluster.pulled(&format!("drydock/api:{V1}"));
+    assert!(cluster.service_image("api").starts_with(&format!("{v1}@sha256:")));
+    assert!(
+        cluster.tasks("api").iter().all(|(_, i)| i == &v1),
+        "{:?}",
+        cluster.tasks("api")
+    );
 
     // 4. draining a node moves its API task to the others without one failed request. Four replicas, so that
     //    worker2 (neither the manager, where the proxy runs, nor the database node) surely runs one (spread).

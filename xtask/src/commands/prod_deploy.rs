@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::context::Ctx;
-use crate::flags::{HooksFlag, LockFlags};
+use crate::flags::{HooksFlag, LockFlags, RegistryFlag};
 use crate::prod::audit::Audit;
 use crate::prod::hooks::{self, Event, Hook};
 use crate::prod::tags::{check_tag, head_tag, parse_tag};
@@ -24,6 +24,8 @@ pub struct ProdDeployArgs {
     /// Seconds the new replicas get to become healthy before the deploy is rolled back.
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub timeout: u32,
+    #[command(flatten)]
+    pub registry: RegistryFlag,
     #[command(flatten)]
     pub lock: LockFlags,
     #[command(flatten)]
@@ -50,7 +52,14 @@ impl ProdDeployArgs {
         let hooks = (Hook::PreDeploy, Hook::PostDeploy);
         let outcome = hooks::around(ctx, self.hooks.skip_hooks, hooks, event, || {
             if self.swarm {
-                swarm::swarm_deploy(ctx, &tag, timeout, "prod-deploy")
+                let deploy = swarm::SwarmDeploy {
+                    api_tag: &tag,
+                    image_tag: None,
+                    registry: self.registry.registry.as_deref(),
+                    timeout,
+                    action: "prod-deploy",
+                };
+                swarm::swarm_deploy(ctx, &deploy)
             } else {
                 rolling::rolling(ctx, &tag, timeout, "prod-deploy")
             }

@@ -117,6 +117,7 @@ mod tests {
             image_tag: "v1".into(),
             api_tag: "v2".into(),
             previous_api_tag: Some("v1".into()),
+            registry: None,
             history: vec![
                 entry("2026-01-01T00:00:00Z", "v1", "ok"),
                 entry("2026-01-02T00:00:00Z", "v2", "ok"),

@@ -1,22 +1,27 @@
 //! `cargo xtask prod-up`: start the hardened production stack (secrets checked, release images, optional
-//! monitoring); API containers get traffic once healthy.
+//! monitoring); API containers get traffic once healthy. `--swarm`: the same files as the Swarm stack
+//! `<project>-swarm` (`prod::swarm`), under the stack's deploy lock.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::config::Env;
 use crate::context::Ctx;
+use crate::flags::{LockFlags, RegistryFlag};
 use crate::image_source::Source;
 use crate::images;
 use crate::prod::audit::Audit;
 use crate::prod::compose::{ensure_monitoring_images, prod_compose};
 use crate::prod::containers::{container_ids, promote};
+use crate::prod::lock;
 use crate::prod::secrets::{check_secrets, generate_secrets, tls_dir};
 use crate::prod::state::DeployState;
+use crate::prod::swarm::{SwarmDeploy, swarm_deploy};
 use crate::prod::tags::{image, parse_tag, require_images, tags_for_up};
 use crate::stack;
 use crate::term::Style;
@@ -35,14 +40,46 @@ pub struct ProdUpArgs {
     /// Seconds to wait for every service to become healthy.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub timeout: u32,
+    /// Start the stack on Docker Swarm (`docker stack deploy` to the engine of the run, a manager).
+    #[arg(long)]
+    pub swarm: bool,
+    #[command(flatten)]
+    pub registry: RegistryFlag,
 }
 
 impl ProdUpArgs {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        if self.swarm {
+            return self.start_swarm(ctx);
+        }
         let project = Compose::for_env(ctx, Env::Prod)?.project;
         let audit = Audit::start(&project, "prod-up", self.tag.as_deref().unwrap_or("(deployed or HEAD)"));
         let outcome = self.start(ctx, project);
         audit.finish(ctx, outcome)
+    }
+
+    /// The Swarm stack at the deployed tags (else `--tag`, else `sha-<HEAD>`), like `prod-deploy --swarm`.
+    fn start_swarm(&self, ctx: &Ctx) -> Result<()> {
+        if self.monitoring {
+            bail!(
+                "--monitoring is not supported with --swarm yet: Prometheus keeps its data in a volume of one node, and its port is published on loopback only, which Swarm's services do not do\n  fix: start the Swarm stack without --monitoring; monitoring runs with the compose stack (cargo xtask prod-up --monitoring, also with --host); nothing was changed"
+            );
+        }
+        if self.generate_secrets {
+            generate_secrets(ctx, true)?;
+        }
+        let stack = crate::prod::stack_name(ctx, true)?;
+        let (image_tag, api_tag) = tags_for_up(ctx, &stack, self.tag.as_deref())?;
+        let _lock = lock::acquire(ctx, &stack, true, "prod-up", &api_tag, &LockFlags::default())?;
+        let audit = Audit::start(&stack, "prod-up", &api_tag);
+        let deploy = SwarmDeploy {
+            api_tag: &api_tag,
+            image_tag: Some(&image_tag),
+            registry: self.registry.registry.as_deref(),
+            timeout: Duration::from_secs(u64::from(self.timeout)),
+            action: "prod-up",
+        };
+        audit.finish(ctx, swarm_deploy(ctx, &deploy))
     }
 
     fn start(&self, ctx: &Ctx, project: String) -> Result<()> {

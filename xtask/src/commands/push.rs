@@ -5,7 +5,7 @@ use clap::Args;
 
 use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
-use crate::prod::release::{ExtraTag, RELEASE_IMAGES, check_registry, describe, parse_registry, selected};
+use crate::prod::release::{ExtraTag, RELEASE_IMAGES, check_registry, describe, parse_registry, push_failed, selected};
 use crate::prod::tags::{check_tag, head_tag, image, parse_tag, require_images};
 
 #[derive(Debug, Clone, Args)]
@@ -47,12 +47,9 @@ impl PushArgs {
             for t in &tags {
                 let target = format!("{}/{}", self.registry, image(ctx, name, t));
                 ctx.run.run(&Cmd::from(cmd!(sh, "docker tag {source} {target}")))?;
-                ctx.run.run(&Cmd::from(cmd!(sh, "docker push {target}"))).with_context(|| {
-                    format!(
-                        "pushing {target} failed\n  fix: check that {} answers (`curl http://{}/v2/`), that you are logged in (`docker login {}`), and for a plain-HTTP registry other than 127.0.0.1 that it is in the engine's insecure-registries",
-                        self.registry, self.registry, self.registry
-                    )
-                })?;
+                ctx.run
+                    .run(&Cmd::from(cmd!(sh, "docker push {target}")))
+                    .with_context(|| push_failed(&self.registry, &target))?;
             }
         }
         ctx.say(&format!(

@@ -16,6 +16,7 @@ pub mod rolling;
 pub mod secrets;
 pub mod state;
 pub mod swarm;
+pub mod swarm_registry;
 pub mod swarm_setup;
 pub mod swarm_stack;
 pub mod tags;

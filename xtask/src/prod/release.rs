@@ -154,6 +154,13 @@ pub fn parse_registry(host: &str) -> Result<String, String> {
         .map_err(|e| format!("{e:#}"))
 }
 
+/// The error of a failed `docker push` to `registry`: the checks that fix it.
+pub fn push_failed(registry: &str, target: &str) -> String {
+    format!(
+        "pushing {target} failed\n  fix: check that {registry} answers (`curl http://{registry}/v2/`), that you are logged in (`docker login {registry}`), and for a plain-HTTP registry other than 127.0.0.1 that it is in the engine's insecure-registries"
+    )
+}
+
 /// Checks `host[:port]`: no scheme, no path.
 pub fn check_registry(host: &str) -> Result<()> {
     let ok = !host.is_empty()

@@ -427,7 +427,7 @@ pub fn ship_cmds(images: &[String]) -> (Cmd, Cmd) {
 }
 
 /// A docker command for this machine's own engine, whatever `--host`, DOCKER_HOST or the context say.
-fn here(cmd: Cmd) -> Cmd {
+pub fn here(cmd: Cmd) -> Cmd {
     cmd.env("DOCKER_HOST", "").env("DOCKER_CONTEXT", "default")
 }
 

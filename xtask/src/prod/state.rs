@@ -19,6 +19,10 @@ pub struct DeployState {
     /// The API tag before the last deploy: what `prod-rollback` returns to.
     #[serde(default)]
     pub previous_api_tag: Option<String>,
+    /// The registry the Swarm nodes pulled the last deploy's images from (`--registry`): a later deploy or
+    /// rollback of the stack uses it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
 }

@@ -13,12 +13,33 @@ use crate::context::Ctx;
 use crate::prod::compose::prod_compose;
 use crate::prod::secrets::check_secrets;
 use crate::prod::state::DeployState;
+use crate::prod::swarm_registry;
 use crate::prod::swarm_stack::{DB_NODE_LABEL, swarm_stack};
 use crate::prod::tags::{image, require_images};
 
-/// Deploys the prod compose files as the stack `<project>-swarm` with the API at `tag`, and waits for the
-/// rolling update to finish (or for Swarm to roll it back, which is then an error).
-pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Result<()> {
+/// One Swarm deploy (prod-up, prod-deploy, prod-rollback with `--swarm`).
+pub struct SwarmDeploy<'a> {
+    /// The API's tag.
+    pub api_tag: &'a str,
+    /// The frontend's and proxy's tag (None: the deployed one, else `api_tag`).
+    pub image_tag: Option<&'a str>,
+    /// `--registry`: where the nodes pull every image from (None: the one the last deploy used, if any).
+    pub registry: Option<&'a str>,
+    pub timeout: Duration,
+    /// What the deploy state and audit call it: prod-up, prod-deploy, prod-rollback.
+    pub action: &'a str,
+}
+
+/// Deploys the prod compose files as the stack `<project>-swarm` with the API at `api_tag`, and waits for the
+/// rolling update to finish (or for Swarm to roll it back, which is then an error). With a registry, every
+/// image is pushed there from this machine first and the nodes pull it (`prod::swarm_registry`).
+pub fn swarm_deploy(ctx: &Ctx, deploy: &SwarmDeploy) -> Result<()> {
+    let SwarmDeploy {
+        api_tag: tag,
+        action,
+        timeout,
+        ..
+    } = *deploy;
     let stack = crate::prod::stack_name(ctx, true)?;
     if !ctx.run.dry_run {
         let sh = shell();
@@ -50,24 +71,27 @@ pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Re
         }
     }
     let mut state = DeployState::load(ctx, &stack)?.unwrap_or_default();
-    let image_tag = if state.image_tag.is_empty() {
-        tag.to_string()
-    } else {
-        state.image_tag.clone()
+    let registry = swarm_registry::choose(ctx, deploy.registry, state.registry.as_deref())?;
+    let image_tag = match deploy.image_tag {
+        Some(t) => t.to_string(),
+        None if state.image_tag.is_empty() => tag.to_string(),
+        None => state.image_tag.clone(),
     };
-    require_images(
-        ctx,
-        &[
-            image(ctx, "api", tag),
-            image(ctx, "frontend", &image_tag),
-            image(ctx, "proxy", &image_tag),
-        ],
-    )?;
+    let release = [
+        image(ctx, "api", tag),
+        image(ctx, "frontend", &image_tag),
+        image(ctx, "proxy", &image_tag),
+    ];
+    if registry.is_none() {
+        // The engine deployed to must have them (a remote manager gets them from this machine).
+        require_images(ctx, &release)?;
+    }
     let compose = prod_compose(ctx, &image_tag, tag)?;
     let sh = shell();
     let rendered = ctx.run.read(&compose.cmd(cmd!(sh, "config --format json")))?;
     let publish = ctx.vars.prod_bind_public;
     let file = ctx.root.join("target/drydock/swarm").join(format!("{stack}.json"));
+    let mut pushes = Vec::new();
     if !ctx.run.dry_run {
         let config: Value = serde_json::from_str(&rendered).context("parsing `docker compose config --format json`")?;
         let services = &ctx.config.services;
@@ -76,7 +100,10 @@ pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Re
             services.redis.as_str(),
             services.mongo.as_str(),
         ];
-        let stack_file = swarm_stack(config, publish, &services.api, &databases)?;
+        let mut stack_file = swarm_stack(config, publish, &services.api, &databases)?;
+        if let Some(r) = &registry {
+            pushes = swarm_registry::via_registry(&mut stack_file, r);
+        }
         std::fs::create_dir_all(file.parent().expect("has a parent"))?;
         std::fs::write(&file, serde_json::to_string_pretty(&stack_file)?)
             .with_context(|| format!("writing {}", file.display()))?;
@@ -85,6 +112,14 @@ pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Re
                 "swarm: ports are not published (Swarm's ingress binds every interface; set DRYDOCK_PROD_BIND=0.0.0.0 on a server to publish 80/443-style ports)",
             );
         }
+    } else if let Some(r) = &registry {
+        // A dry run renders nothing: the release images stand for the stack file's.
+        pushes = release.iter().map(|i| swarm_registry::Push::to(r, i)).collect();
+    }
+    if let Some(r) = &registry {
+        let sources: Vec<String> = pushes.iter().map(|p| p.source.clone()).collect();
+        swarm_registry::require_here(ctx, &sources)?;
+        swarm_registry::push(ctx, r, &pushes)?;
     }
     let service = format!("{stack}_{}", ctx.config.services.api);
     let before = update_started_at(ctx, &service);
@@ -92,20 +127,21 @@ pub fn swarm_deploy(ctx: &Ctx, tag: &str, timeout: Duration, action: &str) -> Re
         "deploying stack {stack} with API {tag} (start-first, automatic rollback)"
     ));
     let sh = shell();
-    ctx.run.run(&Cmd::from(cmd!(
-        sh,
-        "docker stack deploy --prune --resolve-image never --compose-file {file} {stack}"
-    )))?;
-    let outcome = wait_swarm(
-        ctx,
-        &stack,
-        &service,
-        &image(ctx, "api", tag),
-        before.as_deref(),
-        timeout,
-    );
+    let mut deploy_cmd = Cmd::from(cmd!(sh, "docker stack deploy --prune"));
+    deploy_cmd = match &registry {
+        Some(_) => deploy_cmd.args(["--resolve-image", "always", "--with-registry-auth"]),
+        None => deploy_cmd.args(["--resolve-image", "never"]),
+    };
+    ctx.run
+        .run(&deploy_cmd.args(["--compose-file".into(), file.display().to_string(), stack.clone()]))?;
+    let want_image = match &registry {
+        Some(r) => format!("{r}/{}", image(ctx, "api", tag)),
+        None => image(ctx, "api", tag),
+    };
+    let outcome = wait_swarm(ctx, &stack, &service, &want_image, before.as_deref(), timeout);
     match outcome {
         Ok(()) => {
+            state.registry = registry;
             state.deployed(ctx, &stack, action, &image_tag, tag)?;
             ctx.say(&format!("stack {stack}: API {tag} serves all traffic"));
             Ok(())
