@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::config::{CONFIG_PATH, Config};
 use crate::image_source::{self, Resolved};
-use crate::runner::Runner;
+use crate::runner::{Runner, THIS_MACHINE};
 use crate::target::{self, Engine, Selectors};
 use crate::term::say;
 
@@ -143,6 +143,25 @@ impl Ctx {
             self.say(&format!("engine: {} ({})", engine.label, engine.how));
         }
         self.engine = engine;
+    }
+
+    /// This run on this machine's own engine, whatever `--host`, DOCKER_HOST or the docker context say: what
+    /// a remote engine runs is built here first (a remote host never builds) and then travels to it.
+    pub fn this_machine(&self) -> Ctx {
+        Ctx {
+            root: self.root.clone(),
+            config: self.config.clone(),
+            config_path: self.config_path.clone(),
+            run: Runner {
+                docker_host: Some(THIS_MACHINE),
+                ..self.run
+            },
+            yes: self.yes,
+            offline: self.offline,
+            vars: self.vars.clone(),
+            engine: Engine::local(),
+            images: self.images.clone(),
+        }
     }
 
     pub fn from_parts(root: PathBuf, config: Config, global: &Global) -> Ctx {

@@ -54,8 +54,13 @@ pub struct Runner {
     pub quiet: bool,
     /// The engine every `docker` command addresses when it is not the one the environment names
     /// (`--host`): given to each docker child as `DOCKER_HOST` (and shown in the echo). See `target.rs`.
+    /// [`THIS_MACHINE`]: this machine's own engine, also when the environment names another.
     pub docker_host: Option<&'static str>,
 }
+
+/// `Runner::docker_host` for this machine's own engine: docker children get `DOCKER_HOST=` (empty) and
+/// `DOCKER_CONTEXT=default`, so neither the environment nor a docker context can point them elsewhere.
+pub const THIS_MACHINE: &str = "";
 
 impl Runner {
     /// `$ <command>` (or `[dry-run] $ …`) on stderr, with `-v` also its cwd and environment; `redirect`
@@ -496,10 +501,11 @@ impl Runner {
         match self.remote(cmd) {
             // Compose opens one SSH connection per concurrent API call: sshd's default `MaxStartups 10:30:100`
             // drops some of a burst ("kex_exchange_identification: Connection closed"), so keep it small.
-            Some(host) if std::env::var_os("COMPOSE_PARALLEL_LIMIT").is_none() => expr
+            Some(host) if host != THIS_MACHINE && std::env::var_os("COMPOSE_PARALLEL_LIMIT").is_none() => expr
                 .env("DOCKER_HOST", host)
                 .env_remove("DOCKER_CONTEXT")
                 .env("COMPOSE_PARALLEL_LIMIT", REMOTE_PARALLEL_LIMIT),
+            Some(THIS_MACHINE) => expr.env("DOCKER_HOST", "").env("DOCKER_CONTEXT", "default"),
             Some(host) => expr.env("DOCKER_HOST", host).env_remove("DOCKER_CONTEXT"),
             None => expr,
         }

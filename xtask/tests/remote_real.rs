@@ -375,6 +375,51 @@ fn production_on_a_remote_host_over_ssh() {
     assert!(t.contains("images: all 5 present on"), "{t}");
     println!("REMOTE prod-up with the images present: {present:.1} s (wall time of the command)");
 
+    // 2b. monitoring on the remote host: its offline images are made here (if missing) and stream over SSH;
+    //     Prometheus runs there with the operator's configuration and alert rules (carried in volumes, not
+    //     bind-mounted) and scrapes every API replica
+    let started = Instant::now();
+    let t = node.xtask_ok(&["prod-up", "--tag", V1, "--monitoring"]);
+    let monitoring_up = started.elapsed().as_secs_f64();
+    assert!(
+        t.contains("drydock/prometheus:2.53"),
+        "the monitoring images stream too:\n{t}"
+    );
+    let prometheus = format!("{PROJECT}-prometheus-1");
+    let query = |q: &str| {
+        node.remote(&[
+            "exec",
+            &prometheus,
+            "promtool",
+            "query",
+            "instant",
+            "http://127.0.0.1:9090",
+            q,
+        ])
+    };
+    println!("REMOTE prod-up --monitoring with its 4 images streamed over SSH: {monitoring_up:.1} s");
+    let started = Instant::now();
+    loop {
+        // One line per healthy API replica's target (`up{...} => 1 @[...]`): both replicas, scraped.
+        let up = query("up{job=\"api\"} == 1");
+        let rules = query("sum(prometheus_rule_group_rules)");
+        if up.lines().filter(|l| l.contains("=> 1")).count() == 2
+            && !rules.contains("=> 0 ")
+            && !rules.trim().is_empty()
+        {
+            println!(
+                "REMOTE monitoring: Prometheus scrapes 2 API replicas; alert rules loaded ({})",
+                rules.trim()
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "Prometheus on the node does not scrape both API replicas or has no rules:\n{up}\n{rules}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
     // 3. what an operator looks at
     let ps = node.xtask_ok(&["prod-ps", "--json"]);
     assert!(ps.contains("\"api\"") && ps.contains("\"proxy\""), "{ps}");

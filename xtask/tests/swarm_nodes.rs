@@ -1018,7 +1018,9 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
         .output()
         .unwrap();
     ok_status("openssl req", &out);
-    cluster.xtask_ok(&["prod-deploy", "--swarm", "--tag", V2, "--timeout", "240"]);
+    // prod-up --swarm: the stack as deployed (API v1 since the rollback), now with the TLS files.
+    let out = cluster.xtask_ok(&["prod-up", "--swarm", "--timeout", "240"]);
+    assert!(out.contains(&format!("with API {V1}")), "{out}");
     let mounts = cluster.remote_ok(
         manager,
         &[

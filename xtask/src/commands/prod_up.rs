@@ -16,7 +16,7 @@ use crate::flags::{LockFlags, RegistryFlag};
 use crate::image_source::Source;
 use crate::images;
 use crate::prod::audit::Audit;
-use crate::prod::compose::{ensure_monitoring_images, prod_compose};
+use crate::prod::compose::{MONITORING_OFFLINE, ensure_monitoring_images, prod_compose};
 use crate::prod::containers::{container_ids, promote};
 use crate::prod::lock;
 use crate::prod::secrets::{check_secrets, generate_secrets, tls_dir};
@@ -108,20 +108,29 @@ impl ProdUpArgs {
             image(ctx, "proxy", &image_tag),
         ];
         if ctx.engine.is_remote() {
-            // The remote host builds nothing: the database images travel with the release images.
+            // The remote host builds nothing: the base images are made here when missing and travel with the
+            // release images (the offline monitoring images too; registry ones the host pulls itself).
+            let here = ctx.this_machine();
+            images::ensure(&here)?;
             let base = images::BaseImages::for_source(&ctx.config, source);
             wanted.extend([base.postgres, base.redis]);
+            if self.monitoring {
+                ensure_monitoring_images(&here)?;
+                if source == Source::Offline {
+                    wanted.extend(MONITORING_OFFLINE.iter().map(|(_, image)| image.to_string()));
+                }
+            }
         } else {
             images::ensure(ctx)?;
+            if self.monitoring {
+                ensure_monitoring_images(ctx)?;
+            }
         }
         require_images(ctx, &wanted)?;
-        if self.monitoring {
-            ensure_monitoring_images(ctx)?;
-            if !grafana {
-                ctx.say(
-                    "Grafana: unavailable in offline mode (it has no Debian package; registry mode only). Prometheus, its alert rules and the exporters start; the dashboard in infra/monitoring/grafana/ needs registry mode.",
-                );
-            }
+        if self.monitoring && !grafana {
+            ctx.say(
+                "Grafana: unavailable in offline mode (it has no Debian package; registry mode only). Prometheus, its alert rules and the exporters start; the dashboard in infra/monitoring/grafana/ needs registry mode.",
+            );
         }
         // On a remote engine: the operator's files travel in volumes, not bind mounts (prod/remote.rs).
         let profiles: &[&str] = match (self.monitoring, grafana) {
