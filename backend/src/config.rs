@@ -48,6 +48,17 @@ pub enum AccessLog {
     Off,
 }
 
+/// The access log's settings (`ACCESS_LOG`, `ACCESS_LOG_SAMPLE`, `ACCESS_LOG_SLOW_MS`): see `access_log.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    pub mode: AccessLog,
+    /// With `all`: one line per this many successful, fast requests (1: every one). Errors and slow requests are
+    /// always logged; the metrics count every request.
+    pub sample: u64,
+    /// A request that takes at least this long is logged whatever the sampling (with `all` and `errors`).
+    pub slow: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -129,7 +140,7 @@ pub struct Settings {
     pub api_port: u16,
     pub metrics_port: u16,
     pub log_format: LogFormat,
-    pub access_log: AccessLog,
+    pub access_log: AccessLogSettings,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     /// How long a readiness result is reused, so a flood of probes cannot saturate the pool.
@@ -333,7 +344,7 @@ impl Settings {
             );
         }
         let log_format = log_format(&mut env);
-        let access_log = match env.string_or("ACCESS_LOG", "all").trim().to_ascii_lowercase().as_str() {
+        let mode = match env.string_or("ACCESS_LOG", "all").trim().to_ascii_lowercase().as_str() {
             "all" => AccessLog::All,
             "errors" => AccessLog::Errors,
             "off" => AccessLog::Off,
@@ -344,6 +355,22 @@ impl Settings {
                 );
                 AccessLog::All
             }
+        };
+        let sample = env.parse_or(
+            "ACCESS_LOG_SAMPLE",
+            1u64,
+            "a whole number from 1 (every request) to 1000000",
+        );
+        if !(1..=1_000_000).contains(&sample) {
+            env.problem(
+                "ACCESS_LOG_SAMPLE",
+                format!("{sample} is out of range; expected 1 (every request) to 1000000"),
+            );
+        }
+        let access_log = AccessLogSettings {
+            mode,
+            sample: sample.clamp(1, 1_000_000),
+            slow: millis(env.parse_or("ACCESS_LOG_SLOW_MS", 500u64, "milliseconds")),
         };
         let request_timeout = millis(env.parse_or("REQUEST_TIMEOUT_MS", 10_000u64, "milliseconds"));
         let body_limit_bytes = env.parse_or("BODY_LIMIT_BYTES", 64 * 1024usize, "a size in bytes");
@@ -438,7 +465,14 @@ mod tests {
         assert_eq!(s.database.port, 5432);
         assert_eq!(s.redis.port, 6379);
         assert_eq!(s.log_format, LogFormat::Json);
-        assert_eq!(s.access_log, AccessLog::All);
+        assert_eq!(
+            s.access_log,
+            AccessLogSettings {
+                mode: AccessLog::All,
+                sample: 1,
+                slow: Duration::from_millis(500)
+            }
+        );
         assert!(s.redis.password.is_none());
         assert_eq!(s.database.password.expose_secret(), "s3cret");
     }
@@ -511,6 +545,8 @@ mod tests {
         pairs.extend([
             ("LOG_FORMAT", "xml"),
             ("ACCESS_LOG", "sometimes"),
+            ("ACCESS_LOG_SAMPLE", "0"),
+            ("ACCESS_LOG_SLOW_MS", "soon"),
             ("METRICS_PORT", "8000"),
             ("DATABASE_PORT", "0"),
             ("RATE_LIMIT_WINDOW_SECS", "0"),
@@ -523,6 +559,8 @@ mod tests {
                 "METRICS_PORT",
                 "LOG_FORMAT",
                 "ACCESS_LOG",
+                "ACCESS_LOG_SAMPLE",
+                "ACCESS_LOG_SLOW_MS",
                 "DATABASE_PORT",
                 "RATE_LIMIT_WINDOW_SECS"
             ]

@@ -1,6 +1,7 @@
 //! drydock backend: a small review board API on axum, PostgreSQL (system of record) and Redis (cache and rate
 //! limit). The binary (`main.rs`) only parses the command line; everything is here so tests can drive it.
 
+pub mod access_log;
 pub mod cache;
 pub mod cache_invalidation;
 pub mod cli;

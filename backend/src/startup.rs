@@ -19,16 +19,15 @@ use axum::{
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::{
-    LatencyUnit,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, OnResponse, TraceLayer},
+    trace::TraceLayer,
 };
-use tracing::Level;
 
 use crate::{
+    access_log::{AccessLogger, PROBE_SPAN},
     cache::Cache,
-    config::{AccessLog, Settings},
+    config::Settings,
     db, metrics, rate_limit,
     readiness::ReadinessCache,
     redis_conn::RedisConn,
@@ -132,7 +131,7 @@ impl Application {
 /// The public router with its middleware stack.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let access_log = settings.access_log;
+    let access_log = Arc::new(AccessLogger::new(settings.access_log));
     let api = Router::new()
         .route("/api/v1/items", get(routes::items::list).post(routes::items::create))
         .route("/api/v1/items/{id}", get(routes::items::get))
@@ -157,12 +156,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(make_span).on_response(
                     move |response: &Response<Body>, latency: Duration, span: &tracing::Span| {
-                        if access_logged(access_log, span, response.status()) {
-                            DefaultOnResponse::new()
-                                .level(Level::INFO)
-                                .latency_unit(LatencyUnit::Micros)
-                                .on_response(response, latency, span);
-                        }
+                        access_log.on_response(response.status(), latency, span);
                     },
                 ))
                 .layer(PropagateRequestIdLayer::x_request_id())
@@ -176,9 +170,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The span's name tells the access log a health probe from a request.
-const PROBE_SPAN: &str = "probe";
-
+/// The request's span (method, path, request id on every line it logs); a health probe's is named
+/// [`PROBE_SPAN`], which tells the access log a probe from a request.
 fn make_span(request: &Request<Body>) -> tracing::Span {
     let request_id = request
         .headers()
@@ -190,46 +183,5 @@ fn make_span(request: &Request<Body>) -> tracing::Span {
         tracing::info_span!(PROBE_SPAN, method = %request.method(), path = %path, request_id = %request_id)
     } else {
         tracing::info_span!("request", method = %request.method(), path = %path, request_id = %request_id)
-    }
-}
-
-/// Whether a response gets an access-log line: never a successful health probe; then as `ACCESS_LOG` says.
-pub fn access_logged(policy: AccessLog, span: &tracing::Span, status: StatusCode) -> bool {
-    let probe = span.metadata().is_some_and(|m| m.name() == PROBE_SPAN);
-    if probe && status.is_success() {
-        return false;
-    }
-    match policy {
-        AccessLog::All => true,
-        AccessLog::Errors => status.is_client_error() || status.is_server_error(),
-        AccessLog::Off => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn successful_probes_are_never_logged_and_the_policy_decides_the_rest() {
-        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
-            let probe = tracing::info_span!(PROBE_SPAN, path = "/health/ready");
-            let request = tracing::info_span!("request", path = "/api/v1/items");
-            assert!(!access_logged(AccessLog::All, &probe, StatusCode::OK));
-            assert!(access_logged(AccessLog::All, &probe, StatusCode::SERVICE_UNAVAILABLE));
-            assert!(access_logged(AccessLog::All, &request, StatusCode::OK));
-            assert!(!access_logged(AccessLog::Errors, &request, StatusCode::OK));
-            assert!(access_logged(AccessLog::Errors, &request, StatusCode::NOT_FOUND));
-            assert!(access_logged(
-                AccessLog::Errors,
-                &request,
-                StatusCode::INTERNAL_SERVER_ERROR
-            ));
-            assert!(!access_logged(
-                AccessLog::Off,
-                &request,
-                StatusCode::INTERNAL_SERVER_ERROR
-            ));
-        });
     }
 }

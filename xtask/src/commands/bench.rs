@@ -3,7 +3,8 @@
 //! `<name>-bench`, which the API reaches on its bridge network, as over a compose network), and the release API
 //! image on the host network bound to 127.0.0.1, so the load goes over loopback and no byte of the API's traffic,
 //! in or out, goes through Docker's userland proxy. Writes are measured with the rate
-//! limit disabled (RATE_LIMIT_WRITES=0), and the access log is left on (the default), as in production.
+//! limit disabled (RATE_LIMIT_WRITES=0), and the access log as in production (every error and slow request, one
+//! line per `--access-log-sample` successful ones; the nginx baseline logs every request, as nginx does).
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,14 @@ pub struct ApiBenchArgs {
     /// Rounds of the cached read and the nginx baseline, interleaved (A B A B ...): medians and spread.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub rounds: u32,
+    /// The API's ACCESS_LOG_SAMPLE: one access-log line per this many successful requests (default: production's,
+    /// infra/compose/compose.prod.yaml; 1 logs every request, as dev does).
+    #[arg(long, default_value_t = PROD_ACCESS_LOG_SAMPLE, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub access_log_sample: u64,
 }
+
+/// Production's ACCESS_LOG_SAMPLE (compose.prod.yaml's default; a test keeps the two equal).
+const PROD_ACCESS_LOG_SAMPLE: u64 = 100;
 
 /// One wrk run's figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +108,10 @@ pub fn parse_wrk(out: &str) -> Option<Figures> {
 fn bench_compose(ctx: &Ctx) -> Result<Compose> {
     let mut compose = Compose::for_env(ctx, Env::Dev)?;
     compose.project = format!("{}-bench", ctx.config.project.name);
+    // The base file alone (the dev overlay is the second): the API reaches the databases on their bridge network,
+    // so no port is published, and the overlay's twice-a-second healthchecks (each one an exec: runc, a shell,
+    // pg_isready or redis-cli) would take CPU from the API under test.
+    compose.files.truncate(1);
     compose.env.extend(
         [
             ("DRYDOCK_POSTGRES_PORT", "0"),
@@ -110,6 +122,24 @@ fn bench_compose(ctx: &Ctx) -> Result<Compose> {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     Ok(compose)
+}
+
+/// The running containers that are not the bench's own (another stack shares the CPU the figures measure).
+fn other_containers(ctx: &Ctx, project: &str) -> Vec<String> {
+    let sh = shell();
+    let format = "{{.Names}}";
+    let names = ctx
+        .run
+        .probe(&Cmd::from(cmd!(sh, "docker ps --format {format}")))
+        .filter(|p| p.success)
+        .map(|p| p.stdout)
+        .unwrap_or_default();
+    names
+        .lines()
+        .filter(|n| !n.is_empty() && !n.starts_with(&format!("{project}-")))
+        .filter(|n| ![API_CONTAINER, NGINX_CONTAINER].contains(n))
+        .map(String::from)
+        .collect()
 }
 
 /// `ip:port` of `service`'s container on the bench stack's own bridge network. The API (on the host network)
@@ -157,6 +187,7 @@ fn api_run(image: &str, args: &ApiBenchArgs, pg: &str, redis: &str, detach: bool
         ("REDIS_PORT", redis_port.to_string()),
         ("REDIS_PASSWORD", BENCH_PASSWORD.to_string()),
         ("RATE_LIMIT_WRITES", "0".to_string()),
+        ("ACCESS_LOG_SAMPLE", args.access_log_sample.to_string()),
     ]
     .into_iter()
     .flat_map(|(k, v)| ["--env".to_string(), format!("{k}={v}")]);
@@ -199,7 +230,22 @@ fn api(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
     let sh = shell();
     ctx.run.run(&dev.cmd(cmd!(sh, "build api")))?;
     let compose = bench_compose(ctx)?;
+    let others = other_containers(ctx, &compose.project);
+    if !others.is_empty() {
+        ctx.say(&format!(
+            "note: {} other container(s) run beside the bench ({}): their work and healthchecks share these {} cores, so the figures are lower than a quiet machine's\n  for a clean figure stop them first (e.g. cargo xtask dev-down)",
+            others.len(),
+            others.join(", "),
+            num_cpus()
+        ));
+    }
     let result = measure(ctx, &compose, &image, args);
+    if !others.is_empty() && result.is_ok() {
+        ctx.say(&format!(
+            "note: measured beside {} other running container(s) (see above)",
+            others.len()
+        ));
+    }
     // Always tear the throwaway stack down, whatever happened.
     let _ = ctx.run.run(&Cmd::from(cmd!(
         sh,
@@ -344,6 +390,10 @@ fn baseline(ctx: &Ctx, args: &ApiBenchArgs) -> Result<()> {
     let throughput = spread(&api, |f| f.requests_per_sec).0 / spread(&nginx, |f| f.requests_per_sec).0;
     let p99 = spread(&api, |f| f.p99_ms).0 / spread(&nginx, |f| f.p99_ms).0.max(0.001);
     println!(
+        "(the API logs every error and slow request and 1 in {} successful ones (--access-log-sample); nginx logs every request)",
+        args.access_log_sample
+    );
+    println!(
         "API / nginx: throughput {throughput:.2}x (goal >= {GOAL_THROUGHPUT_RATIO}x: {}), p99 {p99:.2}x (goal <= {GOAL_P99_RATIO}x: {})",
         if throughput >= GOAL_THROUGHPUT_RATIO {
             "met"
@@ -432,6 +482,7 @@ Transfer/sec:      9.81MB
             write_connections: 16,
             port: 18000,
             rounds: 3,
+            access_log_sample: 100,
         };
         let user = std::env::var("POSTGRES_USER").unwrap_or_else(|_| "drydock".into());
         let db = std::env::var("POSTGRES_DB").unwrap_or_else(|_| "drydock".into());
@@ -448,6 +499,7 @@ Transfer/sec:      9.81MB
             "REDIS_PORT=32769".into(),
             format!("REDIS_PASSWORD={BENCH_PASSWORD}"),
             "RATE_LIMIT_WRITES=0".into(),
+            "ACCESS_LOG_SAMPLE=100".into(),
         ];
         let env = env.iter().flat_map(|e| ["--env", e.as_str()]);
         let serve = api_run(
@@ -488,6 +540,17 @@ Transfer/sec:      9.81MB
             .chain(["drydock/api:dev", "migrate"])
             .collect();
         assert_eq!(migrate.argv(), want);
+    }
+
+    #[test]
+    fn the_default_access_log_sample_is_productions() {
+        let prod =
+            std::fs::read_to_string(crate::context::project_root().join("infra/compose/compose.prod.yaml")).unwrap();
+        let line = format!("ACCESS_LOG_SAMPLE: ${{ACCESS_LOG_SAMPLE:-{PROD_ACCESS_LOG_SAMPLE}}}");
+        assert!(
+            prod.contains(&line),
+            "compose.prod.yaml no longer says {line:?}: update PROD_ACCESS_LOG_SAMPLE"
+        );
     }
 
     #[test]
