@@ -220,7 +220,7 @@ impl Runner {
             return Ok(0);
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-        Ok(feed(self, cmd, &mut file, &source.display().to_string(), progress)?.bytes)
+        Ok(feed(self, cmd, &mut file, &source.display().to_string(), progress, Hash::No)?.bytes)
     }
 
     /// [`Runner::stream_in`] that also hashes what it sent (an upload compared with a manifest afterwards).
@@ -232,7 +232,7 @@ impl Runner {
             return Ok(Streamed::default());
         }
         let mut file = std::fs::File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-        feed(self, cmd, &mut file, &source.display().to_string(), progress)
+        feed(self, cmd, &mut file, &source.display().to_string(), progress, Hash::Yes)
     }
 
     /// Like [`Runner::stream_in`], with the stdout of `source` (e.g. `age --decrypt`) as the input: shown as
@@ -246,7 +246,7 @@ impl Runner {
             return Ok(0);
         }
         let (reader, tee) = start_reader(self.expression(source).stdin_null(), source)?;
-        let fed = feed(self, cmd, &mut (&reader), &source.display(), progress).map(|s| s.bytes);
+        let fed = feed(self, cmd, &mut (&reader), &source.display(), progress, Hash::No).map(|s| s.bytes);
         if fed.is_err() {
             let _ = reader.kill();
         }
@@ -396,6 +396,7 @@ fn drain(
         &mut (&reader),
         sink,
         progress,
+        Hash::Yes,
         || format!("reading the output of `{cmd}` failed"),
         || format!("writing {} failed", target.display()),
     );
@@ -424,6 +425,7 @@ fn feed(
     source: &mut dyn Read,
     source_name: &str,
     progress: &mut Progress,
+    hash: Hash,
 ) -> Result<Streamed> {
     let (pipe_out, mut pipe_in) = io::pipe().context("creating a pipe")?;
     let (expr, tee) = tee_stderr(runner.expression(cmd).stdin_file(pipe_out), cmd)?;
@@ -440,6 +442,7 @@ fn feed(
         source,
         &mut pipe_in,
         progress,
+        hash,
         || format!("reading {source_name} failed"),
         // The child stopped reading (usually it failed: its status and stderr say why).
         || format!("`{cmd}` stopped reading its input"),
@@ -462,11 +465,12 @@ fn pump(
     source: &mut dyn Read,
     sink: &mut dyn Write,
     progress: &mut Progress,
+    hash: Hash,
     read_error: impl Fn() -> String,
     write_error: impl Fn() -> String,
 ) -> (Streamed, Result<()>) {
     use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = (hash == Hash::Yes).then(sha2::Sha256::new);
     let mut buf = vec![0u8; STREAM_CHUNK];
     let mut streamed = Streamed::default();
     let copied = loop {
@@ -479,7 +483,9 @@ fn pump(
         if let Err(e) = sink.write_all(&buf[..n]) {
             break Err(anyhow::Error::new(e).context(write_error()));
         }
-        hasher.update(&buf[..n]);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         if streamed.head.len() < 64 {
             let take = (64 - streamed.head.len()).min(n);
             streamed.head.extend_from_slice(&buf[..take]);
@@ -488,8 +494,18 @@ fn pump(
         progress.update(streamed.bytes);
     };
     progress.finish();
-    streamed.sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(h) = hasher {
+        streamed.sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    }
     (streamed, copied)
+}
+
+/// Whether [`pump`] hashes what it copies: a restore's input was checked against its manifest already, and
+/// hashing it again would only take CPU from the restore on a small machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hash {
+    Yes,
+    No,
 }
 
 impl Runner {

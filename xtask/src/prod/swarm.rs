@@ -126,16 +126,9 @@ pub fn swarm_deploy(ctx: &Ctx, deploy: &SwarmDeploy) -> Result<()> {
     ctx.say(&format!(
         "deploying stack {stack} with API {tag} (start-first, automatic rollback)"
     ));
-    let sh = shell();
-    let mut deploy_cmd = Cmd::from(cmd!(sh, "docker stack deploy --prune"));
-    deploy_cmd = match &registry {
-        Some(_) => deploy_cmd.args(["--resolve-image", "always", "--with-registry-auth"]),
-        None => deploy_cmd.args(["--resolve-image", "never"]),
-    };
-    ctx.run
-        .run(&deploy_cmd.args(["--compose-file".into(), file.display().to_string(), stack.clone()]))?;
+    ctx.run.run(&stack_deploy_cmd(&file, &stack, registry.is_some()))?;
     let want_image = match &registry {
-        Some(r) => format!("{r}/{}", image(ctx, "api", tag)),
+        Some(r) => swarm_registry::Push::to(r, &image(ctx, "api", tag)).target,
         None => image(ctx, "api", tag),
     };
     let outcome = wait_swarm(ctx, &stack, &service, &want_image, before.as_deref(), timeout);
@@ -233,6 +226,22 @@ pub fn swarm_ps(ctx: &Ctx, json: bool) -> Result<()> {
         "docker stack ps {stack} --filter desired-state=running --format {tasks}"
     )))?;
     Ok(())
+}
+
+/// `docker stack deploy` of the stack file: with a registry, each service pinned to the digest the registry
+/// has (`--resolve-image always`) and this machine's login for it passed on; without one, the images as the
+/// engine has them.
+fn stack_deploy_cmd(file: &std::path::Path, stack: &str, registry: bool) -> Cmd {
+    let sh = shell();
+    let resolve: &[&str] = if registry {
+        &["always", "--with-registry-auth"]
+    } else {
+        &["never"]
+    };
+    Cmd::from(cmd!(
+        sh,
+        "docker stack deploy --prune --resolve-image {resolve...} --compose-file {file} {stack}"
+    ))
 }
 
 /// `UpdateStatus.StartedAt` of a service (None before its first update or when it does not exist).
@@ -395,4 +404,33 @@ fn last_task_error(ctx: &Ctx, service: &str) -> Option<String> {
         .lines()
         .find(|l| !l.trim_end().ends_with(':'))
         .map(|l| l.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_deploy_pins_digests_and_passes_the_login() {
+        let file = std::path::Path::new("/r/s.json");
+        assert_eq!(
+            stack_deploy_cmd(file, "dd-swarm", true).argv(),
+            [
+                "docker",
+                "stack",
+                "deploy",
+                "--prune",
+                "--resolve-image",
+                "always",
+                "--with-registry-auth",
+                "--compose-file",
+                "/r/s.json",
+                "dd-swarm"
+            ]
+        );
+        assert_eq!(
+            stack_deploy_cmd(file, "dd-swarm", false).argv()[3..7],
+            ["--prune", "--resolve-image", "never", "--compose-file"]
+        );
+    }
 }
