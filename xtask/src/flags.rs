@@ -27,7 +27,7 @@ pub struct HooksFlag {
 pub struct RegistryFlag {
     /// With --swarm: push every image of the stack to this registry (`host[:port]`) from this machine, and let
     /// each node pull it there (default: the registry the stack's last deploy used).
-    #[arg(long, value_name = "HOST", requires = "swarm", value_parser = crate::prod::release::parse_registry)]
+    #[arg(long, value_name = "HOST", requires = "swarm", value_parser = parse_registry)]
     pub registry: Option<String>,
 }
 
@@ -123,9 +123,38 @@ fn parse_message(value: &str) -> Result<String, String> {
     }
 }
 
+/// `--registry` as clap checks it (a usage error, exit 2, before anything runs).
+pub fn parse_registry(host: &str) -> Result<String, String> {
+    check_registry(host)
+        .map(|()| host.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Checks `host[:port]`: no scheme, no path.
+pub fn check_registry(host: &str) -> anyhow::Result<()> {
+    let ok = !host.is_empty()
+        && !host.contains("://")
+        && !host.contains('/')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !ok {
+        anyhow::bail!(
+            "--registry {host:?} is not a registry host\n  fix: give host[:port] only, e.g. registry.example.com or 127.0.0.1:5000"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_hosts_are_checked() {
+        assert!(check_registry("127.0.0.1:5000").is_ok());
+        assert!(check_registry("registry.example.com").is_ok());
+        assert!(check_registry("https://r.example.com").is_err());
+        assert!(check_registry("r.example.com/team").is_err());
+    }
 
     #[test]
     fn a_lock_message_is_one_short_line() {

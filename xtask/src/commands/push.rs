@@ -5,7 +5,8 @@ use clap::Args;
 
 use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
-use crate::prod::release::{ExtraTag, RELEASE_IMAGES, check_registry, describe, parse_registry, push_failed, selected};
+use crate::flags::{check_registry, parse_registry};
+use crate::prod::release::{ExtraTag, RELEASE_IMAGES, describe, push_failed, selected};
 use crate::prod::tags::{check_tag, head_tag, image, parse_tag, require_images};
 
 #[derive(Debug, Clone, Args)]
