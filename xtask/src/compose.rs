@@ -57,6 +57,14 @@ impl Compose {
         })
     }
 
+    /// The base compose file alone, without the environment's overlays (the base is the first of
+    /// `compose.dev` / `compose.prod`): for the benchmarks' throwaway stacks, which publish nothing and must not
+    /// pay for the dev overlay's twice-a-second healthchecks (each one an exec).
+    pub fn base_file_only(mut self) -> Compose {
+        self.files.truncate(1);
+        self
+    }
+
     /// The same with these profiles enabled too (e.g. `watch`, or `*` for every profile).
     pub fn with_profiles(mut self, profiles: &[&str]) -> Compose {
         self.profiles.extend(profiles.iter().map(|p| p.to_string()));

@@ -62,6 +62,10 @@ pub struct Runner {
 /// `DOCKER_CONTEXT=default`, so neither the environment nor a docker context can point them elsewhere.
 pub const THIS_MACHINE: &str = "";
 
+/// The environment that puts a docker child on this machine's own engine (for [`THIS_MACHINE`], and for a
+/// single plan through `prod::remote::here`).
+pub const THIS_MACHINE_ENV: [(&str, &str); 2] = [("DOCKER_HOST", ""), ("DOCKER_CONTEXT", "default")];
+
 impl Runner {
     /// `$ <command>` (or `[dry-run] $ …`) on stderr, with `-v` also its cwd and environment; `redirect`
     /// shows where its stdout goes (`> file`).
@@ -521,7 +525,7 @@ impl Runner {
                 .env("DOCKER_HOST", host)
                 .env_remove("DOCKER_CONTEXT")
                 .env("COMPOSE_PARALLEL_LIMIT", REMOTE_PARALLEL_LIMIT),
-            Some(THIS_MACHINE) => expr.env("DOCKER_HOST", "").env("DOCKER_CONTEXT", "default"),
+            Some(THIS_MACHINE) => THIS_MACHINE_ENV.iter().fold(expr, |e, (k, v)| e.env(k, v)),
             Some(host) => expr.env("DOCKER_HOST", host).env_remove("DOCKER_CONTEXT"),
             None => expr,
         }

@@ -28,7 +28,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    CRASHING, V1, V2, docker, docker_ok, prepare_release_images, prodtest_lock, report, root, start_load, text,
+    CRASHING, Stats, V1, V2, docker, docker_ok, prepare_release_images, prodtest_lock, report, root, start_load, text,
     wait_for_200, xtask_env,
 };
 
@@ -699,6 +699,18 @@ impl Cluster {
     }
 }
 
+/// Runs `action` under the test's load on the proxy at `port` (4 workers on 127.0.0.1, a request every 40 ms
+/// each, 50 requests seen before and after it), then prints the load's figures as `what`.
+fn under_load<T>(port: u16, what: &str, action: impl FnOnce() -> T) -> (T, Stats) {
+    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
+    load.wait_for(50, Duration::from_secs(30));
+    let out = action();
+    load.wait_for(50, Duration::from_secs(30));
+    let s = load.finish();
+    report(what, &s);
+    (out, s)
+}
+
 fn host_swarm_state() -> String {
     docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}"])
         .trim()
@@ -875,12 +887,9 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     );
 
     // 2. v1 -> v2 under load: start-first, not one failed request
-    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
-    load.wait_for(50, Duration::from_secs(30));
-    cluster.xtask_ok(&["prod-deploy", "--swarm", "--tag", V2, "--timeout", "240"]);
-    load.wait_for(50, Duration::from_secs(30));
-    let s = load.finish();
-    report("swarm (3 nodes): prod-deploy --swarm v1 -> v2", &s);
+    let ((), s) = under_load(port, "swarm (3 nodes): prod-deploy --swarm v1 -> v2", || {
+        cluster.xtask_ok(&["prod-deploy", "--swarm", "--tag", V2, "--timeout", "240"]);
+    });
     assert!(s.total > 100, "too little load: {}", s.total);
     assert_eq!(s.failed, 0, "requests failed during the deploy");
     let v2 = cluster.pulled(&format!("drydock/api:{V2}"));
@@ -890,12 +899,11 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     assert!(api.iter().all(|(_, i)| i == &v2), "{api:?}");
 
     // 3. an image that crashes at start: Swarm rolls the API back by itself, no request fails
-    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
-    load.wait_for(50, Duration::from_secs(30));
-    let out = cluster.xtask(&["prod-deploy", "--swarm", "--tag", CRASHING, "--timeout", "240"]);
-    load.wait_for(50, Duration::from_secs(30));
-    let s = load.finish();
-    report("swarm (3 nodes): deploy of a crashing image (automatic rollback)", &s);
+    let (out, s) = under_load(
+        port,
+        "swarm (3 nodes): deploy of a crashing image (automatic rollback)",
+        || cluster.xtask(&["prod-deploy", "--swarm", "--tag", CRASHING, "--timeout", "240"]),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("rolled the API back"), "{}", text(&out));
     assert_eq!(s.failed, 0, "requests failed during the rolled-back deploy");
@@ -909,12 +917,9 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
 
     // 3b. prod-rollback --swarm under load: back to v1, the one before the last good deploy, with no request
     //     failed; the registry is the one the stack's deploys used (no --registry needed)
-    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
-    load.wait_for(50, Duration::from_secs(30));
-    let out = cluster.xtask_ok(&["prod-rollback", "--swarm", "--timeout", "240"]);
-    load.wait_for(50, Duration::from_secs(30));
-    let s = load.finish();
-    report("swarm (3 nodes): prod-rollback --swarm v2 -> v1", &s);
+    let (out, s) = under_load(port, "swarm (3 nodes): prod-rollback --swarm v2 -> v1", || {
+        cluster.xtask_ok(&["prod-rollback", "--swarm", "--timeout", "240"])
+    });
     assert!(out.contains(&format!("registry: {registry}")), "{out}");
     assert_eq!(s.failed, 0, "requests failed during the rollback");
     let v1 = cluster.pulled(&format!("drydock/api:{V1}"));
@@ -940,14 +945,11 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
         "no API task on {victim}: {:?}",
         cluster.tasks("api")
     );
-    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
-    load.wait_for(50, Duration::from_secs(30));
-    let started = Instant::now();
-    cluster.remote_ok(manager, &["node", "update", "--availability", "drain", &victim]);
-    let moved = cluster.wait_api_without(&victim, 4, started, Duration::from_secs(120));
-    load.wait_for(50, Duration::from_secs(30));
-    let s = load.finish();
-    report("swarm (3 nodes): drain of a node running an API task", &s);
+    let (moved, s) = under_load(port, "swarm (3 nodes): drain of a node running an API task", || {
+        let started = Instant::now();
+        cluster.remote_ok(manager, &["node", "update", "--availability", "drain", &victim]);
+        cluster.wait_api_without(&victim, 4, started, Duration::from_secs(120))
+    });
     println!("DRAIN: 4 API tasks running again, none on {victim}, {moved:.1} s after the drain");
     assert!(s.total > 100, "too little load: {}", s.total);
     assert_eq!(s.failed, 0, "requests failed while a node was drained");
@@ -963,15 +965,15 @@ fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
         "no API task on {victim}: {:?}",
         cluster.tasks("api")
     );
-    let load = start_load(port, 4, Duration::from_millis(40), Duration::from_secs(400));
-    load.wait_for(50, Duration::from_secs(30));
-    let doomed = cluster.remote_ok(&cluster.nodes[victim_index], &["ps", "-q", "--no-trunc"]);
-    let killed = Instant::now();
-    docker_ok(&["kill", &victim]);
-    let back = cluster.wait_api_without(&victim, 6, killed, Duration::from_secs(180));
-    load.wait_for(50, Duration::from_secs(30));
-    let s = load.finish();
-    report("swarm (3 nodes): a node killed abruptly", &s);
+    let ((doomed, back), s) = under_load(port, "swarm (3 nodes): a node killed abruptly", || {
+        let doomed = cluster.remote_ok(&cluster.nodes[victim_index], &["ps", "-q", "--no-trunc"]);
+        let killed = Instant::now();
+        docker_ok(&["kill", &victim]);
+        (
+            doomed,
+            cluster.wait_api_without(&victim, 6, killed, Duration::from_secs(180)),
+        )
+    });
     println!("KILL: {victim} killed; 6 API tasks running on the other nodes {back:.1} s later");
     assert!(s.total > 100, "too little load: {}", s.total);
     assert!(

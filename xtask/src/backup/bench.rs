@@ -102,12 +102,10 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
         bail!("backups bench measures real work: it has no --dry-run");
     }
     ensure_env_file(ctx)?;
-    let mut compose: Compose = Compose::for_env(ctx, Env::Dev)?;
+    // Every command reaches PostgreSQL through `compose exec`, and the dev overlay's healthchecks would take CPU
+    // from what is measured; the xtask runs of the bench read the same from `bench_config`.
+    let mut compose: Compose = Compose::for_env(ctx, Env::Dev)?.base_file_only();
     compose.project = format!("{}-bench", ctx.config.project.name);
-    // The base file alone (the dev overlay is the second): every command reaches PostgreSQL through `compose
-    // exec`, so nothing is published, and the overlay's twice-a-second healthchecks (each an exec) would take
-    // CPU from what is measured. The xtask runs of the bench read the same from `bench_config`.
-    compose.files.truncate(1);
     let service = ctx.config.services.postgres.clone();
     let dir = ctx.root.join("target").join("backup-bench");
     let _ = std::fs::remove_dir_all(&dir);

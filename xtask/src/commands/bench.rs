@@ -106,16 +106,12 @@ pub fn parse_wrk(out: &str) -> Option<Figures> {
 }
 
 fn bench_compose(ctx: &Ctx) -> Result<Compose> {
-    let mut compose = Compose::for_env(ctx, Env::Dev)?;
+    // The API reaches the databases on their bridge network, so no port is published; the dev overlay's
+    // healthchecks (an exec each, twice a second) would take CPU from the API under test.
+    let mut compose = Compose::for_env(ctx, Env::Dev)?.base_file_only();
     compose.project = format!("{}-bench", ctx.config.project.name);
-    // The base file alone (the dev overlay is the second): the API reaches the databases on their bridge network,
-    // so no port is published, and the overlay's twice-a-second healthchecks (each one an exec: runc, a shell,
-    // pg_isready or redis-cli) would take CPU from the API under test.
-    compose.files.truncate(1);
     compose.env.extend(
         [
-            ("DRYDOCK_POSTGRES_PORT", "0"),
-            ("DRYDOCK_REDIS_PORT", "0"),
             ("POSTGRES_PASSWORD", BENCH_PASSWORD),
             ("REDIS_PASSWORD", BENCH_PASSWORD),
         ]
@@ -134,9 +130,10 @@ fn other_containers(ctx: &Ctx, project: &str) -> Vec<String> {
         .filter(|p| p.success)
         .map(|p| p.stdout)
         .unwrap_or_default();
+    let own = format!("{project}-");
     names
         .lines()
-        .filter(|n| !n.is_empty() && !n.starts_with(&format!("{project}-")))
+        .filter(|n| !n.is_empty() && !n.starts_with(&own))
         .filter(|n| ![API_CONTAINER, NGINX_CONTAINER].contains(n))
         .map(String::from)
         .collect()

@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::context::Ctx;
+use crate::runner::THIS_MACHINE_ENV;
 use crate::target::SshUrl;
 use crate::term::Progress;
 
@@ -428,7 +429,7 @@ pub fn ship_cmds(images: &[String]) -> (Cmd, Cmd) {
 
 /// A docker command for this machine's own engine, whatever `--host`, DOCKER_HOST or the context say.
 pub fn here(cmd: Cmd) -> Cmd {
-    cmd.env("DOCKER_HOST", "").env("DOCKER_CONTEXT", "default")
+    THIS_MACHINE_ENV.iter().fold(cmd, |c, (k, v)| c.env(*k, *v))
 }
 
 /// `setup --host`: makes sure the remote host runs Docker Engine — the only thing it needs besides SSH

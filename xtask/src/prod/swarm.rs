@@ -127,9 +127,10 @@ pub fn swarm_deploy(ctx: &Ctx, deploy: &SwarmDeploy) -> Result<()> {
         "deploying stack {stack} with API {tag} (start-first, automatic rollback)"
     ));
     ctx.run.run(&stack_deploy_cmd(&file, &stack, registry.is_some()))?;
+    let [api_image, ..] = release;
     let want_image = match &registry {
-        Some(r) => swarm_registry::Push::to(r, &image(ctx, "api", tag)).target,
-        None => image(ctx, "api", tag),
+        Some(r) => swarm_registry::Push::to(r, &api_image).target,
+        None => api_image,
     };
     let outcome = wait_swarm(ctx, &stack, &service, &want_image, before.as_deref(), timeout);
     match outcome {

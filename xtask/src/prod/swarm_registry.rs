@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::cmd::{Cmd, cmd, shell};
 use crate::context::Ctx;
-use crate::prod::release::{inspect_cmd, push_failed};
+use crate::prod::release::push_failed;
 use crate::prod::remote::here;
 
 /// One image to push: its name on this machine and its name in the registry.
@@ -84,9 +84,10 @@ pub fn require_here(ctx: &Ctx, images: &[String]) -> Result<()> {
     if ctx.run.dry_run {
         return Ok(());
     }
+    let here = ctx.this_machine();
     let missing: Vec<&str> = images
         .iter()
-        .filter(|i| !ctx.run.probe(&here(inspect_cmd(i))).is_some_and(|p| p.success))
+        .filter(|i| !crate::images::exists(&here, i))
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {

@@ -89,6 +89,11 @@ impl Membership {
     fn active(&self) -> bool {
         self.state == "active"
     }
+
+    /// A manager of a swarm: the only kind of node that knows its cluster's id.
+    fn active_manager(&self) -> bool {
+        self.active() && self.is_manager
+    }
 }
 
 /// What happens to one node.
@@ -166,7 +171,7 @@ pub fn plan(nodes: &[Node], members: &[Membership]) -> Result<Vec<Step>> {
     // Only managers know their cluster's id; a worker is told by the managers it talks to.
     let mut clusters: Vec<&str> = members
         .iter()
-        .filter(|m| m.active() && m.is_manager)
+        .filter(|m| m.active_manager())
         .map(|m| m.cluster_id.as_str())
         .collect();
     clusters.sort_unstable();
@@ -175,7 +180,7 @@ pub fn plan(nodes: &[Node], members: &[Membership]) -> Result<Vec<Step>> {
         let listed: Vec<String> = nodes
             .iter()
             .zip(members)
-            .filter(|(_, m)| m.active() && m.is_manager)
+            .filter(|(_, m)| m.active_manager())
             .map(|(n, m)| format!("{} in {}", n.given, short(&m.cluster_id)))
             .collect();
         bail!(
@@ -201,7 +206,7 @@ pub fn plan(nodes: &[Node], members: &[Membership]) -> Result<Vec<Step>> {
     let any_active = members.iter().any(Membership::active);
     let managers: Vec<&str> = members
         .iter()
-        .filter(|m| m.active() && m.is_manager)
+        .filter(|m| m.active_manager())
         .map(|m| m.node_id.as_str())
         .collect();
     for (node, m) in nodes.iter().zip(members) {
