@@ -41,7 +41,7 @@ const ATTEMPTS: usize = 4;
 /// file lock).
 #[derive(Debug)]
 pub struct DeployLock {
-    file: Option<File>,
+    file: Option<LockedFile>,
     engine: Option<Release>,
     _interrupt: Option<interrupt::Guard>,
 }
@@ -94,8 +94,20 @@ impl Drop for DeployLock {
         }
         if let Some(file) = &mut self.file {
             // Empty: the next taker must not mistake a finished run for a dead one.
-            let _ = file.set_len(0);
+            let _ = file.0.set_len(0);
         }
+    }
+}
+
+/// The checkout's lock file while this process holds it; unlocked explicitly when dropped. Closing our
+/// descriptor is not enough: a `flock` belongs to the open file, and a child that another thread forks at that
+/// moment holds a copy of the descriptor until its exec, so the lock would outlive us for that moment.
+#[derive(Debug)]
+struct LockedFile(File);
+
+impl Drop for LockedFile {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 
@@ -136,7 +148,7 @@ pub fn acquire(ctx: &Ctx, target: &str, swarm: bool, action: &str, tag: &str, fl
             dead.describe()
         ));
     }
-    if let Some(file) = &mut file {
+    if let Some(LockedFile(file)) = &mut file {
         file.set_len(0)?;
         file.rewind()?;
         file.write_all((serde_json::to_string(&me)? + "\n").as_bytes())
@@ -190,7 +202,7 @@ fn lock_file(
     action: &str,
     force: bool,
     asked: &mut bool,
-) -> Result<(Option<File>, Option<Holder>)> {
+) -> Result<(Option<LockedFile>, Option<Holder>)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -206,7 +218,7 @@ fn lock_file(
         .with_context(|| format!("reading {}", path.display()))?;
     let previous: Option<Holder> = serde_json::from_str(previous.trim()).ok();
     match file.try_lock() {
-        Ok(()) => Ok((Some(file), previous)),
+        Ok(()) => Ok((Some(LockedFile(file)), previous)),
         Err(TryLockError::WouldBlock) => {
             let holder = previous.map_or_else(
                 || "another process (it has not written its name yet)".into(),
