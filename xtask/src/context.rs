@@ -98,6 +98,7 @@ impl Vars {
     }
 }
 
+#[derive(Clone)]
 pub struct Ctx {
     pub root: PathBuf,
     pub config: Config,
@@ -145,22 +146,28 @@ impl Ctx {
         self.engine = engine;
     }
 
+    /// This run without its echo, progress and notes: for work that runs beside other work whose output is
+    /// the one shown (a restore's safety backup, taken while the restore streams).
+    pub fn quiet(&self) -> Ctx {
+        Ctx {
+            run: Runner {
+                quiet: true,
+                ..self.run
+            },
+            ..self.clone()
+        }
+    }
+
     /// This run on this machine's own engine, whatever `--host`, DOCKER_HOST or the docker context say: what
     /// a remote engine runs is built here first (a remote host never builds) and then travels to it.
     pub fn this_machine(&self) -> Ctx {
         Ctx {
-            root: self.root.clone(),
-            config: self.config.clone(),
-            config_path: self.config_path.clone(),
             run: Runner {
                 docker_host: Some(THIS_MACHINE),
                 ..self.run
             },
-            yes: self.yes,
-            offline: self.offline,
-            vars: self.vars.clone(),
             engine: Engine::local(),
-            images: self.images.clone(),
+            ..self.clone()
         }
     }
 

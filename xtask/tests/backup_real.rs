@@ -43,6 +43,18 @@ fn wait_for_partial(dir: &Path, child: &mut Child) {
     }
 }
 
+/// The newest `.dump` in a backups directory (names sort by their timestamp).
+fn newest_dump(dir: &Path) -> std::path::PathBuf {
+    let mut dumps: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".dump") && !p.to_string_lossy().contains("_2020"))
+        .collect();
+    dumps.sort();
+    dumps.pop().expect("a .dump file")
+}
+
 fn finish(child: Child) -> (bool, String) {
     let out = child.wait_with_output().unwrap();
     (out.status.success(), text(&out))
@@ -55,6 +67,10 @@ fn no_partials(files: &BTreeMap<String, Vec<u8>>) {
         files.keys()
     );
 }
+
+/// The databases a restore of `drydock` makes beside it (none may outlive the restore).
+const LEFTOVERS: &str =
+    "select count(*) from pg_database where datname in ('drydock__drydock_restore', 'drydock__drydock_replaced')";
 
 const PG_SNAPSHOT: &str = "select string_agg(t::text, '|' order by id) from items t; select string_agg(r::text, '|' order by id) from reviews r; select count(*) from pg_tables where schemaname = 'public'";
 
@@ -424,6 +440,79 @@ fn faults_never_leave_a_finished_looking_file() {
         "{}",
         text(&out)
     );
+
+    // 7. A restore that fails inside pg_restore, after all the data went in (the archive grants to a role that no
+    //    longer exists): the current database was never touched and accepts connections, no new database is
+    //    left behind, and the safety backup taken meanwhile is named.
+    s.psql(
+        "create role ghost nologin; create table haunted (id int primary key); insert into haunted values (1);
+         grant select on haunted to ghost;",
+    );
+    let out = s.xtask_ok(&["backup-postgres"]);
+    assert!(out.contains("backup of postgres written"), "{out}");
+    let haunted = newest_dump(&pg);
+    s.psql("drop owned by ghost; drop role ghost; insert into haunted values (2);");
+    let out = s.xtask(&["--yes", "restore-postgres", haunted.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the restore into a new database failed")
+            && text(&out).contains("role \"ghost\" does not exist")
+            && text(&out).contains("was never touched; safety backup: "),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        s.psql("select string_agg(id::text, ',' order by id) from haunted")
+            .trim(),
+        "1,2"
+    );
+    assert_eq!(
+        s.psql("select datallowconn from pg_database where datname = current_database()")
+            .trim(),
+        "t"
+    );
+    assert_eq!(s.psql(LEFTOVERS).trim(), "0", "the new database was dropped");
+
+    // 8. A restore while a session holds the database open: the swap ends that session and goes through.
+    s.psql("drop table haunted; create table kept (id int); insert into kept values (7);");
+    s.xtask_ok(&["backup-postgres"]);
+    let kept = newest_dump(&pg);
+    s.psql("drop table kept;");
+    let session = Command::new("docker")
+        .args([
+            "exec",
+            &s.container("postgres"),
+            "psql",
+            "-U",
+            "drydock",
+            "-d",
+            "drydock",
+            "-c",
+        ])
+        .arg("select pg_sleep(300)")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s
+        .psql("select count(*) from pg_stat_activity where query = 'select pg_sleep(300)'")
+        .trim()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the holding session never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = s.xtask_ok(&["--yes", "restore-postgres", kept.to_str().unwrap()]);
+    assert!(out.contains("restored database `drydock`"), "{out}");
+    let held = session.wait_with_output().unwrap();
+    assert!(
+        !held.status.success() && String::from_utf8_lossy(&held.stderr).contains("terminat"),
+        "the session holding the database was ended by the swap: {}",
+        text(&held)
+    );
+    assert_eq!(s.psql("select id from kept").trim(), "7");
+    assert_eq!(s.psql(LEFTOVERS).trim(), "0", "the replaced database was dropped");
 
     // MongoDB: no image on this machine, said plainly.
     let out = s.xtask(&["backup-mongodb"]);

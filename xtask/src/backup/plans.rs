@@ -6,6 +6,8 @@
 //! inside its container (like the official image), and Redis / MongoDB read theirs from the container's own
 //! environment through a fixed `sh -c` prefix; the real program and its arguments follow as `"$@"`.
 
+use anyhow::{Result, bail};
+
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 
@@ -58,9 +60,10 @@ pub fn pg_dumpall_globals(compose: &Compose, service: &str, t: &PgTarget) -> Cmd
     exec(compose, service, false).then(cmd!(sh, "pg_dumpall -U {user} --globals-only"))
 }
 
-/// Restores a custom-format dump read from stdin into the target database: objects in the archive are
-/// dropped and recreated, ownership goes to the connecting user, the first error stops it, and one
-/// transaction makes it all-or-nothing (a failed restore leaves the database as it was).
+/// Restores a custom-format dump read from stdin into the target database in place: objects in the archive
+/// are dropped and recreated, ownership goes to the connecting user, the first error stops it, and one
+/// transaction makes it all-or-nothing. What a Makefile runs: `backups bench` compares `restore-postgres`
+/// (which restores into a new database and swaps it in: [`PgSwap`]) with it.
 pub fn pg_restore(compose: &Compose, service: &str, t: &PgTarget) -> Cmd {
     let sh = shell();
     let (user, db) = (&t.user, &t.db);
@@ -68,6 +71,130 @@ pub fn pg_restore(compose: &Compose, service: &str, t: &PgTarget) -> Cmd {
         sh,
         "pg_restore -U {user} -d {db} --clean --if-exists --no-owner --exit-on-error --single-transaction"
     ))
+}
+
+/// The databases of a restore that swaps: the backup is restored into `scratch` while the application keeps
+/// `db`; then, in one transaction, `db` becomes `replaced` and `scratch` becomes `db`, and `replaced` is dropped.
+/// Both names are fixed, so a leftover of an interrupted restore is found (and dropped) by the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgSwap {
+    pub user: String,
+    pub db: String,
+    pub scratch: String,
+    pub replaced: String,
+    /// Where the swap connects: never one of the three databases it renames.
+    pub maintenance: String,
+}
+
+impl PgSwap {
+    pub fn new(t: &PgTarget) -> Result<PgSwap> {
+        let replaced = format!("{}__drydock_replaced", t.db);
+        // PostgreSQL truncates longer names, and a truncated name could be another database's.
+        if replaced.len() > 63 {
+            bail!(
+                "database name `{}` is too long to restore beside it ({} bytes; a restore needs `{replaced}`, and PostgreSQL allows 63): nothing was changed\n  fix: restore it with pg_restore by hand, or use a database name of at most 45 bytes",
+                t.db,
+                t.db.len()
+            );
+        }
+        Ok(PgSwap {
+            user: t.user.clone(),
+            db: t.db.clone(),
+            scratch: format!("{}__drydock_restore", t.db),
+            replaced,
+            maintenance: if t.db == "postgres" { "template1" } else { "postgres" }.to_string(),
+        })
+    }
+
+    /// `sh -c <script> sh <user> <db> <scratch> <replaced> <maintenance>` in the postgres container.
+    fn script(&self, compose: &Compose, service: &str, script: &str) -> Cmd {
+        let sh = shell();
+        let PgSwap {
+            user,
+            db,
+            scratch,
+            replaced,
+            maintenance,
+        } = self;
+        exec(compose, service, false).then(cmd!(
+            sh,
+            "sh -c {script} sh {user} {db} {scratch} {replaced} {maintenance}"
+        ))
+    }
+}
+
+/// Drops the leftovers of an interrupted restore, then creates the empty database the backup is restored into,
+/// with the encoding, collation and database-level settings of the one it replaces (a dump has none of them).
+pub const PG_CREATE_SCRATCH: &str = r#"exec psql -X -q -v ON_ERROR_STOP=1 -U "$1" -d "$5" -v user="$1" -v db="$2" -v scratch="$3" -v replaced="$4" <<'SQL'
+DROP DATABASE IF EXISTS :"scratch" WITH (FORCE);
+DROP DATABASE IF EXISTS :"replaced" WITH (FORCE);
+SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L', :'scratch', :'user', pg_encoding_to_char(encoding), datcollate, datctype) FROM pg_database WHERE datname = :'db' \gexec
+SELECT format('ALTER DATABASE %I SET %s TO %L', :'scratch', split_part(s, '=', 1), substr(s, strpos(s, '=') + 1)) FROM pg_db_role_setting r CROSS JOIN LATERAL unnest(r.setconfig) AS s WHERE r.setrole = 0 AND r.setdatabase = (SELECT oid FROM pg_database WHERE datname = :'db') \gexec
+SQL"#;
+
+pub fn pg_create_scratch(compose: &Compose, service: &str, swap: &PgSwap) -> Cmd {
+    swap.script(compose, service, PG_CREATE_SCRATCH)
+}
+
+/// Restores a custom-format dump read from stdin into the (new, empty) database `db`; as [`pg_restore`] but
+/// with nothing to drop first.
+pub fn pg_restore_into(compose: &Compose, service: &str, user: &str, db: &str) -> Cmd {
+    let sh = shell();
+    exec(compose, service, false).then(cmd!(
+        sh,
+        "pg_restore -U {user} -d {db} --no-owner --exit-on-error --single-transaction"
+    ))
+}
+
+/// The swap. New connections to `db` are refused first; its sessions are ended (up to 10 s, 0.1 s apart: the
+/// application's pool reconnects and is refused); then both renames happen in one transaction, so `db` is
+/// always either the old database or the restored one.
+pub const PG_SWAP: &str = r#"exec psql -X -q -v ON_ERROR_STOP=1 -U "$1" -d "$5" -v db="$2" -v scratch="$3" -v replaced="$4" <<'SQL'
+ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS false;
+SELECT set_config('drydock.db', :'db', false) AS drydock_db, set_config('drydock.scratch', :'scratch', false) AS drydock_scratch, set_config('drydock.replaced', :'replaced', false) AS drydock_replaced \gset
+DO $$
+DECLARE
+  db text := current_setting('drydock.db');
+  scratch text := current_setting('drydock.scratch');
+  replaced text := current_setting('drydock.replaced');
+BEGIN
+  FOR i IN 1..100 LOOP
+    PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = db AND pid <> pg_backend_pid();
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = db);
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  EXECUTE format('ALTER DATABASE %I RENAME TO %I', db, replaced);
+  EXECUTE format('ALTER DATABASE %I RENAME TO %I', scratch, db);
+END $$;
+SQL"#;
+
+pub fn pg_swap(compose: &Compose, service: &str, swap: &PgSwap) -> Cmd {
+    swap.script(compose, service, PG_SWAP)
+}
+
+/// After the swap: the replaced database goes (the safety backup holds its data).
+pub const PG_DROP_REPLACED: &str = r#"exec dropdb -U "$1" --maintenance-db="$5" --if-exists --force "$4""#;
+
+pub fn pg_drop_replaced(compose: &Compose, service: &str, swap: &PgSwap) -> Cmd {
+    swap.script(compose, service, PG_DROP_REPLACED)
+}
+
+/// After a failed restore into the new database: drop it.
+pub const PG_DROP_SCRATCH: &str = r#"exec dropdb -U "$1" --maintenance-db="$5" --if-exists --force "$3""#;
+
+pub fn pg_drop_scratch(compose: &Compose, service: &str, swap: &PgSwap) -> Cmd {
+    swap.script(compose, service, PG_DROP_SCRATCH)
+}
+
+/// After a failed swap: `db` (still the old database) accepts connections again, and the new one is dropped.
+pub const PG_UNDO: &str = r#"exec psql -X -q -v ON_ERROR_STOP=1 -U "$1" -d "$5" -v db="$2" -v scratch="$3" <<'SQL'
+ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS true;
+DROP DATABASE IF EXISTS :"scratch" WITH (FORCE);
+SQL"#;
+
+pub fn pg_undo(compose: &Compose, service: &str, swap: &PgSwap) -> Cmd {
+    swap.script(compose, service, PG_UNDO)
 }
 
 /// `psql` on the application database: a session on a terminal, or a one-off with the given arguments.
@@ -224,6 +351,100 @@ mod tests {
             user: "app".into(),
             db: "appdb".into(),
         }
+    }
+
+    #[test]
+    fn a_restore_swaps_through_two_fixed_names_and_refuses_names_postgres_would_truncate() {
+        let swap = PgSwap::new(&target()).unwrap();
+        assert_eq!(
+            (swap.scratch.as_str(), swap.replaced.as_str(), swap.maintenance.as_str()),
+            ("appdb__drydock_restore", "appdb__drydock_replaced", "postgres")
+        );
+        let on_postgres = PgSwap::new(&PgTarget {
+            user: "app".into(),
+            db: "postgres".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            on_postgres.maintenance, "template1",
+            "the swap never connects to a database it renames"
+        );
+        let long = PgTarget {
+            user: "app".into(),
+            db: "d".repeat(46),
+        };
+        let err = PgSwap::new(&long).unwrap_err().to_string();
+        assert!(err.contains("too long") && err.contains("nothing was changed"), "{err}");
+        assert!(
+            PgSwap::new(&PgTarget {
+                db: "d".repeat(45),
+                ..long
+            })
+            .is_ok()
+        );
+        // Every step is a script with the names as arguments (no SQL is built from them by string).
+        for cmd in [
+            pg_create_scratch(&compose(), "postgres", &swap),
+            pg_swap(&compose(), "postgres", &swap),
+            pg_undo(&compose(), "postgres", &swap),
+            pg_drop_scratch(&compose(), "postgres", &swap),
+            pg_drop_replaced(&compose(), "postgres", &swap),
+        ] {
+            let argv = tail(&cmd);
+            assert_eq!(argv[..5], ["exec", "-T", "postgres", "sh", "-c"]);
+            assert_eq!(
+                argv[6..],
+                [
+                    "sh",
+                    "app",
+                    "appdb",
+                    "appdb__drydock_restore",
+                    "appdb__drydock_replaced",
+                    "postgres"
+                ]
+            );
+        }
+        assert_eq!(
+            tail(&pg_restore_into(
+                &compose(),
+                "postgres",
+                "app",
+                "appdb__drydock_restore"
+            ))[3..],
+            [
+                "pg_restore",
+                "-U",
+                "app",
+                "-d",
+                "appdb__drydock_restore",
+                "--no-owner",
+                "--exit-on-error",
+                "--single-transaction"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_swap_refuses_new_sessions_first_and_renames_in_one_transaction() {
+        let at = |needle: &str| {
+            PG_SWAP
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} not in the swap"))
+        };
+        let refuse = at(r#"ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS false"#);
+        let block = at("DO $$");
+        let old = at("RENAME TO %I', db, replaced");
+        let new = at("RENAME TO %I', scratch, db");
+        let end = at("END $$;");
+        assert!(refuse < block && block < old && old < new && new < end);
+        assert_eq!(PG_SWAP.matches("RENAME").count(), 2, "both renames in the one DO block");
+        assert!(PG_SWAP.contains("ON_ERROR_STOP=1") && PG_CREATE_SCRATCH.contains("ON_ERROR_STOP=1"));
+        assert!(PG_UNDO.contains(r#"ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS true"#));
+        assert!(PG_DROP_REPLACED.ends_with(r#"--force "$4""#) && PG_DROP_SCRATCH.ends_with(r#"--force "$3""#));
+        // A leftover of an interrupted restore never blocks the next one.
+        assert!(
+            PG_CREATE_SCRATCH.find(r#"DROP DATABASE IF EXISTS :"scratch""#) < PG_CREATE_SCRATCH.find("CREATE DATABASE")
+        );
     }
 
     #[test]

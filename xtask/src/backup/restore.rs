@@ -4,7 +4,8 @@
 //! file matches its SHA-256 — before anything is touched; (2) check the service is up; (3) ask, naming the
 //! target; (4) take the service's lock and a safety backup of the current data; (5) restore with the
 //! engine's strict flags; (6) check the result against the manifest. Any failure exits non-zero and says
-//! where the safety backup is; nothing reports success after an error.
+//! where the safety backup is; nothing reports success after an error. PostgreSQL overlaps (4) and (5): it
+//! restores into a new database while the current one is backed up, and swaps only when both succeeded.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -217,6 +218,24 @@ fn taken_from(chosen: &Chosen) -> String {
     )
 }
 
+/// The service's backup lock (none in a dry run).
+fn lock(ctx: &Ctx, engine: Engine) -> Result<Option<store::ServiceLock>> {
+    if ctx.run.dry_run {
+        return Ok(None);
+    }
+    let service = engine.service(ctx);
+    Ok(Some(store::lock(&service_dir(ctx, &service), &service)?))
+}
+
+/// Takes the safety backup (the caller holds the lock); returns its path.
+fn take_safety(ctx: &Ctx, compose: &Compose, engine: Engine, chosen: &Chosen) -> Result<String> {
+    let reason = format!("safety backup before restoring {}", chosen.manifest.file);
+    let taken = take::take(ctx, compose, engine, Some(reason))?;
+    Ok(taken
+        .map(|t| t.manifest_path.with_file_name(&t.manifest.file).display().to_string())
+        .unwrap_or_default())
+}
+
 /// Takes the lock and the safety backup; returns the lock guard and the safety backup's path.
 fn safety_backup(
     ctx: &Ctx,
@@ -224,44 +243,106 @@ fn safety_backup(
     engine: Engine,
     chosen: &Chosen,
 ) -> Result<(Option<store::ServiceLock>, String)> {
-    let service = engine.service(ctx);
-    let lock = if ctx.run.dry_run {
-        None
-    } else {
-        Some(store::lock(&service_dir(ctx, &service), &service)?)
-    };
-    ctx.say(&format!("safety backup of the current `{service}` data first"));
-    let reason = format!("safety backup before restoring {}", chosen.manifest.file);
-    let taken = take::take(ctx, compose, engine, Some(reason))
+    let lock = lock(ctx, engine)?;
+    ctx.say(&format!(
+        "safety backup of the current `{}` data first",
+        engine.service(ctx)
+    ));
+    let path = take_safety(ctx, compose, engine, chosen)
         .context("the safety backup failed, so nothing was restored (the current data is untouched)")?;
-    let path = taken
-        .map(|t| t.manifest_path.with_file_name(&t.manifest.file).display().to_string())
-        .unwrap_or_default();
     Ok((lock, path))
 }
 
+/// PostgreSQL is restored into a new database while the safety backup of the current one is taken (the two
+/// overlap: the current database is only read until the swap), then swapped in by two renames in one
+/// transaction. Any failure before the swap leaves the current database untouched and drops the new one.
 fn postgres(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Result<()> {
     let facts = match ask(ctx, compose, service, &plans::pg_facts(compose, service))? {
         Some(text) => PgFacts::parse(&text)?,
         None => PgFacts::placeholder(),
     };
+    let swap = plans::PgSwap::new(&facts.target)?;
+    let db = &swap.db;
     ctx.confirm(&format!(
-        "replace database `{}` of service `{service}` (compose project `{}`) with the backup {}",
-        facts.target.db,
+        "replace database `{db}` of service `{service}` (compose project `{}`) with the backup {}",
         compose.project,
         taken_from(chosen)
     ))?;
-    let (_lock, safety) = safety_backup(ctx, compose, Engine::Postgres, chosen)?;
-    ctx.say(&format!("restoring into database `{}`", facts.target.db));
+    let _lock = lock(ctx, Engine::Postgres)?;
+    ctx.run
+        .run(&plans::pg_create_scratch(compose, service, &swap))
+        .context("could not create the database to restore into: nothing was changed")?;
+    ctx.say(&format!(
+        "restoring into the new database `{}` while the safety backup of `{db}` is taken (`{db}` is only read until the swap)",
+        swap.scratch
+    ));
     let started = Instant::now();
-    let mut progress = Progress::new("pg_restore", Some(chosen.manifest.size), ctx.run.quiet);
-    chosen
-        .stream_into(ctx, &plans::pg_restore(compose, service, &facts.target), &chosen.data(), &mut progress)
-        .with_context(|| {
-            format!("the restore failed and was rolled back (one transaction): database `{}` is as it was; safety backup: {safety}", facts.target.db)
-        })?;
-    // The restore step alone (what `backups bench` compares with the raw pipe); the check below is its own.
+    let restore = || {
+        let mut progress = Progress::new("pg_restore", Some(chosen.manifest.size), ctx.run.quiet);
+        let into = plans::pg_restore_into(compose, service, &swap.user, &swap.scratch);
+        chosen.stream_into(ctx, &into, &chosen.data(), &mut progress)
+    };
+    // The safety backup says nothing while it runs (one progress line at a time: the restore's); its thread
+    // owns its own run context.
+    let quiet = ctx.quiet();
+    let safety = move || take_safety(&quiet, compose, Engine::Postgres, chosen);
+    let (restored, safety) = if ctx.run.dry_run {
+        (restore(), take_safety(ctx, compose, Engine::Postgres, chosen))
+    } else {
+        std::thread::scope(|scope| {
+            let safety = scope.spawn(safety);
+            let restored = restore();
+            let safety = safety
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the safety backup's thread panicked")));
+            (restored, safety)
+        })
+    };
+    let failed = match (&restored, &safety) {
+        (Ok(_), Ok(_)) => None,
+        (Err(restore), Err(safety)) => Some(format!(
+            "the restore into a new database failed ({restore:#}), and so did the safety backup ({safety:#}): database `{db}` was never touched"
+        )),
+        (Ok(_), Err(err)) => Some(format!(
+            "the safety backup failed ({err:#}), so nothing was restored: database `{db}` is untouched"
+        )),
+        (Err(err), Ok(path)) => Some(format!(
+            "the restore into a new database failed ({err:#}): database `{db}` was never touched; safety backup: {path}"
+        )),
+    };
+    if let Some(why) = failed {
+        let dropped = ctx.run.run(&plans::pg_drop_scratch(compose, service, &swap));
+        let leftover = match dropped {
+            Ok(_) => String::new(),
+            Err(err) => format!(
+                " (the new database `{}` could not be dropped: {err:#}; the next restore drops it)",
+                swap.scratch
+            ),
+        };
+        bail!("{why}{leftover}");
+    }
+    let safety = safety.unwrap_or_default();
+    if let Err(err) = ctx.run.run(&plans::pg_swap(compose, service, &swap)) {
+        let undone = match ctx.run.run(&plans::pg_undo(compose, service, &swap)) {
+            Ok(_) => String::new(),
+            Err(undo) => format!(
+                "; undoing it failed too ({undo:#}): run `ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS true` and drop `{}`",
+                swap.scratch
+            ),
+        };
+        bail!(
+            "the swap failed ({err:#}), so nothing was restored: database `{db}` is as it was{undone}; safety backup: {safety}"
+        );
+    }
+    // The restore step: into the new database and swapped in (what `backups bench` compares with the raw
+    // pipe); the check below is its own.
     let restored_in = started.elapsed().as_secs_f64();
+    if let Err(err) = ctx.run.run(&plans::pg_drop_replaced(compose, service, &swap)) {
+        ctx.say(&format!(
+            "note: the restore is complete, but the replaced database `{}` could not be dropped ({err:#}): drop it when you no longer need it",
+            swap.replaced
+        ));
+    }
     if ctx.run.dry_run {
         return Ok(());
     }
@@ -272,13 +353,12 @@ fn postgres(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Res
     let expected = chosen.manifest.sanity.tables.unwrap_or(0);
     if tables < expected {
         bail!(
-            "after the restore database `{}` has {tables} tables but the backup had {expected}: check it; safety backup: {safety}",
-            facts.target.db
+            "after the restore database `{db}` has {tables} tables but the backup had {expected}: check it; safety backup: {safety}"
         );
     }
     ctx.say(&format!(
-        "restored database `{}` from {} in {:.1} s ({tables} tables); safety backup: {safety}",
-        facts.target.db, chosen.manifest.file, restored_in
+        "restored database `{db}` from {} in {restored_in:.1} s ({tables} tables); safety backup: {safety}",
+        chosen.manifest.file
     ));
     Ok(())
 }
