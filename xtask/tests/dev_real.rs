@@ -201,7 +201,8 @@ fn a_backend_edit_under_watch_reaches_the_running_api_and_a_compile_error_keeps_
         _dir: dir,
         original,
     };
-    // The first watch build compiles the dependencies (minutes on a fresh machine; cached afterwards).
+    // The first watch build compiles the backend crate against the release build's cached dependencies (all of
+    // them, minutes, on a machine that has never built the API image).
     w.wait_for_log("Watch enabled", Duration::from_secs(1800));
     assert_eq!(health_body(port).as_deref(), Some(r#"{"status":"ok"}"#), "{}", w.log());
     let api = docker_ok(&[
