@@ -2,7 +2,7 @@
 //!
 //! On its own compose project (`<name>-bench`, ephemeral ports, removed afterwards) it generates a
 //! PostgreSQL database of about `--size-mb` MB with generate_series, then times, `--runs` rounds interleaved
-//! (median and spread):
+//! (median and spread), each after a sync(2):
 //!   - the plain Makefile pipeline: `docker compose exec -T postgres pg_dump -Fc ... > file` (default gzip),
 //!   - the same raw pipe at the compression backup-postgres picks (`--compress=zstd:1`),
 //!   - `cargo xtask backup-postgres` (hashing, progress, atomic writes, globals, manifest),
@@ -59,6 +59,13 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (median, v[0], v[n - 1])
 }
 
+/// Writes every dirty page to disk before a variant's clock starts. The raw pipes never fsync: without this, the
+/// writeback of their output (hundreds of MB) would run during the next variant and be counted there.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
 /// Runs a command with stdout to a file or stdin from a file, exactly like a shell redirection; its time.
 fn timed_redirect(ctx: &Ctx, cmd: &Cmd, out: Option<&Path>, input: Option<&Path>) -> Result<f64> {
     let mut cmd = cmd.clone();
@@ -68,6 +75,7 @@ fn timed_redirect(ctx: &Ctx, cmd: &Cmd, out: Option<&Path>, input: Option<&Path>
     if let Some(i) = input {
         cmd = cmd.stdin(Input::File(i.to_path_buf()));
     }
+    settle();
     let started = Instant::now();
     ctx.run.run(&cmd)?;
     Ok(started.elapsed().as_secs_f64())
@@ -226,6 +234,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         );
         // A clean backups directory each round: `--latest` below restores this round's backup.
         let _ = std::fs::remove_dir_all(&ours_dir);
+        settle();
         let started = Instant::now();
         ctx.run.run(&xtask(&["-q", "backup-postgres"]))?;
         let secs = started.elapsed().as_secs_f64();
@@ -242,6 +251,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         record("restore: Makefile pipe (pg_restore < gzip dump)".into(), secs, None);
         let secs = timed_redirect(ctx, &make_restore, None, Some(&raw_file))?;
         record("restore: raw pipe (pg_restore < zstd dump)".into(), secs, None);
+        settle();
         let started = Instant::now();
         let out = xtask(&["--yes", "restore-postgres", "--latest"]);
         let (_, stderr) = ctx.run.output(&out).context("restore-postgres failed")?;
@@ -270,7 +280,10 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         facts.server_version,
         human_bytes(db_bytes)
     );
-    println!("  {} run(s) of each, interleaved; median (min–max)", args.runs);
+    println!(
+        "  {} run(s) of each, interleaved, each started after sync(2) (no variant pays for another's writeback); median (min–max)",
+        args.runs
+    );
     for f in &figures {
         let size = f.bytes.map(human_bytes).unwrap_or_default();
         let (median, min, max) = spread(&f.secs);
