@@ -89,6 +89,15 @@ pub fn service_dir(ctx: &Ctx, service: &str) -> PathBuf {
     ctx.path(&ctx.config.backups.dir).join(service)
 }
 
+/// The lock of a service's backups directory (backup, restore and prune of a service never overlap); a dry run
+/// takes none.
+pub fn lock_service(ctx: &Ctx, service: &str) -> Result<Option<store::ServiceLock>> {
+    if ctx.run.dry_run {
+        return Ok(None);
+    }
+    Ok(Some(store::lock(&service_dir(ctx, service), service)?))
+}
+
 /// MongoDB is optional (compose profile `mongo`) and has no offline image: say so plainly, before anything.
 /// Decides no image source (that may wait on a registry probe): it reads the flag and the config, then asks
 /// the stack whether MongoDB runs.

@@ -25,9 +25,8 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::backup::pitr_offsite::{self, Source};
-use crate::backup::store;
 use crate::backup::take;
-use crate::backup::{Engine, PgFacts, ask, plans, service_dir};
+use crate::backup::{Engine, PgFacts, ask, lock_service, plans};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
 use crate::context::Ctx;
@@ -678,11 +677,7 @@ pub fn base_backup(ctx: &Ctx, env: crate::config::Env, full: bool) -> Result<()>
     let compose = crate::prod::stack_compose(ctx, env)?;
     let service = Engine::Postgres.service(ctx);
     ask(ctx, &compose, &service, &plans::pg_facts(&compose, &service))?;
-    let _lock = if ctx.run.dry_run {
-        None
-    } else {
-        Some(store::lock(&service_dir(ctx, &service), &service)?)
-    };
+    let _lock = lock_service(ctx, &service)?;
     let started = Instant::now();
     let offsite = prepare(ctx, &compose, &service)?;
     let repos: &[u32] = match &offsite {
@@ -838,11 +833,7 @@ pub fn restore_to_time(ctx: &Ctx, env: crate::config::Env, time: &str, from_remo
         compose.project,
         target.rfc3339()
     ))?;
-    let _lock = if ctx.run.dry_run {
-        None
-    } else {
-        Some(store::lock(&service_dir(ctx, &service), &service)?)
-    };
+    let _lock = lock_service(ctx, &service)?;
     ctx.say(&format!("safety backup of the current `{service}` data first"));
     let reason = format!("safety backup before recovering to {}", target.rfc3339());
     let safety = take::take(ctx, &compose, Engine::Postgres, Some(reason))

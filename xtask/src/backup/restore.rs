@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use crate::backup::manifest::Manifest;
 use crate::backup::name::BackupName;
 use crate::backup::store::{self, Found};
-use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
+use crate::backup::{Engine, PgFacts, RedisFacts, ask, lock_service, plans, require_mongo, service_dir};
 use crate::backup::{encrypt, remote, take};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::Compose;
@@ -218,15 +218,6 @@ fn taken_from(chosen: &Chosen) -> String {
     )
 }
 
-/// The service's backup lock (none in a dry run).
-fn lock(ctx: &Ctx, engine: Engine) -> Result<Option<store::ServiceLock>> {
-    if ctx.run.dry_run {
-        return Ok(None);
-    }
-    let service = engine.service(ctx);
-    Ok(Some(store::lock(&service_dir(ctx, &service), &service)?))
-}
-
 /// Takes the safety backup (the caller holds the lock); returns its path.
 fn take_safety(ctx: &Ctx, compose: &Compose, engine: Engine, chosen: &Chosen) -> Result<String> {
     let reason = format!("safety backup before restoring {}", chosen.manifest.file);
@@ -243,7 +234,7 @@ fn safety_backup(
     engine: Engine,
     chosen: &Chosen,
 ) -> Result<(Option<store::ServiceLock>, String)> {
-    let lock = lock(ctx, engine)?;
+    let lock = lock_service(ctx, &engine.service(ctx))?;
     ctx.say(&format!(
         "safety backup of the current `{}` data first",
         engine.service(ctx)
@@ -268,7 +259,7 @@ fn postgres(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Res
         compose.project,
         taken_from(chosen)
     ))?;
-    let _lock = lock(ctx, Engine::Postgres)?;
+    let _lock = lock_service(ctx, service)?;
     ctx.run
         .run(&plans::pg_create_scratch(compose, service, &swap))
         .context("could not create the database to restore into: nothing was changed")?;
@@ -282,15 +273,14 @@ fn postgres(ctx: &Ctx, compose: &Compose, service: &str, chosen: &Chosen) -> Res
         let into = plans::pg_restore_into(compose, service, &swap.user, &swap.scratch);
         chosen.stream_into(ctx, &into, &chosen.data(), &mut progress)
     };
-    // The safety backup says nothing while it runs (one progress line at a time: the restore's); its thread
-    // owns its own run context.
-    let quiet = ctx.quiet();
-    let safety = move || take_safety(&quiet, compose, Engine::Postgres, chosen);
     let (restored, safety) = if ctx.run.dry_run {
         (restore(), take_safety(ctx, compose, Engine::Postgres, chosen))
     } else {
         std::thread::scope(|scope| {
-            let safety = scope.spawn(safety);
+            // The safety backup says nothing while it runs (one progress line at a time: the restore's); its
+            // thread owns its own run context.
+            let quiet = ctx.quiet();
+            let safety = scope.spawn(move || take_safety(&quiet, compose, Engine::Postgres, chosen));
             let restored = restore();
             let safety = safety
                 .join()

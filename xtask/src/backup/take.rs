@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::backup::manifest::{FORMAT, FORMAT_ENCRYPTED, FileEntry, Manifest, Plain, Sanity};
 use crate::backup::name::{BackupName, Timestamp};
-use crate::backup::{Engine, PgFacts, RedisFacts, ask, plans, require_mongo, service_dir};
+use crate::backup::{Engine, PgFacts, RedisFacts, ask, lock_service, plans, require_mongo, service_dir};
 use crate::backup::{encrypt, store};
 use crate::cmd::{Cmd, cmd, shell};
 use crate::compose::{Compose, git_revision};
@@ -64,12 +64,7 @@ pub fn backup(ctx: &Ctx, engine: Engine, env: Env) -> Result<()> {
         require_mongo(ctx, &compose)?;
     }
     let service = engine.service(ctx);
-    let dir = service_dir(ctx, &service);
-    let _lock = if ctx.run.dry_run {
-        None
-    } else {
-        Some(store::lock(&dir, &service)?)
-    };
+    let _lock = lock_service(ctx, &service)?;
     let taken = take(ctx, &compose, engine, None)?;
     // The off-site copy right away when configured; the local backup stands whatever happens to it.
     if let (Some(taken), Some(remote)) = (taken, &ctx.config.backups.remote)
