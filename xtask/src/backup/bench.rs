@@ -2,25 +2,28 @@
 //!
 //! On its own compose project (`<name>-bench`, ephemeral ports, removed afterwards) it generates a
 //! PostgreSQL database of about `--size-mb` MB with generate_series, then times, `--runs` rounds interleaved
-//! (median and spread), each after a sync(2):
+//! (median and spread), each after the previous one's WAL is archived and a sync(2):
 //!   - the plain Makefile pipeline: `docker compose exec -T postgres pg_dump -Fc ... > file` (default gzip),
 //!   - the same raw pipe at the compression backup-postgres picks (`--compress=zstd:1`),
 //!   - `cargo xtask backup-postgres` (hashing, progress, atomic writes, globals, manifest),
 //!   - `pg_restore` fed the same way as a Makefile would, and `cargo xtask restore-postgres` (which also
 //!     verifies the checksum and takes a safety backup while it restores into a new database, then swaps it in;
-//!     its restore step, into the new database and the swap, is reported separately).
+//!     its restore step, into the new database and the swap, is reported separately, and so is its
+//!     `pg_restore` into a new database run alone, without the safety backup beside it).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use crate::backup::plans::PgTarget;
 use crate::backup::{PgFacts, ask, plans};
 use crate::cmd::{Cmd, Input, Output, cmd, shell};
 use crate::compose::{Compose, ensure_env_file};
 use crate::config::{CONFIG_PATH, Env};
 use crate::context::Ctx;
+use crate::runner::Runner;
 use crate::term::human_bytes;
 
 #[derive(Debug, Clone, Args)]
@@ -59,15 +62,65 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (median, v[0], v[n - 1])
 }
 
-/// Writes every dirty page to disk before a variant's clock starts. The raw pipes never fsync: without this, the
-/// writeback of their output (hundreds of MB) would run during the next variant and be counted there.
-fn settle() {
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+/// What a variant leaves running after its clock stops, finished before the next variant's clock starts:
+/// PostgreSQL's checkpoint of the restored data, its archiver compressing every WAL segment a restore wrote
+/// into the pgBackRest repository (continuous archiving is on, as in production), and the writeback of the raw
+/// pipes' output (hundreds of MB; they never fsync). Each would otherwise run during the next variant and be
+/// counted there.
+struct Settle<'a> {
+    ctx: &'a Ctx,
+    compose: &'a Compose,
+    service: &'a str,
+    target: &'a PgTarget,
+}
+
+/// How long the archiver may take to catch up before the bench gives up (a broken archive_command).
+const ARCHIVER_CATCH_UP: Duration = Duration::from_secs(300);
+
+impl Settle<'_> {
+    fn now(&self) -> Result<()> {
+        // The current, partly filled segment is closed so it is archived now, not in the middle of a variant.
+        // Polled without the echo: the bench's output is its figures.
+        let quiet = Runner {
+            quiet: true,
+            ..self.ctx.run
+        };
+        let psql = |sql: &str| {
+            quiet.read(&plans::psql(
+                self.compose,
+                self.service,
+                self.target,
+                &["-XAtq".into(), "-c".into(), sql.into()],
+                false,
+            ))
+        };
+        // A checkpoint that the previous variant's writes started would otherwise finish (and fsync) inside
+        // the next variant.
+        psql("checkpoint")?;
+        psql("select pg_switch_wal()")?;
+        let deadline = Instant::now() + ARCHIVER_CATCH_UP;
+        loop {
+            let waiting = psql("select count(*) from pg_ls_archive_statusdir() where name like '%.ready'")?;
+            if waiting.trim() == "0" {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} WAL segments still wait for the archiver after {} s: check archive_command in the server log",
+                    waiting.trim(),
+                    ARCHIVER_CATCH_UP.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+        Ok(())
+    }
 }
 
 /// Runs a command with stdout to a file or stdin from a file, exactly like a shell redirection; its time.
-fn timed_redirect(ctx: &Ctx, cmd: &Cmd, out: Option<&Path>, input: Option<&Path>) -> Result<f64> {
+fn timed_redirect(ctx: &Ctx, settle: &Settle, cmd: &Cmd, out: Option<&Path>, input: Option<&Path>) -> Result<f64> {
     let mut cmd = cmd.clone();
     if let Some(o) = out {
         cmd = cmd.stdout(Output::File(o.to_path_buf()));
@@ -75,7 +128,7 @@ fn timed_redirect(ctx: &Ctx, cmd: &Cmd, out: Option<&Path>, input: Option<&Path>
     if let Some(i) = input {
         cmd = cmd.stdin(Input::File(i.to_path_buf()));
     }
-    settle();
+    settle.now()?;
     let started = Instant::now();
     ctx.run.run(&cmd)?;
     Ok(started.elapsed().as_secs_f64())
@@ -190,9 +243,17 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
     make_restore
         .args
         .retain(|a| a != "--single-transaction" && a != "--exit-on-error");
+    let swap = plans::PgSwap::new(t)?;
+    let into_scratch = plans::pg_restore_into(compose, service, &swap.user, &swap.scratch);
     let make_file = dir.join("makefile.dump");
     let raw_file = dir.join("raw-zstd.dump");
     let ours_dir = dir.join("backups").join(service);
+    let settle = Settle {
+        ctx,
+        compose,
+        service,
+        target: t,
+    };
 
     // Every variant once per round, rounds interleaved: a noisy minute touches every variant alike, and
     // no single run decides a figure (median and spread over the rounds).
@@ -212,6 +273,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         ctx.say(&format!("round {round} of {}", args.runs));
         let secs = timed_redirect(
             ctx,
+            &settle,
             &plans::pg_dump(compose, service, t, "default"),
             Some(&make_file),
             None,
@@ -223,6 +285,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         );
         let secs = timed_redirect(
             ctx,
+            &settle,
             &plans::pg_dump(compose, service, t, &facts.compression),
             Some(&raw_file),
             None,
@@ -234,7 +297,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         );
         // A clean backups directory each round: `--latest` below restores this round's backup.
         let _ = std::fs::remove_dir_all(&ours_dir);
-        settle();
+        settle.now()?;
         let started = Instant::now();
         ctx.run.run(&xtask(&["-q", "backup-postgres"]))?;
         let secs = started.elapsed().as_secs_f64();
@@ -247,11 +310,17 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
             secs,
             Some(ours.metadata()?.len()),
         );
-        let secs = timed_redirect(ctx, &make_restore, None, Some(&make_file))?;
+        let secs = timed_redirect(ctx, &settle, &make_restore, None, Some(&make_file))?;
         record("restore: Makefile pipe (pg_restore < gzip dump)".into(), secs, None);
-        let secs = timed_redirect(ctx, &make_restore, None, Some(&raw_file))?;
+        let secs = timed_redirect(ctx, &settle, &make_restore, None, Some(&raw_file))?;
         record("restore: raw pipe (pg_restore < zstd dump)".into(), secs, None);
-        settle();
+        // restore-postgres's own pg_restore (into a new, empty database) alone: what its restore step costs
+        // without the safety backup that runs beside it.
+        ctx.run.run(&plans::pg_create_scratch(compose, service, &swap))?;
+        let secs = timed_redirect(ctx, &settle, &into_scratch, None, Some(&raw_file))?;
+        ctx.run.run(&plans::pg_drop_scratch(compose, service, &swap))?;
+        record("restore: its pg_restore into a new database, alone".into(), secs, None);
+        settle.now()?;
         let started = Instant::now();
         let out = xtask(&["--yes", "restore-postgres", "--latest"]);
         let (_, stderr) = ctx.run.output(&out).context("restore-postgres failed")?;
@@ -281,7 +350,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         human_bytes(db_bytes)
     );
     println!(
-        "  {} run(s) of each, interleaved, each started after sync(2) (no variant pays for another's writeback); median (min–max)",
+        "  {} run(s) of each, interleaved, each started once the WAL archiver caught up and after sync(2) (no variant pays for another's archiving or writeback); median (min–max)",
         args.runs
     );
     for f in &figures {
@@ -300,10 +369,13 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
     let ours = median("backup: cargo").unwrap_or(0.0);
     if let (Some(raw_restore), Some(total)) = (median("restore: raw"), median("restore: cargo")) {
         println!(
-            "  restore-postgres end to end is {:.2}× the raw pg_restore pipe{}",
+            "  restore-postgres end to end is {:.2}× the raw pg_restore pipe{}{}",
             total / raw_restore,
-            median("restore: its")
+            median("restore: its restore step")
                 .map(|step| format!("; its restore step {:.2}×", step / raw_restore))
+                .unwrap_or_default(),
+            median("restore: its pg_restore")
+                .map(|alone| format!(" ({:.2}× without the safety backup beside it)", alone / raw_restore))
                 .unwrap_or_default()
         );
     }
