@@ -126,6 +126,7 @@ impl PgSwap {
 /// Drops the leftovers of an interrupted restore, then creates the empty database the backup is restored into,
 /// with the encoding, collation and database-level settings of the one it replaces (a dump has none of them).
 pub const PG_CREATE_SCRATCH: &str = r#"exec psql -X -q -v ON_ERROR_STOP=1 -U "$1" -d "$5" -v user="$1" -v db="$2" -v scratch="$3" -v replaced="$4" <<'SQL'
+SET client_min_messages = warning;
 DROP DATABASE IF EXISTS :"scratch" WITH (FORCE);
 DROP DATABASE IF EXISTS :"replaced" WITH (FORCE);
 SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L', :'scratch', :'user', pg_encoding_to_char(encoding), datcollate, datctype) FROM pg_database WHERE datname = :'db' \gexec
@@ -189,6 +190,7 @@ pub fn pg_drop_scratch(compose: &Compose, service: &str, swap: &PgSwap) -> Cmd {
 
 /// After a failed swap: `db` (still the old database) accepts connections again, and the new one is dropped.
 pub const PG_UNDO: &str = r#"exec psql -X -q -v ON_ERROR_STOP=1 -U "$1" -d "$5" -v db="$2" -v scratch="$3" <<'SQL'
+SET client_min_messages = warning;
 ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS true;
 DROP DATABASE IF EXISTS :"scratch" WITH (FORCE);
 SQL"#;
