@@ -107,7 +107,7 @@ pub fn parse_wrk(out: &str) -> Option<Figures> {
 
 fn bench_compose(ctx: &Ctx) -> Result<Compose> {
     // The API reaches the databases on their bridge network, so no port is published; the dev overlay's
-    // healthchecks (an exec each, twice a second) would take CPU from the API under test.
+    // healthchecks (an exec each, every 2 s for every service) would take CPU from the API under test.
     let mut compose = Compose::for_env(ctx, Env::Dev)?.base_file_only();
     compose.project = format!("{}-bench", ctx.config.project.name);
     compose.env.extend(
