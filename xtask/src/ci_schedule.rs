@@ -5,8 +5,9 @@
 //! that share nothing overlap. Steps that share something (the CI stack's compose project, this engine's
 //! production project and deploy lock, the production tests' lock file) name the same lane: a lane runs one
 //! step at a time, in plan order, whatever `--jobs` says. A step may be in several lanes; it waits for the
-//! earlier steps of each (so a step never takes a job only to wait on a lock inside it). With one job the steps run exactly in plan order. Pure logic: the caller says how
-//! a step runs and what to show when one starts or ends.
+//! earlier steps of each (so a step never takes a job only to wait on a lock inside it). With one job the
+//! steps run exactly in plan order. Pure logic: the caller says how a step runs and what to show when one
+//! starts or ends.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;

@@ -146,8 +146,8 @@ impl Ctx {
         self.engine = engine;
     }
 
-    /// This run without its echo, progress and notes: for work that runs beside other work whose output is
-    /// the one shown (a restore's safety backup, taken while the restore streams).
+    /// This run without its echo, progress and notes: for work whose output is not the one shown (a restore's
+    /// safety backup, taken while the restore streams; the backup bench's polling between variants).
     pub fn quiet(&self) -> Ctx {
         Ctx {
             run: Runner {

@@ -2,7 +2,7 @@
 //!
 //! On its own compose project (`<name>-bench`, ephemeral ports, removed afterwards) it generates a
 //! PostgreSQL database of about `--size-mb` MB with generate_series, then times, `--runs` rounds interleaved
-//! (median and spread), each after the previous one's WAL is archived and a sync(2):
+//! (median and spread), each after a checkpoint, the archiving of the previous one's WAL and a sync(2):
 //!   - the plain Makefile pipeline: `docker compose exec -T postgres pg_dump -Fc ... > file` (default gzip),
 //!   - the same raw pipe at the compression backup-postgres picks (`--compress=zstd:1`),
 //!   - `cargo xtask backup-postgres` (hashing, progress, atomic writes, globals, manifest),
@@ -68,7 +68,8 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
 /// pipes' output (hundreds of MB; they never fsync). Each would otherwise run during the next variant and be
 /// counted there.
 struct Settle<'a> {
-    ctx: &'a Ctx,
+    /// The bench's runner without the echo: the polling would drown the bench's figures.
+    quiet: Runner,
     compose: &'a Compose,
     service: &'a str,
     target: &'a PgTarget,
@@ -79,14 +80,8 @@ const ARCHIVER_CATCH_UP: Duration = Duration::from_secs(300);
 
 impl Settle<'_> {
     fn now(&self) -> Result<()> {
-        // The current, partly filled segment is closed so it is archived now, not in the middle of a variant.
-        // Polled without the echo: the bench's output is its figures.
-        let quiet = Runner {
-            quiet: true,
-            ..self.ctx.run
-        };
         let psql = |sql: &str| {
-            quiet.read(&plans::psql(
+            self.quiet.read(&plans::psql(
                 self.compose,
                 self.service,
                 self.target,
@@ -97,6 +92,7 @@ impl Settle<'_> {
         // A checkpoint that the previous variant's writes started would otherwise finish (and fsync) inside
         // the next variant.
         psql("checkpoint")?;
+        // The current, partly filled segment is closed so it is archived now, not in the middle of a variant.
         psql("select pg_switch_wal()")?;
         let deadline = Instant::now() + ARCHIVER_CATCH_UP;
         loop {
@@ -249,7 +245,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
     let raw_file = dir.join("raw-zstd.dump");
     let ours_dir = dir.join("backups").join(service);
     let settle = Settle {
-        ctx,
+        quiet: ctx.quiet().run,
         compose,
         service,
         target: t,
@@ -350,7 +346,7 @@ fn bench(ctx: &Ctx, compose: &Compose, service: &str, dir: &Path, args: &BenchAr
         human_bytes(db_bytes)
     );
     println!(
-        "  {} run(s) of each, interleaved, each started once the WAL archiver caught up and after sync(2) (no variant pays for another's archiving or writeback); median (min–max)",
+        "  {} run(s) of each, interleaved, each started after a checkpoint, once the WAL archiver caught up, and after sync(2) (no variant pays for another's checkpoint, archiving or writeback); median (min–max)",
         args.runs
     );
     for f in &figures {
