@@ -13,27 +13,23 @@
 //! bounded in rate, count and time. A request fails when it errors or answers anything but 200.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{
+    BROKEN, CRASHING, V1, V2, docker, docker_ok, http_get, image_exists, prepare_release_images, prodtest_lock, root,
+    text, wait_for_200,
+};
+
 const PROJECT: &str = "drydock-prodtest";
 const HTTP_PORT: u16 = 19080;
 const HTTPS_PORT: u16 = 19443;
-const V1: &str = "prodtest-v1";
-const V2: &str = "prodtest-v2";
-const BROKEN: &str = "prodtest-broken";
-const CRASHING: &str = "prodtest-crash";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 fn work_dir() -> PathBuf {
     root().join("target/drydock/prodtest")
 }
@@ -71,14 +67,6 @@ fn xtask(project: &str, args: &[&str]) -> Output {
     out
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn ok(project: &str, args: &[&str]) -> String {
     let out = xtask(project, args);
     assert!(
@@ -88,120 +76,6 @@ fn ok(project: &str, args: &[&str]) -> String {
         text(&out)
     );
     text(&out)
-}
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {} failed:\n{}",
-        args.join(" "),
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn image_exists(image: &str) -> bool {
-    docker(&["image", "inspect", image]).status.success()
-}
-
-/// The release images as `prodtest-v1`, a "new" API image `prodtest-v2` (same binary, another label), a
-/// broken one that starts but never becomes healthy (listens on 127.0.0.2 only) and one that crashes at start.
-/// One production test at a time on this machine (they share project names, ports and image tags): a lock
-/// file holding the owner's pid, taken over when that process is gone. Released when the guard drops.
-struct TestLock(PathBuf);
-
-impl Drop for TestLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn lock() -> TestLock {
-    let path = root().join("target/drydock/prodtest.lock");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let started = Instant::now();
-    loop {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut f) => {
-                write!(f, "{}", std::process::id()).unwrap();
-                return TestLock(path);
-            }
-            Err(_) => {
-                let owner = std::fs::read_to_string(&path).unwrap_or_default();
-                let alive = !owner.trim().is_empty() && Path::new(&format!("/proc/{}", owner.trim())).exists();
-                if !alive {
-                    let _ = std::fs::remove_file(&path);
-                    continue;
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(1800),
-                    "another production test run (pid {owner}) holds {} for 30 min",
-                    path.display()
-                );
-                if started.elapsed().as_secs().is_multiple_of(60) {
-                    println!("waiting for the production test run of pid {} to finish", owner.trim());
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
-    }
-}
-
-fn prepare_images() {
-    // The tag `cargo xtask build` gives this commit, from its dry run ("... release images ... as sha-xxxxxxx").
-    let plan = text(
-        &Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(["--offline", "--dry-run", "build"])
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap(),
-    );
-    let head = plan
-        .split(" as sha-")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .map(|h| format!("sha-{h}"))
-        .unwrap_or_else(|| panic!("no tag in the build plan:\n{plan}"));
-    let have = |tag: &str| {
-        ["api", "frontend", "proxy"]
-            .iter()
-            .all(|n| image_exists(&format!("drydock/{n}:{tag}")))
-    };
-    if !have(&head) {
-        // DRYDOCK_TEST_REUSE_IMAGES=1 reuses the last prodtest-v1 images instead of building this commit's
-        // (a local re-run after an unrelated commit; CI always builds).
-        if std::env::var("DRYDOCK_TEST_REUSE_IMAGES").is_ok_and(|v| v == "1") && have(V1) {
-            println!("reusing the existing drydock/*:{V1} images (DRYDOCK_TEST_REUSE_IMAGES=1)");
-            tag_derived_images();
-            return;
-        }
-        ok(PROJECT, &["build"]);
-    }
-    for name in ["api", "frontend", "proxy"] {
-        docker_ok(&[
-            "tag",
-            &format!("drydock/{name}:{head}"),
-            &format!("drydock/{name}:{V1}"),
-        ]);
-    }
-    tag_derived_images();
-}
-
-/// The derived API images (v2, broken, crashing) from `prodtest-v1`.
-fn tag_derived_images() {
-    let commit = |tag: &str, change: &str| {
-        let c = docker_ok(&["create", &format!("drydock/api:{V1}")]).trim().to_string();
-        docker_ok(&["commit", "--change", change, &c, &format!("drydock/api:{tag}")]);
-        docker_ok(&["rm", &c]);
-    };
-    commit(V2, "LABEL drydock.test.release=v2");
-    commit(BROKEN, "ENV API_HOST=127.0.0.2");
-    commit(CRASHING, "ENV REQUEST_TIMEOUT_MS=not-a-number");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -243,7 +117,7 @@ fn start_load(port: u16, workers: usize, interval: Duration, max: Duration) -> L
                         "/health"
                     };
                     let sent = Instant::now();
-                    let result = get(port, path, "127.0.0.1");
+                    let result = http_get(port, path, "127.0.0.1");
                     let after_mark = mark.lock().unwrap().is_some_and(|m| sent >= m);
                     let mut s = stats.lock().unwrap();
                     s.total += 1;
@@ -288,38 +162,6 @@ impl Load {
             h.join().unwrap();
         }
         self.stats.lock().unwrap().clone()
-    }
-}
-
-/// HTTP/1.0 GET: (status, headers, body).
-fn get(port: u16, path: &str, host: &str) -> Result<(u16, String, String), String> {
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| format!("write: {e}"))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(format!("bad response {head:?}"))?;
-    Ok((status, head.to_string(), body.to_string()))
-}
-
-fn wait_for_200(port: u16, path: &str, within: Duration) {
-    let started = Instant::now();
-    loop {
-        if let Ok((200, _, _)) = get(port, path, "127.0.0.1") {
-            return;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{path} did not answer 200 within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -500,8 +342,8 @@ fn cleanup(project: &str) {
 #[test]
 #[ignore = "needs Docker and builds/starts the production stack (minutes); run with --ignored --test-threads=1"]
 fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
-    let _lock = lock();
-    prepare_images();
+    let _lock = prodtest_lock();
+    prepare_release_images();
     cleanup(PROJECT);
     let _ = std::fs::remove_dir_all(work_dir().join("tls"));
 
@@ -509,7 +351,7 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
     ok(PROJECT, &["prod-up", "--tag", V1, "--generate-secrets"]);
     wait_for_200(HTTP_PORT, "/api/v1/items", Duration::from_secs(60));
     assert_hardened(PROJECT);
-    let (status, _, _) = get(HTTP_PORT, "/metrics", "127.0.0.1").unwrap();
+    let (status, _, _) = http_get(HTTP_PORT, "/metrics", "127.0.0.1").unwrap();
     assert_eq!(status, 404, "/metrics must not be reachable through the proxy");
     assert_eq!(api_containers(PROJECT).len(), 2, "two API replicas in production");
 
@@ -749,7 +591,7 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
     let count = |path: &str| -> BTreeMap<u16, u64> {
         let mut seen = BTreeMap::new();
         for _ in 0..20 {
-            let (status, head, body) = get(HTTP_PORT, path, "localhost").unwrap();
+            let (status, head, body) = http_get(HTTP_PORT, path, "localhost").unwrap();
             if status == 503 {
                 assert!(head.to_ascii_lowercase().contains("retry-after: 300"), "{head}");
                 assert!(
@@ -785,8 +627,8 @@ fn compose_stack_deploys_rolls_back_scales_and_heals_under_load() {
 #[test]
 #[ignore = "needs Docker; starts the production stack with the monitoring profile (minutes)"]
 fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
-    let _lock = lock();
-    prepare_images();
+    let _lock = prodtest_lock();
+    prepare_release_images();
     cleanup(PROJECT);
     ensure_secrets();
     let out = ok(PROJECT, &["prod-up", "--tag", V1, "--monitoring"]);
@@ -794,7 +636,7 @@ fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
     let started = Instant::now();
     let wanted = ["api", "postgres", "redis", "node", "prometheus"];
     loop {
-        let (_, _, body) = get(19090, "/api/v1/targets?state=active", "127.0.0.1").unwrap_or_default();
+        let (_, _, body) = http_get(19090, "/api/v1/targets?state=active", "127.0.0.1").unwrap_or_default();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let targets = v["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
         let up: BTreeSet<String> = targets
@@ -816,7 +658,7 @@ fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-    let (status, _, rules) = get(19090, "/api/v1/rules", "127.0.0.1").unwrap();
+    let (status, _, rules) = http_get(19090, "/api/v1/rules", "127.0.0.1").unwrap();
     assert_eq!(status, 200, "{rules}");
     for alert in [
         "ApiDown",
@@ -835,8 +677,8 @@ fn monitoring_profile_scrapes_api_databases_and_backups_disk() {
 #[test]
 #[ignore = "needs Docker and the release proxy image"]
 fn proxy_serves_tls_with_hsts_and_redirects_http() {
-    let _lock = lock();
-    prepare_images();
+    let _lock = prodtest_lock();
+    prepare_release_images();
     let dir = work_dir().join("tls-proxy");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -897,7 +739,7 @@ fn proxy_serves_tls_with_hsts_and_redirects_http() {
     ]);
     let started = Instant::now();
     let redirect = loop {
-        match get(19580, "/some/page?x=1", "example.test") {
+        match http_get(19580, "/some/page?x=1", "example.test") {
             Ok(r) => break r,
             Err(_) if started.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(300)),
             Err(e) => panic!("proxy did not answer: {e}"),
@@ -911,7 +753,7 @@ fn proxy_serves_tls_with_hsts_and_redirects_http() {
         "{}",
         redirect.1
     );
-    let health = get(19580, "/proxy-health", "127.0.0.1").unwrap();
+    let health = http_get(19580, "/proxy-health", "127.0.0.1").unwrap();
     assert_eq!(health.0, 200, "the healthcheck endpoint stays on plain HTTP");
     let curl = Command::new("curl")
         .args([
@@ -947,8 +789,8 @@ fn proxy_serves_tls_with_hsts_and_redirects_http() {
 #[test]
 #[ignore = "needs Docker; builds the offline registry image and pushes the release images to it on 127.0.0.1"]
 fn push_to_a_local_registry() {
-    let _lock = lock();
-    prepare_images();
+    let _lock = prodtest_lock();
+    prepare_release_images();
     if !image_exists("drydock/registry:2.8") {
         let st = Command::new("docker")
             .args(["compose", "-p", "drydock-images", "-f"])
@@ -970,25 +812,17 @@ fn push_to_a_local_registry() {
         "drydock/registry:2.8",
     ]);
     let started = Instant::now();
-    while get(15000, "/v2/", "127.0.0.1").map(|r| r.0) != Ok(200) {
+    while http_get(15000, "/v2/", "127.0.0.1").map(|r| r.0) != Ok(200) {
         assert!(started.elapsed() < Duration::from_secs(20), "registry did not start");
         std::thread::sleep(Duration::from_millis(300));
     }
     ok(PROJECT, &["push", "--registry", "127.0.0.1:15000", "--tag", V1]);
     for n in ["api", "frontend", "proxy"] {
-        let (status, _, body) = get(15000, &format!("/v2/drydock/{n}/tags/list"), "127.0.0.1").unwrap();
+        let (status, _, body) = http_get(15000, &format!("/v2/drydock/{n}/tags/list"), "127.0.0.1").unwrap();
         println!("PUSH registry tags of drydock/{n}: {body}");
         assert_eq!(status, 200);
         assert!(body.contains(V1), "{body}");
         let _ = docker(&["rmi", &format!("127.0.0.1:15000/drydock/{n}:{V1}")]);
     }
     docker_ok(&["rm", "-f", "-v", name]);
-}
-
-#[test]
-#[ignore = "needs Docker and the lint tools (cargo xtask setup)"]
-fn lint_gates_pass() {
-    let _lock = lock();
-    let out = ok(PROJECT, &["lint"]);
-    assert!(out.contains("8 passed, 0 failed"), "{out}");
 }

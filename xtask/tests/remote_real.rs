@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    V1, V2, docker, docker_ok, image_exists, prepare_release_images, prodtest_lock, report, root, start_load, text,
-    wait_for_200, xtask_env,
+    V1, V2, docker, docker_ok, prepare_release_images, report, root, start_load, suite_lock, text, wait_for_200,
+    xtask_env,
 };
 
 const PROJECT: &str = "drydock-rh-remote";
@@ -301,18 +301,8 @@ impl Remote {
 #[test]
 #[ignore = "needs Docker; starts a Docker-in-Docker node and runs the production stack on it over SSH (minutes)"]
 fn production_on_a_remote_host_over_ssh() {
-    let _lock = prodtest_lock();
-    if ![
-        format!("drydock/api:{V1}"),
-        format!("drydock/api:{V2}"),
-        format!("drydock/frontend:{V1}"),
-        format!("drydock/proxy:{V1}"),
-    ]
-    .iter()
-    .all(|i| image_exists(i))
-    {
-        prepare_release_images();
-    }
+    let _lock = suite_lock("remote_real");
+    prepare_release_images();
     common::ensure_offline_image("swarm-node", NODE_IMAGE);
     let node = Remote::start();
     let host = format!("ssh://root@127.0.0.1:{}", node.ssh_port);
@@ -516,7 +506,7 @@ fn production_on_a_remote_host_over_ssh() {
 #[test]
 #[ignore = "needs Docker; starts a Docker-in-Docker node and takes deploy locks on it as two operators (about a minute)"]
 fn the_deploy_lock_lives_on_the_remote_host() {
-    let _lock = prodtest_lock();
+    let _lock = suite_lock("remote_real");
     common::ensure_offline_image("swarm-node", NODE_IMAGE);
     let node = Remote::start();
     let address = format!("ssh://root@127.0.0.1:{}", node.ssh_port);

@@ -28,7 +28,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    CRASHING, Stats, V1, V2, docker, docker_ok, prepare_release_images, prodtest_lock, report, root, start_load, text,
+    CRASHING, Stats, V1, V2, docker, docker_ok, prepare_release_images, report, root, start_load, suite_lock, text,
     wait_for_200, xtask_env,
 };
 
@@ -721,7 +721,7 @@ fn host_swarm_state() -> String {
 #[ignore = "needs Docker; starts three Docker-in-Docker swarm nodes and deploys the production stack to them (minutes)"]
 fn swarm_of_three_nodes_deploys_start_first_and_rolls_back_under_load() {
     let wall = Instant::now();
-    let _lock = prodtest_lock();
+    let _lock = suite_lock("swarm_nodes");
     prepare_release_images();
     ensure_node_image();
     let host_swarm = host_swarm_state();

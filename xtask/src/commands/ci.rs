@@ -48,12 +48,11 @@ pub struct Step {
 /// The CI stack's compose project (`<name>-ci`): its images, test databases, running stack and tear-down.
 const CI_STACK: &str = "the CI stack";
 /// Production on this engine: the prod, proxy, prod-exec and deploy lock tests share project names, loopback
-/// ports, image tags and the target's deploy lock.
+/// ports, image tags and the target's deploy lock (the production and prod-exec tests also take
+/// `target/drydock/prodtest.lock`). As a lane, a step that would only wait for the others does not take one of
+/// the `--jobs` meanwhile. The Swarm and remote host tests run on engines of their own and share only the release
+/// images' test tags, which their preparation never moves once they are right (tests/common/mod.rs).
 const THIS_ENGINE_PROD: &str = "production on this engine";
-/// `target/drydock/prodtest.lock`, which the production, prod-exec, Swarm and remote host tests take for their
-/// whole run (they share the release images' test tags). As a lane, a step that would only wait for it inside
-/// does not take one of the `--jobs` meanwhile (the rehearsal's prod-exec test held one for 510 s).
-const PRODTEST_LOCK: &str = "the production tests' lock";
 
 /// The plan, as data: tests assert on it and `--dry-run` prints it.
 ///
@@ -154,25 +153,25 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
             "test -p xtask --locked --test {test} -- --ignored --test-threads=1 {filter...}"
         )))
     };
-    // The production tests' lock is the longest chain of the run (production, prod-exec, Swarm, remote host:
-    // one at a time), so its steps come first among those that wait for the images: with `--jobs`, the earliest
-    // ready step in plan order gets the next free job.
+    // Production on this engine is the longest chain of the run (production, prod-exec, edge proxy, deploy
+    // lock: one at a time), so its steps come first among those that wait for the images: with `--jobs`, the
+    // earliest ready step in plan order gets the next free job.
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
-        &[THIS_ENGINE_PROD, PRODTEST_LOCK],
+        &[THIS_ENGINE_PROD],
         "production tests",
         real_tests("prod_real", &["--nocapture"]),
         vec![images],
     );
     add(
-        &[THIS_ENGINE_PROD, PRODTEST_LOCK],
+        &[THIS_ENGINE_PROD],
         "prod-exec test",
         real_tests("prod_exec_real", &["--nocapture"]),
         vec![images],
     );
     // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
     add(
-        &[PRODTEST_LOCK],
+        &[],
         "swarm test",
         real_tests("swarm_nodes", &["--nocapture"]),
         vec![images],
@@ -180,7 +179,7 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     // Production on a remote host over SSH (a Docker-in-Docker node of its own): images streamed, operator
     // files in volumes, backups streamed back.
     add(
-        &[PRODTEST_LOCK],
+        &[],
         "remote host test",
         real_tests("remote_real", &["--nocapture"]),
         vec![images],

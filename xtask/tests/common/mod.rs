@@ -104,9 +104,8 @@ pub fn image_exists(image: &str) -> bool {
     docker(&["image", "inspect", image]).status.success()
 }
 
-/// One production test at a time on this machine (they share image tags, project names and ports): the lock
-/// file `target/drydock/prodtest.lock` (prod_real.rs takes the same one) holding the owner's pid, taken over
-/// when that process is gone. Released when the guard drops.
+/// A lock file under `target/drydock/` holding its owner's pid, taken over when that process is gone.
+/// Released when the guard drops.
 pub struct TestLock(PathBuf);
 
 impl Drop for TestLock {
@@ -115,10 +114,12 @@ impl Drop for TestLock {
     }
 }
 
-pub fn prodtest_lock() -> TestLock {
-    let path = root().join("target/drydock/prodtest.lock");
+/// Waits (up to 30 min) for `target/drydock/<file>` and takes it; `what` names the holder in the messages.
+fn pid_lock(file: &str, what: &str) -> TestLock {
+    let path = root().join("target/drydock").join(file);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let started = Instant::now();
+    let mut polls = 0u64;
     loop {
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
@@ -134,22 +135,42 @@ pub fn prodtest_lock() -> TestLock {
                 }
                 assert!(
                     started.elapsed() < Duration::from_secs(1800),
-                    "another production test run (pid {owner}) holds {} for 30 min",
+                    "{what} (pid {owner}) holds {} for 30 min",
                     path.display()
                 );
-                if started.elapsed().as_secs().is_multiple_of(60) {
-                    println!("waiting for the production test run of pid {} to finish", owner.trim());
+                // Said at once, then every minute (a poll every 200 ms).
+                if polls.is_multiple_of(300) {
+                    println!("waiting for {what} of pid {} to finish", owner.trim());
                 }
-                std::thread::sleep(Duration::from_secs(1));
+                polls += 1;
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
     }
 }
 
+/// One production test on this engine at a time (prod_real.rs and prod_exec_real.rs: they share project
+/// names, loopback ports and the target's deploy lock): `target/drydock/prodtest.lock`. The Swarm and remote
+/// host tests run on engines of their own and do not take it.
+pub fn prodtest_lock() -> TestLock {
+    pid_lock("prodtest.lock", "another production test run")
+}
+
+/// One run of the test file `suite` at a time (`target/drydock/<suite>.lock`): for tests on engines of their
+/// own that still share fixed names on this machine (loopback ports, `.drydock/` records).
+pub fn suite_lock(suite: &str) -> TestLock {
+    pid_lock(&format!("{suite}.lock"), &format!("another run of {suite}"))
+}
+
 /// The release images of this commit (built by `cargo xtask build` when missing) as `prodtest-v1`, plus the
 /// derived API images of [`tag_derived_images`]. `DRYDOCK_TEST_REUSE_IMAGES=1` reuses the last `prodtest-v1`
 /// images when this commit's are not built (local re-runs after an unrelated commit; CI always builds).
+///
+/// Tests that run side by side (production on this engine, Swarm, remote host) all call it: one at a time
+/// (`target/drydock/prodtest-images.lock`), and a call that finds the tags already right moves none of them,
+/// so a test never sees the image under a tag it uses change while it runs.
 pub fn prepare_release_images() {
+    let _images = pid_lock("prodtest-images.lock", "another test preparing the release images");
     // The tag `cargo xtask build` gives this commit, from its dry run ("... release images ... as sha-xxxxxxx").
     let out = xtask(&["--offline", "--dry-run", "build"]);
     let plan = text(&out);
@@ -175,6 +196,7 @@ pub fn prepare_release_images() {
         assert!(out.status.success(), "cargo xtask build failed:\n{}", text(&out));
     }
     for name in ["api", "frontend", "proxy"] {
+        // `docker tag` onto the image the tag already names changes nothing.
         docker_ok(&[
             "tag",
             &format!("drydock/{name}:{head}"),
@@ -184,17 +206,47 @@ pub fn prepare_release_images() {
     tag_derived_images();
 }
 
+/// The image id `image` names.
+pub fn image_id(image: &str) -> String {
+    docker_ok(&["image", "inspect", "--format", "{{.Id}}", image])
+        .trim()
+        .to_string()
+}
+
 /// The derived API images from `prodtest-v1`: `prodtest-v2` (same binary, another label), a broken one that
-/// starts but never becomes healthy (listens on 127.0.0.2 only) and one that crashes at start.
+/// starts but never becomes healthy (listens on 127.0.0.2 only) and one that crashes at start. Each records
+/// what it was made from (`drydock.test.derived`: v1's image id and the change) and is made again only when
+/// that differs, because a `docker commit` gives a new image id every time.
 pub fn tag_derived_images() {
-    let commit = |tag: &str, change: &str| {
+    let v1 = image_id(&format!("drydock/api:{V1}"));
+    let derive = |tag: &str, change: &str| {
+        let image = format!("drydock/api:{tag}");
+        let recipe = format!("{v1} {change}");
+        let made_from = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"drydock.test.derived\"}}",
+            &image,
+        ]);
+        if made_from.status.success() && String::from_utf8_lossy(&made_from.stdout).trim() == recipe {
+            return;
+        }
         let c = docker_ok(&["create", &format!("drydock/api:{V1}")]).trim().to_string();
-        docker_ok(&["commit", "--change", change, &c, &format!("drydock/api:{tag}")]);
+        docker_ok(&[
+            "commit",
+            "--change",
+            change,
+            "--change",
+            &format!("LABEL drydock.test.derived=\"{recipe}\""),
+            &c,
+            &image,
+        ]);
         docker_ok(&["rm", &c]);
     };
-    commit(V2, "LABEL drydock.test.release=v2");
-    commit(BROKEN, "ENV API_HOST=127.0.0.2");
-    commit(CRASHING, "ENV REQUEST_TIMEOUT_MS=not-a-number");
+    derive(V2, "LABEL drydock.test.release=v2");
+    derive(BROKEN, "ENV API_HOST=127.0.0.2");
+    derive(CRASHING, "ENV REQUEST_TIMEOUT_MS=not-a-number");
 }
 
 #[derive(Debug, Default, Clone)]
