@@ -57,8 +57,8 @@ const THIS_ENGINE_PROD: &str = "production on this engine";
 /// The plan, as data: tests assert on it and `--dry-run` prints it.
 ///
 /// Order: the host checks first (seconds to minutes, no engine needed), then images, the container
-/// suites, the running stack (health, browser, backups), the real fault and production tests, and the
-/// tear-down that always runs.
+/// suites, the running stack (health, browser, backups) and its tear-down that always runs, then the real
+/// fault and production tests on projects and engines of their own.
 pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     let sh = shell();
     let cargo = ctx.vars.cargo.clone();
@@ -145,6 +145,17 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         xtask(cmd!(sh, "backups verify --latest")),
         vec![backup],
     );
+    // The CI stack's tear-down, which runs even when a stack step failed. No later step uses the stack, and an
+    // idle stack is not free (five healthchecks every 2 s, an exec each: about 50 core-seconds over a run), so
+    // it goes as soon as the stack's steps have ended rather than after the real tests.
+    let down = (!args.keep_stack).then(|| {
+        add(
+            &[CI_STACK],
+            "dev-down",
+            xtask(cmd!(sh, "dev-down --volumes --yes")),
+            vec![],
+        )
+    });
     // The real fault-injection and production tests run their own compose projects; `filter` goes to the
     // test harness. Longest first, so that with `--jobs` the last to end is a short one.
     let real_tests = |test: &str, filter: &[&str]| {
@@ -221,14 +232,8 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         base.clone(),
     );
     add(&[], "dev stack checks", real_tests("dev_real", &[]), vec![images]);
-    if !args.keep_stack {
-        steps.push(Step {
-            name: "dev-down",
-            cmd: xtask(cmd!(sh, "dev-down --volumes --yes")),
-            always: true,
-            needs: vec![],
-            lanes: &[CI_STACK],
-        });
+    if let Some(down) = down {
+        steps[down].always = true;
     }
     steps
 }
@@ -535,7 +540,13 @@ mod tests {
                 "--nocapture"
             ]
         );
-        assert_eq!(steps.last().map(|s| (s.name, s.always)), Some(("dev-down", true)));
+        // The tear-down always runs, right after the last step on the CI stack (no later step is on it).
+        let down = steps.iter().position(|s| s.name == "dev-down").unwrap();
+        assert!(steps[down].always);
+        let last_on_stack = steps
+            .iter()
+            .rposition(|s| s.lanes.contains(&CI_STACK) && s.name != "dev-down");
+        assert_eq!(last_on_stack, Some(down - 1));
         let logs = stack_logs(&step("dev-up").cmd);
         assert_eq!(logs.argv(), [cargo.as_str(), "xtask", "dev-logs", "--tail", "80"]);
         assert_eq!((&logs.env, &logs.cwd), (&restore.env, &restore.cwd));
