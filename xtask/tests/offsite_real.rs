@@ -168,26 +168,29 @@ fn seed(s: &Stack) {
         "create table notes (id int primary key, body text not null);
          insert into notes select g, 'note ' || g || ' ' || md5(g::text) from generate_series(1, 2000) g;",
     );
-    for i in 0..50 {
-        s.redis(&["set", &format!("key:{i}"), &format!("value {i}")]);
-    }
-    s.redis(&["rpush", "list:1", "a", "b", "c"]);
+    // One redis-cli for all the writes (not a `db-redis` each), then `db-redis` checks they all went in.
+    let mut writes: String = (0..50).map(|i| format!("set key:{i} \"value {i}\"\n")).collect();
+    writes.push_str("rpush list:1 a b c\n");
+    s.redis_in_container(&writes, "redis-cli >/dev/null");
+    assert_eq!(s.redis(&["dbsize"]).trim(), "51", "the seed wrote 51 keys");
 }
 
 fn redis_snapshot(s: &Stack) -> String {
-    let mut keys: Vec<String> = s.redis(&["keys", "*"]).lines().map(str::to_string).collect();
-    keys.sort();
-    let mut out = String::new();
-    for k in keys {
-        let kind = s.redis(&["type", &k]);
-        let value = if kind.trim() == "list" {
-            s.redis(&["lrange", &k, "0", "-1"])
-        } else {
-            s.redis(&["get", &k])
-        };
-        out.push_str(&format!("{k}={}\n", value.trim().replace('\n', ",")));
-    }
-    out
+    // One exec for every key (a `db-redis` per key was two xtask runs, two compose calls and two execs for
+    // each of the 51 keys): key, type and value, in byte order.
+    let script = r#"export LC_ALL=C
+redis-cli --raw keys '*' | sort | while IFS= read -r k; do
+  t=$(redis-cli --raw type "$k")
+  case "$t" in
+    list) v=$(redis-cli --raw lrange "$k" 0 -1 | paste -sd, -) ;;
+    string) v=$(redis-cli --raw get "$k") ;;
+    *) echo "key $k has type $t, which this snapshot does not read" >&2; exit 1 ;;
+  esac
+  printf '%s (%s)=%s\n' "$k" "$t" "$v"
+done"#;
+    let snapshot = s.redis_in_container("", script);
+    assert!(snapshot.lines().count() > 1, "the snapshot found no keys:\n{snapshot}");
+    snapshot
 }
 
 /// Wipes the data: what a restore must bring back.
