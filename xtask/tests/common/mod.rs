@@ -104,6 +104,32 @@ pub fn image_exists(image: &str) -> bool {
     docker(&["image", "inspect", image]).status.success()
 }
 
+/// Waits (up to 120 s) until the engine inside the node container `name` (infra/images/swarm-node) answers,
+/// polling every 500 ms; panics with the node's log when it exits or never answers. The tests poll this
+/// themselves instead of waiting for the image's healthcheck, which runs only every 30 s: a probe every 2 s was
+/// an exec of the docker CLI in each of four nodes every 2 s for minutes.
+pub fn wait_for_node_engine(name: &str) {
+    let started = Instant::now();
+    loop {
+        // `docker version` fails when the engine does not answer (`docker info --format` prints the error and
+        // exits 0).
+        let probe = docker(&["exec", name, "docker", "version", "--format", "{{.Server.Version}}"]);
+        if probe.status.success() && !String::from_utf8_lossy(&probe.stdout).trim().is_empty() {
+            return;
+        }
+        let state = docker_ok(&["inspect", "--format", "{{.State.Status}}", name]);
+        if started.elapsed() > Duration::from_secs(120) || state.trim() != "running" {
+            panic!(
+                "the engine of node {name} did not answer ({}; last probe: {}):\n{}",
+                state.trim(),
+                text(&probe).trim(),
+                text(&docker(&["logs", "--tail", "40", name]))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// A lock file under `target/drydock/` holding its owner's pid, taken over when that process is gone.
 /// Released when the guard drops.
 pub struct TestLock(PathBuf);
