@@ -3,11 +3,9 @@
 //!
 //! Most of `ci`'s time is spent waiting (cron ticks, `archive_timeout`, rolling updates, SSH nodes), so steps
 //! that share nothing overlap. Steps that share something (the CI stack's compose project, this engine's
-//! production project and deploy lock, the production tests' lock file) name the same lane: a lane runs one
-//! step at a time, in plan order, whatever `--jobs` says. A step may be in several lanes; it waits for the
-//! earlier steps of each (so a step never takes a job only to wait on a lock inside it). With one job the
-//! steps run exactly in plan order. Pure logic: the caller says how a step runs and what to show when one
-//! starts or ends.
+//! production project and deploy lock) name the same lane: a lane runs one step at a time, in plan order,
+//! whatever `--jobs` says. With one job the steps run exactly in plan order. Pure logic: the caller says how
+//! a step runs and what to show when one starts or ends.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
@@ -18,8 +16,8 @@ use std::time::Instant;
 pub struct Node {
     /// Skipped unless these steps (earlier indexes) passed.
     pub needs: Vec<usize>,
-    /// Steps that share a lane never overlap, and run in plan order.
-    pub lanes: &'static [&'static str],
+    /// Steps of one lane never overlap, and run in plan order.
+    pub lane: Option<&'static str>,
     /// Runs even when a step it needs failed (clean-up).
     pub always: bool,
 }
@@ -134,11 +132,11 @@ where
     ran
 }
 
-/// Every step it needs has ended, and so has every earlier step that shares one of its lanes.
+/// Every step it needs has ended, and so has every earlier step of its lane.
 fn ready(nodes: &[Node], state: &[State], i: usize) -> bool {
     let ended = |n: usize| matches!(state[n], State::Done(_));
-    let shares_a_lane = |n: usize| nodes[n].lanes.iter().any(|lane| nodes[i].lanes.contains(lane));
-    nodes[i].needs.iter().all(|&n| ended(n)) && (0..i).all(|n| ended(n) || !shares_a_lane(n))
+    nodes[i].needs.iter().all(|&n| ended(n))
+        && (0..i).all(|n| nodes[n].lane.is_none() || nodes[n].lane != nodes[i].lane || ended(n))
 }
 
 #[cfg(test)]
@@ -147,10 +145,10 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    fn node(needs: &[usize], lanes: &'static [&'static str], always: bool) -> Node {
+    fn node(needs: &[usize], lane: Option<&'static str>, always: bool) -> Node {
         Node {
             needs: needs.to_vec(),
-            lanes,
+            lane,
             always,
         }
     }
@@ -192,9 +190,9 @@ mod tests {
     #[test]
     fn one_job_runs_the_plan_in_order() {
         let nodes = [
-            node(&[], &[], false),
-            node(&[0], &["a"], false),
-            node(&[], &["a"], false),
+            node(&[], None, false),
+            node(&[0], Some("a"), false),
+            node(&[], Some("a"), false),
         ];
         let (outcomes, events, most) = simulate(&nodes, 1, &[5, 5, 5], &[]);
         assert_eq!(outcomes, [Outcome::Passed; 3]);
@@ -204,7 +202,7 @@ mod tests {
 
     #[test]
     fn independent_steps_overlap_up_to_the_job_count() {
-        let nodes: Vec<Node> = (0..6).map(|_| node(&[], &[], false)).collect();
+        let nodes: Vec<Node> = (0..6).map(|_| node(&[], None, false)).collect();
         // Each step waits until three run (not a sleep: a loaded machine may start threads late), so the
         // test fails only if three never run at once; a fourth would show in the count.
         let live = (Mutex::new((0usize, 0usize)), std::sync::Condvar::new()); // (running now, most at once)
@@ -238,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_lane_runs_one_step_at_a_time_in_plan_order() {
-        let lane: &[&str] = &["stack"];
+        let lane = Some("stack");
         let nodes = [node(&[], lane, false), node(&[], lane, false), node(&[], lane, false)];
         let (outcomes, _, most) = simulate(&nodes, 4, &[30, 30, 30], &[]);
         assert_eq!(outcomes, [Outcome::Passed; 3]);
@@ -257,33 +255,13 @@ mod tests {
     }
 
     #[test]
-    fn a_step_in_two_lanes_waits_for_the_earlier_steps_of_both() {
-        let nodes = [
-            node(&[], &["a"], false),      // 0
-            node(&[], &["b"], false),      // 1
-            node(&[], &["a", "b"], false), // 2: after 0 and 1
-            node(&[], &["b"], false),      // 3: after 2
-            node(&[], &[], false),         // 4: shares nothing
-        ];
-        let (outcomes, events, _) = simulate(&nodes, 5, &[20, 20, 20, 1, 1], &[]);
-        assert_eq!(outcomes, [Outcome::Passed; 5]);
-        let at = |e: &str| events.iter().position(|x| x == e).unwrap();
-        assert!(at("end 0") < at("start 2") && at("end 1") < at("start 2"), "{events:?}");
-        assert!(at("end 2") < at("start 3"), "{events:?}");
-        assert!(
-            at("start 4") < at("end 0"),
-            "a step in no lane waits for none: {events:?}"
-        );
-    }
-
-    #[test]
     fn a_failure_skips_what_needs_it_but_not_the_clean_up_or_the_rest() {
-        let lane: &[&str] = &["stack"];
+        let lane = Some("stack");
         let nodes = [
             node(&[], lane, false),  // 0: fails
             node(&[0], lane, false), // 1: skipped (needs 0)
-            node(&[1], &[], false),  // 2: skipped (needs a skipped step)
-            node(&[], &[], false),   // 3: independent, runs
+            node(&[1], None, false), // 2: skipped (needs a skipped step)
+            node(&[], None, false),  // 3: independent, runs
             node(&[], lane, true),   // 4: clean-up of the lane, runs after 0 and 1
         ];
         let (outcomes, events, _) = simulate(&nodes, 2, &[1; 5], &[0]);
@@ -295,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_panicking_step_is_a_failure() {
-        let nodes = [node(&[], &[], false), node(&[0], &[], false)];
+        let nodes = [node(&[], None, false), node(&[0], None, false)];
         let outcomes = run_all(&nodes, 2, |i| if i == 0 { panic!("boom") } else { Ok(()) }, |_| {});
         assert_eq!(
             outcomes.iter().map(|r| r.outcome).collect::<Vec<_>>(),

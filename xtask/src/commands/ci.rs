@@ -41,18 +41,18 @@ pub struct Step {
     pub always: bool,
     /// Skipped when a step it needs failed: the indexes of those steps.
     pub needs: Vec<usize>,
-    /// Steps that share something (a compose project, a deploy lock) name a lane: they never overlap.
-    pub lanes: &'static [&'static str],
+    /// Steps that share something (a compose project, a deploy lock) name one lane: they never overlap.
+    pub lane: Option<&'static str>,
 }
 
 /// The CI stack's compose project (`<name>-ci`): its images, test databases, running stack and tear-down.
-const CI_STACK: &str = "the CI stack";
+const CI_STACK: Option<&str> = Some("the CI stack");
 /// Production on this engine: the prod, proxy, prod-exec and deploy lock tests share project names, loopback
 /// ports, image tags and the target's deploy lock (the production and prod-exec tests also take
 /// `target/drydock/prodtest.lock`). As a lane, a step that would only wait for the others does not take one of
 /// the `--jobs` meanwhile. The Swarm and remote host tests run on engines of their own and share only the release
 /// images' test tags, which their preparation never moves once they are right (tests/common/mod.rs).
-const THIS_ENGINE_PROD: &str = "production on this engine";
+const THIS_ENGINE_PROD: Option<&str> = Some("production on this engine");
 
 /// The plan, as data: tests assert on it and `--dry-run` prints it.
 ///
@@ -82,20 +82,20 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
         })
     };
     let mut steps: Vec<Step> = Vec::new();
-    // `lanes`: none for a step that shares nothing with any other step.
-    let mut add = |lanes: &'static [&'static str], name: &'static str, cmd: Cmd, needs: Vec<usize>| {
+    // `lane`: None for a step that shares nothing with any other step.
+    let mut add = |lane: Option<&'static str>, name: &'static str, cmd: Cmd, needs: Vec<usize>| {
         steps.push(Step {
             name,
             cmd,
             always: false,
             needs,
-            lanes,
+            lane,
         });
         steps.len() - 1
     };
-    add(&[], "fmt", cargo_cmd(cmd!(sh, "fmt --all -- --check")), vec![]);
+    add(None, "fmt", cargo_cmd(cmd!(sh, "fmt --all -- --check")), vec![]);
     add(
-        &[],
+        None,
         "clippy",
         cargo_cmd(cmd!(
             sh,
@@ -105,13 +105,18 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     );
     // The xtask's tests. The backend's (its unit tests and, against real databases, its integration tests) run
     // in their container in the `test` step: compiling them on the host too would build them twice for nothing.
-    add(&[], "cargo test", cargo_cmd(cmd!(sh, "test -p xtask --locked")), vec![]);
+    add(
+        None,
+        "cargo test",
+        cargo_cmd(cmd!(sh, "test -p xtask --locked")),
+        vec![],
+    );
     let base = if ctx.images().source == Source::Offline {
-        let built = add(&[], "offline images", xtask(cmd!(sh, "images build-offline")), vec![]);
+        let built = add(None, "offline images", xtask(cmd!(sh, "images build-offline")), vec![]);
         // The contracts the offline images promise (postgres init and auth, redis persistence, runtime without
         // a shell, read-only nginx...), checked on containers that publish nothing.
         add(
-            &[],
+            None,
             "offline image contracts",
             Cmd::from(cmd!(sh, "bash infra/images/smoke-test.sh")).cwd(&root),
             vec![built],
@@ -120,27 +125,27 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     } else {
         vec![]
     };
-    let images = add(&[CI_STACK], "image builds", xtask(cmd!(sh, "dev-build")), base.clone());
-    add(&[], "lint", xtask(cmd!(sh, "lint")), vec![images]);
-    add(&[CI_STACK], "test", xtask(cmd!(sh, "test")), base.clone());
-    let up = add(&[CI_STACK], "dev-up", xtask(cmd!(sh, "dev-up")), vec![images]);
-    add(&[CI_STACK], "health", xtask(cmd!(sh, "health")), vec![up]);
-    add(&[CI_STACK], "test-e2e", xtask(cmd!(sh, "test-e2e")), vec![up]);
-    let backup = add(&[CI_STACK], "backup-all", xtask(cmd!(sh, "backup-all")), vec![up]);
+    let images = add(CI_STACK, "image builds", xtask(cmd!(sh, "dev-build")), base.clone());
+    add(None, "lint", xtask(cmd!(sh, "lint")), vec![images]);
+    add(CI_STACK, "test", xtask(cmd!(sh, "test")), base.clone());
+    let up = add(CI_STACK, "dev-up", xtask(cmd!(sh, "dev-up")), vec![images]);
+    add(CI_STACK, "health", xtask(cmd!(sh, "health")), vec![up]);
+    add(CI_STACK, "test-e2e", xtask(cmd!(sh, "test-e2e")), vec![up]);
+    let backup = add(CI_STACK, "backup-all", xtask(cmd!(sh, "backup-all")), vec![up]);
     add(
-        &[CI_STACK],
+        CI_STACK,
         "restore-postgres",
         xtask(cmd!(sh, "restore-postgres --latest --yes")),
         vec![backup],
     );
     add(
-        &[CI_STACK],
+        CI_STACK,
         "restore-redis",
         xtask(cmd!(sh, "restore-redis --latest --yes")),
         vec![backup],
     );
     add(
-        &[CI_STACK],
+        CI_STACK,
         "backups verify",
         xtask(cmd!(sh, "backups verify --latest")),
         vec![backup],
@@ -150,7 +155,7 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     // it goes as soon as the stack's steps have ended rather than after the real tests.
     let down = (!args.keep_stack).then(|| {
         add(
-            &[CI_STACK],
+            CI_STACK,
             "dev-down",
             xtask(cmd!(sh, "dev-down --volumes --yes")),
             vec![],
@@ -169,20 +174,20 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     // earliest ready step in plan order gets the next free job.
     // --nocapture: the load figures (failed/total requests per deploy) belong in the CI log.
     add(
-        &[THIS_ENGINE_PROD],
+        THIS_ENGINE_PROD,
         "production tests",
         real_tests("prod_real", &["--nocapture"]),
         vec![images],
     );
     add(
-        &[THIS_ENGINE_PROD],
+        THIS_ENGINE_PROD,
         "prod-exec test",
         real_tests("prod_exec_real", &["--nocapture"]),
         vec![images],
     );
     // Swarm on three Docker-in-Docker nodes of its own (never this engine's swarm state): safe beside any stack.
     add(
-        &[],
+        None,
         "swarm test",
         real_tests("swarm_nodes", &["--nocapture"]),
         vec![images],
@@ -190,48 +195,48 @@ pub fn plan(ctx: &Ctx, args: &CiArgs) -> Vec<Step> {
     // Production on a remote host over SSH (a Docker-in-Docker node of its own): images streamed, operator
     // files in volumes, backups streamed back.
     add(
-        &[],
+        None,
         "remote host test",
         real_tests("remote_real", &["--nocapture"]),
         vec![images],
     );
     add(
-        &[THIS_ENGINE_PROD],
+        THIS_ENGINE_PROD,
         "edge proxy tests",
         real_tests("proxy_real", &["--nocapture"]),
         vec![images],
     );
     // The deploy lock on this engine, taken by separate processes as different operators (no stack needed).
     add(
-        &[THIS_ENGINE_PROD],
+        THIS_ENGINE_PROD,
         "deploy lock test",
         real_tests("lock_real", &["--nocapture"]),
         vec![],
     );
     // --nocapture: the PITR figures (round-trip time, measured RPO) belong in the CI log.
     add(
-        &[],
+        None,
         "point-in-time recovery tests",
         real_tests("pitr_real", &["--nocapture"]),
         base.clone(),
     );
     // S3 (moto) and SFTP servers of its own on 127.0.0.1, encryption with age.
     add(
-        &[],
+        None,
         "off-site backup tests",
         real_tests("offsite_real", &[]),
         base.clone(),
     );
-    add(&[], "backup fault tests", real_tests("backup_real", &[]), base.clone());
+    add(None, "backup fault tests", real_tests("backup_real", &[]), base.clone());
     // A schedule installed on this host really fires (cron or a systemd timer), and node-exporter serves the
     // freshness metric; --nocapture: how long the ticks took.
     add(
-        &[],
+        None,
         "schedule tests",
         real_tests("schedule_real", &["--nocapture"]),
         base.clone(),
     );
-    add(&[], "dev stack checks", real_tests("dev_real", &[]), vec![images]);
+    add(None, "dev stack checks", real_tests("dev_real", &[]), vec![images]);
     if let Some(down) = down {
         steps[down].always = true;
     }
@@ -352,7 +357,7 @@ impl CiArgs {
             .iter()
             .map(|s| Node {
                 needs: s.needs.clone(),
-                lanes: s.lanes,
+                lane: s.lane,
                 always: s.always,
             })
             .collect();
@@ -543,9 +548,7 @@ mod tests {
         // The tear-down always runs, right after the last step on the CI stack (no later step is on it).
         let down = steps.iter().position(|s| s.name == "dev-down").unwrap();
         assert!(steps[down].always);
-        let last_on_stack = steps
-            .iter()
-            .rposition(|s| s.lanes.contains(&CI_STACK) && s.name != "dev-down");
+        let last_on_stack = steps.iter().rposition(|s| s.lane == CI_STACK && s.name != "dev-down");
         assert_eq!(last_on_stack, Some(down - 1));
         let logs = stack_logs(&step("dev-up").cmd);
         assert_eq!(logs.argv(), [cargo.as_str(), "xtask", "dev-logs", "--tail", "80"]);
