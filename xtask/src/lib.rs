@@ -1,8 +1,8 @@
 //! drydock's typed operations CLI (`cargo xtask <command>`), as a library so the integration tests use the
 //! crate's own types. The modules are layered, and imports only go down (DESIGN.md, "The xtask"):
 //!
-//! 1. command data, runner, terminal, files, time, HTTP, signals: `cmd`, `runner`, `term`, `files`, `time`, `http`,
-//!    `interrupt`
+//! 1. command data, runner, terminal, files, time, HTTP, signals: `cmd`, `runner` (with `compose_plugin`), `term`,
+//!    `files`, `time`, `http`, `interrupt`
 //! 2. the stack description, the engine acted on and what every command gets: `config` (with `offsite_config`),
 //!    `target`, `context`
 //! 3. Docker and the machine: `docker`, `compose`, `images`, `stack`, `provision`
@@ -11,6 +11,7 @@
 //! 6. the command line: `cli` (and `main.rs` above it)
 
 pub mod cmd;
+pub mod compose_plugin;
 pub mod files;
 pub mod http;
 pub mod interrupt;

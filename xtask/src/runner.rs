@@ -15,6 +15,7 @@ use std::thread::{self, JoinHandle};
 use anyhow::{Context, Result, bail};
 
 use crate::cmd::{Cmd, Input, Output, mask, shell_quote};
+use crate::compose_plugin;
 use crate::term::{self, Progress, Style};
 
 /// How many trailing stderr lines a failure report carries.
@@ -635,12 +636,23 @@ impl Runner {
 }
 
 /// The duct expression of a command: program found on PATH, its arguments, environment and cwd. Unchecked:
-/// the runner checks every status itself, to report the command and its stderr tail.
+/// the runner checks every status itself, to report the command and its stderr tail. `docker compose …` starts
+/// the Compose plugin directly, as the docker CLI would (see `compose_plugin`).
 fn expression(cmd: &Cmd) -> duct::Expression {
-    let program: OsString = which::which(&cmd.program)
-        .map(Into::into)
-        .unwrap_or_else(|_| cmd.program.clone().into());
-    let mut expr = duct::cmd(program, &cmd.args).unchecked();
+    let found = which::which(&cmd.program);
+    let compose = cmd.program == "docker" && cmd.args.first().is_some_and(|a| a == "compose");
+    let plugin = match &found {
+        Ok(docker) if compose => compose_plugin::find(&cmd.env).map(|plugin| (plugin, docker)),
+        _ => None,
+    };
+    let mut expr = match plugin {
+        Some((plugin, docker)) => duct::cmd(plugin, &cmd.args).env(compose_plugin::ORIGINAL_CLI_COMMAND, docker),
+        None => {
+            let program: OsString = found.map(Into::into).unwrap_or_else(|_| cmd.program.clone().into());
+            duct::cmd(program, &cmd.args)
+        }
+    }
+    .unchecked();
     for (key, value) in &cmd.env {
         expr = expr.env(key, value);
     }
@@ -730,6 +742,35 @@ mod tests {
         let out = runner.run(&Cmd::new("definitely-not-a-program-xyz")).unwrap();
         assert!(out.stdout.is_empty());
         assert!(runner.probe(&Cmd::new("true")).is_none());
+    }
+
+    #[test]
+    fn docker_compose_starts_the_plugin_itself_as_the_cli_would() {
+        if which::which("docker").is_err() {
+            panic!("this test needs the docker CLI on PATH (no engine): `cargo xtask setup`");
+        }
+        let config = tempfile::tempdir().unwrap();
+        let plugins = config.path().join("cli-plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let plugin = plugins.join("docker-compose");
+        std::fs::write(
+            &plugin,
+            "#!/bin/sh\necho \"plugin $* from $DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sh = shell();
+        let cmd =
+            Cmd::from(cmd!(sh, "docker compose -p x ps")).env("DOCKER_CONFIG", config.path().display().to_string());
+        let docker = which::which("docker").unwrap();
+        assert_eq!(
+            RUN.read(&cmd).unwrap().trim(),
+            format!("plugin compose -p x ps from {}", docker.display())
+        );
+        // Only `docker compose`: other docker commands run the CLI.
+        let cmd = Cmd::from(cmd!(sh, "docker --version")).env("DOCKER_CONFIG", config.path().display().to_string());
+        assert!(RUN.read(&cmd).unwrap().starts_with("Docker version"));
     }
 
     #[test]
