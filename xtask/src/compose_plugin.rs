@@ -65,37 +65,34 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files;
+
+    /// A docker config directory with a `cli-plugins/docker-compose` of this mode, and the environment naming it.
+    fn config_with_plugin(mode: u32) -> (tempfile::TempDir, PathBuf, [(String, String); 1]) {
+        let config = tempfile::tempdir().unwrap();
+        let plugin = config.path().join("cli-plugins").join("docker-compose");
+        files::replace(&plugin, b"#!/bin/sh\n", mode).unwrap();
+        let env = [("DOCKER_CONFIG".to_string(), config.path().display().to_string())];
+        (config, plugin, env)
+    }
 
     #[test]
     fn the_users_plugin_comes_before_the_systems() {
-        let home = tempfile::tempdir().unwrap();
-        let dir = home.path().join("cli-plugins");
-        std::fs::create_dir_all(&dir).unwrap();
-        let plugin = dir.join("docker-compose");
-        std::fs::write(&plugin, "#!/bin/sh\n").unwrap();
-        let env = [("DOCKER_CONFIG".to_string(), home.path().display().to_string())];
         // Not executable: the CLI would not run it either.
+        let (_config, plugin, env) = config_with_plugin(0o644);
         assert_ne!(find(&env).as_deref(), Some(plugin.as_path()));
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        files::replace(&plugin, b"#!/bin/sh\n", 0o755).unwrap();
         assert_eq!(find(&env).as_deref(), Some(plugin.as_path()));
     }
 
     #[test]
     fn extra_plugin_dirs_leave_the_choice_to_the_cli() {
-        let home = tempfile::tempdir().unwrap();
-        let dir = home.path().join("cli-plugins");
-        std::fs::create_dir_all(&dir).unwrap();
-        let plugin = dir.join("docker-compose");
-        std::fs::write(&plugin, "#!/bin/sh\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (config, _plugin, env) = config_with_plugin(0o755);
         std::fs::write(
-            home.path().join("config.json"),
+            config.path().join("config.json"),
             r#"{"cliPluginsExtraDirs": ["/opt/plugins"]}"#,
         )
         .unwrap();
-        let env = [("DOCKER_CONFIG".to_string(), home.path().display().to_string())];
         assert_eq!(find(&env), None);
     }
 }

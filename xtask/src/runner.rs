@@ -746,30 +746,21 @@ mod tests {
 
     #[test]
     fn docker_compose_starts_the_plugin_itself_as_the_cli_would() {
-        if which::which("docker").is_err() {
-            panic!("this test needs the docker CLI on PATH (no engine): `cargo xtask setup`");
-        }
+        let docker =
+            which::which("docker").expect("this test needs the docker CLI on PATH (no engine): `cargo xtask setup`");
         let config = tempfile::tempdir().unwrap();
-        let plugins = config.path().join("cli-plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        let plugin = plugins.join("docker-compose");
-        std::fs::write(
-            &plugin,
-            "#!/bin/sh\necho \"plugin $* from $DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND\"\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plugin = config.path().join("cli-plugins").join("docker-compose");
+        let script = "#!/bin/sh\necho \"plugin $* from $DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND\"\n";
+        crate::files::replace(&plugin, script.as_bytes(), 0o755).unwrap();
+        let config_dir = config.path().display().to_string();
         let sh = shell();
-        let cmd =
-            Cmd::from(cmd!(sh, "docker compose -p x ps")).env("DOCKER_CONFIG", config.path().display().to_string());
-        let docker = which::which("docker").unwrap();
+        let cmd = Cmd::from(cmd!(sh, "docker compose -p x ps")).env("DOCKER_CONFIG", &config_dir);
         assert_eq!(
             RUN.read(&cmd).unwrap().trim(),
             format!("plugin compose -p x ps from {}", docker.display())
         );
         // Only `docker compose`: other docker commands run the CLI.
-        let cmd = Cmd::from(cmd!(sh, "docker --version")).env("DOCKER_CONFIG", config.path().display().to_string());
+        let cmd = Cmd::from(cmd!(sh, "docker --version")).env("DOCKER_CONFIG", &config_dir);
         assert!(RUN.read(&cmd).unwrap().starts_with("Docker version"));
     }
 
