@@ -78,7 +78,7 @@ const PG_SNAPSHOT: &str = "select string_agg(t::text, '|' order by id) from item
 #[ignore = "needs Docker and the offline images: cargo test -p xtask --test backup_real -- --ignored --test-threads=1"]
 fn postgres_round_trip_verify_list_and_prune() {
     let s = Stack::up("pg");
-    s.psql(
+    s.db_psql(
         "create table items (id int primary key, name text not null, price numeric(10,2), tags text[], meta jsonb, created timestamptz default '2026-01-01');
          create table reviews (id serial primary key, item_id int references items(id), body text);
          insert into items select g, 'item ' || g, g * 1.5, array['a', 'b' || g], jsonb_build_object('n', g) from generate_series(1, 2000) g;

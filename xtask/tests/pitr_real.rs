@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod common;
 use common::backup_stack::tail;
 use common::offsite_server::Server;
-use common::{root, text};
+use common::{psql_in, root, text};
 use xtask::backup::pitr;
 use xtask::backup::pitr_offsite::Source;
 
@@ -130,9 +130,17 @@ impl Stack {
         text(&out)
     }
 
+    /// SQL as the application user in the stack's postgres container ([`psql_in`]); its output, trimmed.
     fn psql(&self, sql: &str) -> String {
-        let out = self.xtask(&["-q", "db-psql", "--", "-XAt", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        let out = psql_in(&format!("{}-postgres-1", self.project), "drydock", "drydock", sql);
         assert!(out.status.success(), "psql {sql}:\n{}", tail(&text(&out)));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The same through `cargo xtask db-psql`, the command a user runs.
+    fn db_psql(&self, sql: &str) -> String {
+        let out = self.xtask(&["-q", "db-psql", "--", "-XAt", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        assert!(out.status.success(), "db-psql {sql}:\n{}", tail(&text(&out)));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -216,7 +224,7 @@ fn epoch_secs() -> f64 {
 #[ignore = "needs Docker and the offline images: cargo test -p xtask --test pitr_real -- --ignored --test-threads=1"]
 fn to_time_keeps_rows_before_the_target_and_drops_rows_after() {
     let s = Stack::up("round");
-    s.psql("create table events (id int primary key, phase text not null, at timestamptz not null default clock_timestamp())");
+    s.db_psql("create table events (id int primary key, phase text not null, at timestamptz not null default clock_timestamp())");
     s.psql("insert into events (id, phase) select g, 'before-base' from generate_series(1, 500) g");
 
     let started = Instant::now();
@@ -836,6 +844,7 @@ fn rpo_is_bounded_by_archive_timeout() {
                 "{file} was not archived within {} s",
                 ARCHIVE_TIMEOUT * 4 + 10
             );
+            std::thread::sleep(Duration::from_millis(250));
         }
         lags.push(written.elapsed().as_secs_f64());
         std::thread::sleep(Duration::from_millis(1300));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use super::{root, text};
+use super::{psql_in, root, text};
 
 /// The end of a long text (failure messages stay readable).
 pub fn tail(text: &str) -> &str {
@@ -117,9 +117,18 @@ impl Stack {
             .unwrap()
     }
 
+    /// SQL as the application user in the stack's postgres container ([`psql_in`]); its output.
     pub fn psql(&self, sql: &str) -> String {
-        let out = self.xtask(&["-q", "db-psql", "--", "-XAt", "-c", sql]);
+        let container = format!("{}-postgres-1", self.project);
+        let out = psql_in(&container, "drydock", "drydock", sql);
         assert!(out.status.success(), "psql {}:\n{}", tail(sql), tail(&text(&out)));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The same through `cargo xtask db-psql`, the command a user runs.
+    pub fn db_psql(&self, sql: &str) -> String {
+        let out = self.xtask(&["-q", "db-psql", "--", "-XAt", "-c", sql]);
+        assert!(out.status.success(), "db-psql {}:\n{}", tail(sql), tail(&text(&out)));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

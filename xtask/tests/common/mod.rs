@@ -77,6 +77,29 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `psql` as the application user inside a postgres container, over its socket: how the backup and PITR tests
+/// read and seed the database around the command under test. Not `cargo xtask db-psql` for every query: that
+/// is a debug xtask and two compose calls, about 230 ms of CPU a query against 60 ms for this exec (10 queries
+/// each way, /proc/stat), and those tests make a few hundred. db-psql itself keeps real callers
+/// (`db_psql` of the backup and PITR stacks, remote_real.rs).
+pub fn psql_in(container: &str, user: &str, database: &str, sql: &str) -> Output {
+    Command::new("docker")
+        .args([
+            "exec",
+            "-u",
+            "postgres",
+            container,
+            "psql",
+            "-XAt",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
+        .args(["-U", user, "-d", database, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// Builds `service` of infra/images/compose.yaml (an offline test image from drydock/base:trixie) into `image`.
 /// Always asked of the builder, never skipped because `image` exists: an image left by an older recipe (another
 /// commit, another checkout) would be tested instead of this one's; when the recipe is unchanged the build is
