@@ -307,15 +307,28 @@ pub fn mongosh(compose: &Compose, service: &str, extra: &[String], tty: bool) ->
 }
 
 /// A throwaway container for `backups verify`: same image, no volume, no published port, removed after.
-pub fn throwaway(image: &str, name: &str, env: &[(&str, &str)], entrypoint: Option<&str>, args: &[&str]) -> Cmd {
+/// Labelled as a verify container and with the project whose backups it checks, so a look for leftovers can
+/// tell its own from those of another run on the same engine.
+pub fn throwaway(
+    image: &str,
+    name: &str,
+    project: &str,
+    env: &[(&str, &str)],
+    entrypoint: Option<&str>,
+    args: &[&str],
+) -> Cmd {
     let sh = shell();
     let env = env.iter().flat_map(|(k, v)| ["-e".to_string(), format!("{k}={v}")]);
     let entrypoint = entrypoint.iter().flat_map(|ep| ["--entrypoint", ep]);
+    let project = format!("{VERIFY_PROJECT_LABEL}={project}");
     Cmd::from(cmd!(
         sh,
-        "docker run -d --rm --name {name} --label drydock.backup-verify=1 {env...} {entrypoint...} {image} {args...}"
+        "docker run -d --rm --name {name} --label drydock.backup-verify=1 --label {project} {env...} {entrypoint...} {image} {args...}"
     ))
 }
+
+/// The label naming the project whose backups a throwaway verify container checks.
+pub const VERIFY_PROJECT_LABEL: &str = "drydock.backup-verify.project";
 
 #[cfg(test)]
 mod tests {
@@ -660,7 +673,7 @@ mod tests {
 
     #[test]
     fn throwaway_container_is_labelled_and_removed() {
-        let cmd = throwaway("img:1", "v1", &[("A", "b")], Some("sleep"), &["infinity"]);
+        let cmd = throwaway("img:1", "v1", "shop", &[("A", "b")], Some("sleep"), &["infinity"]);
         assert_eq!(
             cmd.argv(),
             [
@@ -672,6 +685,8 @@ mod tests {
                 "v1",
                 "--label",
                 "drydock.backup-verify=1",
+                "--label",
+                "drydock.backup-verify.project=shop",
                 "-e",
                 "A=b",
                 "--entrypoint",

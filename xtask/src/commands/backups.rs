@@ -417,6 +417,12 @@ fn poll(ctx: &Ctx, cmd: &Cmd, what: &str, secs: u64) -> Result<String> {
 fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
     let images = BaseImages::for_source(&ctx.config, ctx.images().source);
     let name = format!("drydock-verify-{}-{}", std::process::id(), Timestamp::now().0);
+    // The stack whose backups these are (DRYDOCK_PROJECT when it isolates one), for the container's label.
+    let project = ctx
+        .vars
+        .project
+        .clone()
+        .unwrap_or_else(|| ctx.config.project.name.clone());
     let _guard = Throwaway {
         runner: ctx.run,
         name: name.clone(),
@@ -429,6 +435,7 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
             let run = plans::throwaway(
                 &images.postgres,
                 &name,
+                &project,
                 &[
                     ("POSTGRES_USER", user),
                     ("POSTGRES_PASSWORD", &password),
@@ -488,6 +495,7 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
             ctx.run.read(&plans::throwaway(
                 &images.redis,
                 &name,
+                &project,
                 &[],
                 Some("sleep"),
                 &["infinity"],
@@ -530,7 +538,8 @@ fn test_restore(ctx: &Ctx, engine: Engine, chosen: &Chosen) -> Result<()> {
                     "cannot test-restore a MongoDB backup here: there is no MongoDB image on this machine (offline mode); its checksums match"
                 );
             };
-            ctx.run.read(&plans::throwaway(&image, &name, &[], None, &[]))?;
+            ctx.run
+                .read(&plans::throwaway(&image, &name, &project, &[], None, &[]))?;
             poll(
                 ctx,
                 &Cmd::from(cmd!(
